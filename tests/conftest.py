@@ -1,0 +1,53 @@
+"""Shared fixtures. The environment is fixed before anything imports gradio or torch hub
+code, so no test ever reaches the network."""
+
+import os
+
+os.environ.setdefault("VIT_DEMO_DOWNLOAD", "0")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+torch.set_num_threads(os.cpu_count() or 1)
+
+
+def real_data_dir() -> Path | None:
+    for candidate in (os.environ.get("VIT_DEMO_DATA"), SHARED_DATA):
+        if candidate and (Path(candidate) / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    found = real_data_dir()
+    if found is None:
+        pytest.skip("real MNIST not found: set VIT_DEMO_DATA to a folder with MNIST/raw/*-ubyte (CI has ../shared/data)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def mnist_model(data_dir):
+    """A well-trained MNIST model and its info: the shipped checkpoint when present,
+    else one trained here for a few seconds (good enough to compare input pipelines)."""
+    from vit_demo import checkpoints
+    from vit_demo.training import TrainConfig, create_model, run_to_completion
+
+    shipped = REPO / "checkpoints" / "mnist"
+    if (shipped / "config.json").is_file():
+        return checkpoints.load(shipped)
+    model = create_model("mnist", seed=0, patch_size=7, dim=64, depth=4, heads=4, mlp_dim=128)
+    final = run_to_completion(
+        model, TrainConfig(dataset="mnist", epochs=2, train_limit=20000, data_dir=str(data_dir), evaluations=0)
+    )
+    info = checkpoints.default_info("mnist")
+    info.update(test_accuracy=final.test_accuracy, image_size=28, channels=1)
+    return model, info

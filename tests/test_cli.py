@@ -1,0 +1,45 @@
+import subprocess
+import sys
+
+from vit_demo import checkpoints
+from conftest import REPO
+
+
+def run_cli(*args, env_data_dir=None):
+    return subprocess.run(
+        [sys.executable, "-m", "vit_demo.train", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_trains_and_saves_a_loadable_checkpoint(data_dir, tmp_path):
+    out = tmp_path / "run"
+    result = run_cli(
+        "--dataset", "mnist", "--epochs", "2", "--train-limit", "4000",
+        "--dim", "32", "--depth", "2", "--heads", "2", "--mlp-dim", "64",
+        "--data-dir", str(data_dir), "--out", str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    last_line = result.stdout.strip().splitlines()[-1]
+    assert last_line.startswith("test accuracy ") and "on 10,000 test images" in last_line and f"saved to {out}" in last_line
+    model, info = checkpoints.load(out)
+    accuracy = float(last_line.split()[2].rstrip("%")) / 100
+    assert abs(info["test_accuracy"] - accuracy) < 1e-4 and accuracy > 0.3  # chance is 0.1
+    assert info["training"]["train_limit"] == 4000 and info["training"]["epochs"] == 2
+    assert model.config.dim == 32 and model.config.patch_size == 7
+
+
+def test_cli_explains_invalid_hyperparameters(tmp_path):
+    result = run_cli("--dataset", "mnist", "--patch-size", "5", "--out", str(tmp_path / "x"))
+    assert result.returncode == 2
+    assert "image_size 28 is not divisible by patch_size 5: choose a patch_size that divides 28: 1, 2, 4, 7, 14, 28" in result.stderr
+
+
+def test_cli_explains_a_missing_dataset(tmp_path):
+    result = run_cli("--dataset", "cifar10", "--epochs", "1", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "x"))
+    assert result.returncode == 1
+    assert "Missing files:" in result.stderr and "cifar-10-batches-py/data_batch_1" in result.stderr
+    assert "Traceback" not in result.stderr

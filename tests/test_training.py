@@ -1,0 +1,151 @@
+import math
+import time
+
+import pytest
+import torch
+
+from vit_demo.training import (
+    TrainConfig,
+    check_model_fits_dataset,
+    create_model,
+    evaluate,
+    learning_rate,
+    run_to_completion,
+    train,
+)
+from vit_demo.data import DATASETS, Split
+
+TINY = dict(patch_size=7, dim=32, depth=2, heads=2, mlp_dim=64)
+
+
+def test_learning_rate_warms_up_then_decays_to_zero_at_the_end():
+    config = TrainConfig(lr=2e-3, warmup=0.1)
+    assert learning_rate(0.0, config) == 0.0
+    assert learning_rate(0.05, config) == pytest.approx(1e-3)
+    assert learning_rate(0.1, config) == pytest.approx(2e-3)
+    # Halfway through the decay the cosine is at its midpoint.
+    assert learning_rate(0.55, config) == pytest.approx(1e-3)
+    assert learning_rate(1.0, config) == pytest.approx(0.0, abs=1e-12)
+    assert learning_rate(1.7, config) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"epochs": 1, "time_budget": 10}, "either epochs or time_budget"),
+        ({"epochs": 0}, "epochs must be positive"),
+        ({"time_budget": -5}, "time_budget must be a positive number of seconds"),
+        ({"batch_size": 0}, "batch_size must be a whole number of at least 1"),
+        ({"lr": 5.0}, "learning rate must be between 0 and 1"),
+        ({"dataset": "svhn"}, "unknown dataset 'svhn'"),
+    ],
+)
+def test_invalid_training_settings_are_explained(settings, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**settings)
+
+
+def test_a_model_for_another_dataset_is_refused_with_the_reason():
+    model = create_model("cifar10", **{**TINY, "patch_size": 8})
+    with pytest.raises(ValueError, match=r"does not fit MNIST .*channels=3 but its images have 1.*image_size=32"):
+        check_model_fits_dataset(model, DATASETS["mnist"])
+
+
+def test_evaluate_counts_a_hand_made_confusion_matrix():
+    class Constant(torch.nn.Module):
+        """Always predicts class 1."""
+
+        def forward(self, images):
+            return torch.tensor([[0.0, 1.0] + [0.0] * 8]).repeat(len(images), 1)
+
+    model = Constant()
+    model.register_parameter("anchor", torch.nn.Parameter(torch.zeros(1)))
+    split = Split(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.tensor([1, 1, 0, 3]))
+    loss, accuracy, confusion = evaluate(model, split, DATASETS["mnist"], with_confusion=True)
+    assert accuracy == 0.5
+    assert confusion[1, 1] == 2 and confusion[0, 1] == 1 and confusion[3, 1] == 1 and confusion.sum() == 4
+    expected_loss = -torch.log_softmax(torch.tensor([0.0, 1.0] + [0.0] * 8), 0)
+    assert loss == pytest.approx((2 * expected_loss[1] + expected_loss[0] + expected_loss[3]).item() / 4, rel=1e-5)
+
+
+def test_a_short_real_run_on_mnist_learns(data_dir):
+    model = create_model("mnist", seed=0, **TINY)
+    config = TrainConfig(
+        dataset="mnist", epochs=3, batch_size=64, train_limit=10000, test_limit=2000, data_dir=str(data_dir)
+    )
+    reports = list(train(model, config))
+    final = reports[-1]
+    assert final.done and not final.stopped
+    assert final.final_test_images == 2000
+    # A 2-block model after 471 steps is still early in learning (~66%); chance is 10%.
+    assert final.test_accuracy > 0.5
+    assert final.confusion.sum() == 2000 and final.confusion.trace() / 2000 == pytest.approx(final.test_accuracy)
+    fractions = [r.fraction for r in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert final.step == 3 * math.ceil(10000 / 64)
+    assert sum(r.evaluated for r in reports) >= 5
+    assert not model.training
+
+
+def test_progress_is_reported_at_least_twice_a_second(data_dir):
+    model = create_model("mnist", seed=0, **TINY)
+    config = TrainConfig(dataset="mnist", epochs=1, train_limit=8000, test_limit=500, data_dir=str(data_dir))
+    stamps = [time.perf_counter()]
+    for _ in train(model, config):
+        stamps.append(time.perf_counter())
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert max(gaps) < 0.9, gaps
+
+
+def test_a_time_budget_sets_the_length_of_the_run(data_dir):
+    model = create_model("mnist", seed=0, **TINY)
+    config = TrainConfig(dataset="mnist", time_budget=3, train_limit=4000, test_limit=500, data_dir=str(data_dir))
+    started = time.perf_counter()
+    final = run_to_completion(model, config)
+    took = time.perf_counter() - started
+    assert 2.9 < took < 6
+    assert final.total_steps is None and final.fraction == 1.0 and final.step > 10
+    assert final.lr == pytest.approx(0.0, abs=1e-4)  # the schedule ran to its end
+
+
+def test_stop_ends_the_run_quickly_and_leaves_a_usable_model(data_dir):
+    model = create_model("mnist", seed=0, **TINY)
+    config = TrainConfig(dataset="mnist", epochs=50, train_limit=8000, test_limit=1000, data_dir=str(data_dir))
+    reports = 0
+    stop_requested = {}
+
+    def should_stop():
+        return "at" in stop_requested
+
+    for report in train(model, config, should_stop):
+        reports += 1
+        if reports == 3 and "at" not in stop_requested:
+            stop_requested["at"] = time.perf_counter()
+        if report.done:
+            final = report
+    assert final.stopped and final.done
+    assert time.perf_counter() - stop_requested["at"] < 1.5
+    assert final.final_test_images == 1000  # scored on the quick probe slice
+    assert not model.training
+    assert torch.isfinite(model(torch.zeros(1, 1, 28, 28))).all()
+
+
+def test_closing_the_generator_leaves_the_model_in_eval_mode(data_dir):
+    model = create_model("mnist", seed=0, **TINY)
+    run = train(model, TrainConfig(dataset="mnist", epochs=5, train_limit=4000, test_limit=200, data_dir=str(data_dir)))
+    next(run)
+    assert model.training
+    run.close()
+    assert not model.training
+
+
+def test_the_same_seed_gives_the_same_model(data_dir):
+    weights = []
+    for _ in range(2):
+        model = create_model("mnist", seed=7, **TINY)
+        run_to_completion(
+            model,
+            TrainConfig(dataset="mnist", epochs=0.2, train_limit=2000, test_limit=100, seed=7, data_dir=str(data_dir)),
+        )
+        weights.append(model.pos_embedding.detach().clone())
+    torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=0)

@@ -1,0 +1,262 @@
+"""Saving and loading trained models safely.
+
+A checkpoint is a folder in the Hugging Face layout, so it can be pushed to the Hub as is:
+
+    config.json        every ViT constructor argument, plus what the app needs to use the
+                       model: dataset, class_names, per-channel mean/std, test_accuracy,
+                       a training summary
+    model.safetensors  the weights (a plain tensor format: loading it cannot run code)
+    README.md          a model card
+
+`load` also takes that folder zipped (what the app's download button gives), and a
+`.pt`/`.pth` file holding a plain dict `{"config", "state_dict", "info"}`, read with
+`torch.load(weights_only=True)`: a pickle that tries to build any other object is refused
+before anything in it runs.
+
+Writes are atomic (a temporary folder, then a rename): a reader never sees half a checkpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import shutil
+import tempfile
+import zipfile
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+
+from .data import get_spec
+from .model import ViT, ViTConfig
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+MODEL_FIELDS = tuple(f.name for f in fields(ViTConfig))
+REQUIRED_INFO = ("dataset", "class_names", "mean", "std")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used, with the reason in words a user can act on."""
+
+
+def max_checkpoint_bytes() -> int:
+    return int(float(os.environ.get("VIT_DEMO_MAX_CHECKPOINT_MB", "100")) * 1024 * 1024)
+
+
+def default_info(dataset: str) -> dict:
+    spec = get_spec(dataset)
+    return {
+        "dataset": spec.key,
+        "class_names": list(spec.class_names),
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+        "test_accuracy": None,
+    }
+
+
+def save(model: ViT, path: str | os.PathLike, info: dict | None = None) -> Path:
+    """Write `model` (and `info`) as a checkpoint folder at `path`, replacing any old one atomically."""
+    path = Path(path)
+    info = dict(info or {})
+    clashing = sorted(set(info) & set(MODEL_FIELDS) - {"image_size", "channels"})
+    if clashing:
+        raise ValueError(f"info may not override model settings: {', '.join(clashing)}")
+    config = {**info, **model.config.to_dict()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        model.save_pretrained(staging, config=config)
+        _replace_folder(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    if target.exists():
+        retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        os.replace(target, retired / target.name)
+        os.replace(new, target)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(new, target)
+
+
+def zip_checkpoint(folder: str | os.PathLike, destination: str | os.PathLike) -> Path:
+    """Zip a checkpoint folder (for a browser download); the archive holds one folder."""
+    folder, destination = Path(folder), Path(destination)
+    partial = destination.with_name(destination.name + ".partial")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(folder.iterdir()):
+            if file.is_file():
+                archive.write(file, f"{folder.name}/{file.name}")
+    os.replace(partial, destination)
+    return destination
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[ViT, dict]:
+    """A checkpoint folder, its zip, or a `.pt`/`.pth` dict -> (model in eval mode, info)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}")
+    if path.is_dir():
+        config = _read_config(_read_limited(path / CONFIG_NAME), f"{path / CONFIG_NAME}")
+        state_dict = _read_safetensors(_read_limited(path / WEIGHTS_NAME), f"{path / WEIGHTS_NAME}")
+    elif path.suffix.lower() == ".zip":
+        config, state_dict = _read_zip(path)
+    elif path.suffix.lower() in (".pt", ".pth"):
+        config, state_dict = _read_torch_file(path)
+    elif path.suffix.lower() == ".safetensors":
+        raise CheckpointError(
+            f"{path.name} holds only weights: give the folder that also has {CONFIG_NAME}, or a zip of it"
+        )
+    else:
+        raise CheckpointError(
+            f"{path.name} is not a checkpoint: expected a folder with {CONFIG_NAME} and {WEIGHTS_NAME}, "
+            f"a .zip of such a folder, or a .pt/.pth file"
+        )
+    return _build(config, state_dict, device)
+
+
+def _read_limited(path: Path) -> bytes:
+    if not path.is_file():
+        raise CheckpointError(f"{path.parent} has no {path.name}: a checkpoint folder needs {CONFIG_NAME} and {WEIGHTS_NAME}")
+    size = path.stat().st_size
+    if size > max_checkpoint_bytes():
+        raise CheckpointError(_too_big(path.name, size))
+    return path.read_bytes()
+
+
+def _too_big(name: str, size: int) -> str:
+    return (
+        f"{name} is {size / 2**20:.1f} MB, over the {max_checkpoint_bytes() / 2**20:.0f} MB limit for checkpoints "
+        f"(set VIT_DEMO_MAX_CHECKPOINT_MB to allow more)"
+    )
+
+
+def _read_config(raw: bytes, where: str) -> dict:
+    try:
+        config = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{where} is not valid JSON ({error})") from error
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{where} must hold a JSON object")
+    return config
+
+
+def _read_safetensors(raw: bytes, where: str) -> dict[str, torch.Tensor]:
+    try:
+        return load_safetensors_bytes(raw)
+    except (SafetensorError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{where} is not a readable safetensors file ({error}); it may be truncated or corrupt") from error
+
+
+def _read_zip(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    limit = max_checkpoint_bytes()
+    if path.stat().st_size > limit:
+        raise CheckpointError(_too_big(path.name, path.stat().st_size))
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {Path(info.filename).name: info for info in archive.infolist() if not info.is_dir()}
+            for needed in (CONFIG_NAME, WEIGHTS_NAME):
+                if needed not in members:
+                    raise CheckpointError(f"{path.name} has no {needed}: zip a checkpoint folder made by this app")
+            # Sizes are checked from the directory before anything is inflated (zip bombs).
+            total = members[CONFIG_NAME].file_size + members[WEIGHTS_NAME].file_size
+            if total > limit:
+                raise CheckpointError(_too_big(f"{path.name} (unpacked)", total))
+            config = _read_config(archive.read(members[CONFIG_NAME]), f"{path.name}/{CONFIG_NAME}")
+            state_dict = _read_safetensors(archive.read(members[WEIGHTS_NAME]), f"{path.name}/{WEIGHTS_NAME}")
+    except zipfile.BadZipFile as error:
+        raise CheckpointError(f"{path.name} is not a readable zip file ({error})") from error
+    return config, state_dict
+
+
+def _read_torch_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    size = path.stat().st_size
+    if size > max_checkpoint_bytes():
+        raise CheckpointError(_too_big(path.name, size))
+    try:
+        payload = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{path.name} was refused: it contains Python objects other than tensors and plain data, "
+            f"which could run code when loaded. Save a dict of config, state_dict and info instead. ({error})"
+        ) from error
+    except Exception as error:
+        raise CheckpointError(f"{path.name} is not a readable PyTorch file ({error}); it may be truncated or corrupt") from error
+    if not isinstance(payload, dict) or not {"config", "state_dict"} <= set(payload):
+        raise CheckpointError(f"{path.name} must hold a dict with keys 'config', 'state_dict' and 'info'")
+    config = dict(payload["config"])
+    config.update(payload.get("info") or {})
+    return config, payload["state_dict"]
+
+
+def _build(config: dict, state_dict: dict, device: str | torch.device) -> tuple[ViT, dict]:
+    required = [name for name in ("image_size", "patch_size", "num_classes", "dim", "depth", "heads", "mlp_dim") if name not in config]
+    missing_info = [name for name in REQUIRED_INFO if name not in config]
+    if required or missing_info:
+        raise CheckpointError(f"the checkpoint's config is missing: {', '.join(required + missing_info)}")
+    try:
+        model_config = ViTConfig(**{name: config[name] for name in MODEL_FIELDS if name in config})
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"the checkpoint's config is invalid: {error}") from error
+    info = {key: value for key, value in config.items() if key not in MODEL_FIELDS}
+    info["image_size"], info["channels"] = model_config.image_size, model_config.channels
+    _check_info(info, model_config)
+
+    model = ViT.from_config(model_config)
+    expected = model.state_dict()
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise CheckpointError("the checkpoint's weights must be a mapping of names to tensors")
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = [
+        f"{name}: weights {tuple(state_dict[name].shape)} vs config {tuple(tensor.shape)}"
+        for name, tensor in expected.items()
+        if name in state_dict and state_dict[name].shape != tensor.shape
+    ]
+    if missing or unexpected or mismatched:
+        parts = []
+        if mismatched:
+            parts.append("shapes differ — " + "; ".join(mismatched[:6]) + (" …" if len(mismatched) > 6 else ""))
+        if missing:
+            parts.append("missing weights — " + ", ".join(missing[:6]) + (" …" if len(missing) > 6 else ""))
+        if unexpected:
+            parts.append("unexpected weights — " + ", ".join(unexpected[:6]) + (" …" if len(unexpected) > 6 else ""))
+        raise CheckpointError("the weights do not fit the architecture in the config: " + "; ".join(parts))
+    model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in state_dict.items()})
+    return model.to(device).eval(), info
+
+
+def _check_info(info: dict, model_config: ViTConfig) -> None:
+    try:
+        spec = get_spec(str(info["dataset"]))
+    except ValueError as error:
+        raise CheckpointError(f"the checkpoint's config names {error}") from error
+    info["dataset"] = spec.key
+    names, mean, std = info["class_names"], info["mean"], info["std"]
+    if not isinstance(names, list) or len(names) != model_config.num_classes or not all(isinstance(n, str) for n in names):
+        raise CheckpointError(f"class_names must be a list of {model_config.num_classes} names (one per class)")
+    for key, values in (("mean", mean), ("std", std)):
+        if (
+            not isinstance(values, list)
+            or len(values) != model_config.channels
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        ):
+            raise CheckpointError(f"{key} must be a list of {model_config.channels} numbers (one per channel)")
+    if any(v <= 0 for v in std):
+        raise CheckpointError("std values must be positive")
+    if (model_config.channels, model_config.image_size) != (spec.channels, spec.image_size):
+        raise CheckpointError(
+            f"a {spec.title} model must take {spec.channels}-channel {spec.image_size}x{spec.image_size} images, "
+            f"this config says {model_config.channels}-channel {model_config.image_size}x{model_config.image_size}"
+        )
+    info.setdefault("test_accuracy", None)

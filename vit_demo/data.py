@@ -1,0 +1,305 @@
+"""The bundled datasets, held in memory as uint8 tensors and augmented on whole batches.
+
+Reading goes through torchvision's own dataset classes (MNIST, Fashion-MNIST) and its
+download code (all three), so a user who is online gets the real files fetched for them;
+offline, the error names every missing file and the folder it belongs in.
+
+Each split is decoded once per process and cached: the app trains many models without
+re-reading 60,000 images each time.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    key: str
+    title: str
+    class_names: tuple[str, ...]
+    channels: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    folder: str  # torchvision's folder name under the data directory
+    files: tuple[str, ...]  # what must be on disk, relative to `folder`
+    # How a user's own picture is turned into what the model saw in training:
+    # "digit" (MNIST's centre-of-mass recipe), "fashion" (Fashion-MNIST's trimmed and
+    # centred silhouettes) or "natural" (resize and centre-crop a photo).
+    style: str
+    # Translation for greyscale digits/clothes; crop + horizontal flip for photos.
+    augment_shift: int
+    augment_flip: bool
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+_MNIST_FILES = (
+    "raw/train-images-idx3-ubyte",
+    "raw/train-labels-idx1-ubyte",
+    "raw/t10k-images-idx3-ubyte",
+    "raw/t10k-labels-idx1-ubyte",
+)
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(
+        key="mnist",
+        title="MNIST (handwritten digits)",
+        class_names=tuple(str(d) for d in range(10)),
+        channels=1,
+        image_size=28,
+        mean=(0.1307,),
+        std=(0.3081,),
+        folder="MNIST",
+        files=_MNIST_FILES,
+        style="digit",
+        augment_shift=2,
+        augment_flip=False,
+    ),
+    "fashion_mnist": DatasetSpec(
+        key="fashion_mnist",
+        title="Fashion-MNIST (clothes)",
+        class_names=(
+            "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+        ),
+        channels=1,
+        image_size=28,
+        mean=(0.2860,),
+        std=(0.3530,),
+        folder="FashionMNIST",
+        files=_MNIST_FILES,
+        style="fashion",
+        augment_shift=2,
+        augment_flip=True,
+    ),
+    "cifar10": DatasetSpec(
+        key="cifar10",
+        title="CIFAR-10 (small colour photos)",
+        class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+        channels=3,
+        image_size=32,
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        folder="cifar-10-batches-py",
+        files=("batches.meta", *(f"data_batch_{i}" for i in range(1, 6)), "test_batch"),
+        style="natural",
+        augment_shift=4,
+        augment_flip=True,
+    ),
+}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset's files are not on disk and could not be downloaded."""
+
+
+class DatasetCorruptError(RuntimeError):
+    """The dataset's files are on disk but cannot be read (half-downloaded, truncated...)."""
+
+
+def get_spec(name: str) -> DatasetSpec:
+    key = name.lower().replace("-", "_")
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+    return DATASETS[key]
+
+
+def default_data_dir() -> Path:
+    """`VIT_DEMO_DATA` if set, else a per-user cache folder."""
+    if os.environ.get("VIT_DEMO_DATA"):
+        return Path(os.environ["VIT_DEMO_DATA"]).expanduser()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "vit_demo" / "data"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
+    return Path(data_dir).expanduser() if data_dir else default_data_dir()
+
+
+def downloads_allowed() -> bool:
+    """Set VIT_DEMO_DOWNLOAD=0 to never touch the network (tests and CI do)."""
+    return os.environ.get("VIT_DEMO_DOWNLOAD", "1").lower() not in ("0", "false", "no")
+
+
+def missing_files(spec: DatasetSpec, root: Path) -> list[Path]:
+    return [root / spec.folder / f for f in spec.files if not (root / spec.folder / f).is_file()]
+
+
+def _missing_message(spec: DatasetSpec, root: Path, missing: list[Path], reason: str) -> str:
+    listed = "\n".join(f"  - {p}" for p in missing)
+    return (
+        f"{spec.title} is not in {root} ({reason}).\n"
+        f"Missing files:\n{listed}\n"
+        f"Put them in {root / spec.folder} (torchvision's layout), or point the data folder at a copy "
+        f"that has them: `export VIT_DEMO_DATA=/path/to/data` or `--data-dir /path/to/data`."
+    )
+
+
+def _download(spec: DatasetSpec, root: Path) -> None:
+    import torchvision.datasets as tvd
+
+    cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[spec.key]
+    root.mkdir(parents=True, exist_ok=True)
+    for train in (True, False):
+        cls(root=str(root), train=train, download=True)
+
+
+@dataclass
+class Split:
+    """One split of a dataset: images as uint8 (N, C, H, W), labels as int64 (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, limit: int | None) -> Split:
+        if limit is None or limit >= len(self):
+            return self
+        return Split(self.images[:limit], self.labels[:limit])
+
+
+def _read_mnist_like(spec: DatasetSpec, root: Path, train: bool) -> Split:
+    import torchvision.datasets as tvd
+
+    cls = tvd.MNIST if spec.key == "mnist" else tvd.FashionMNIST
+    dataset = cls(root=str(root), train=train, download=False)
+    images = dataset.data.unsqueeze(1).contiguous()
+    return Split(images, dataset.targets.long())
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """CIFAR-10's python files are pickles. Only the few harmless globals a numpy array
+    needs are allowed, so a doctored file cannot run code while it is read."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a dataset file")
+
+
+def _load_cifar_batch(path: Path) -> dict:
+    with open(path, "rb") as f:
+        batch = _CifarUnpickler(io.BytesIO(f.read()), encoding="latin1").load()
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+
+
+def _read_cifar10(spec: DatasetSpec, root: Path, train: bool) -> Split:
+    folder = root / spec.folder
+    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    images, labels = [], []
+    for name in names:
+        batch = _load_cifar_batch(folder / name)
+        data = np.asarray(batch["data"], dtype=np.uint8)
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(batch["labels"]) != len(data):
+            raise DatasetCorruptError(f"{folder / name} does not hold 32x32 RGB images with one label each")
+        images.append(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()))
+        labels.append(torch.as_tensor(batch["labels"], dtype=torch.long))
+    return Split(torch.cat(images), torch.cat(labels))
+
+
+_cache: dict[tuple[str, str, bool], Split] = {}
+_cache_lock = threading.Lock()
+
+
+def load_split(
+    name: str,
+    train: bool,
+    data_dir: str | os.PathLike | None = None,
+    limit: int | None = None,
+    download: bool | None = None,
+) -> Split:
+    """One split as in-memory tensors; decoded once per process, then served from memory.
+
+    `limit` keeps the first `limit` images (tests and quick demos).
+    `download` defaults to `downloads_allowed()`.
+    """
+    spec = get_spec(name)
+    root = resolve_data_dir(data_dir)
+    key = (spec.key, str(root.resolve()), train)
+    with _cache_lock:
+        split = _cache.get(key)
+        if split is None:
+            split = _read_split(spec, root, train, downloads_allowed() if download is None else download)
+            _cache[key] = split
+    return split.subset(limit)
+
+
+def _read_split(spec: DatasetSpec, root: Path, train: bool, download: bool) -> Split:
+    missing = missing_files(spec, root)
+    if missing:
+        if not download:
+            raise DatasetNotFoundError(_missing_message(spec, root, missing, "downloads are switched off"))
+        try:
+            _download(spec, root)
+        except Exception as error:  # no network, a read-only folder, a mirror down...
+            raise DatasetNotFoundError(
+                _missing_message(spec, root, missing, f"the download failed: {error}")
+            ) from error
+    try:
+        split = _read_cifar10(spec, root, train) if spec.key == "cifar10" else _read_mnist_like(spec, root, train)
+    except DatasetCorruptError:
+        raise
+    except Exception as error:
+        raise DatasetCorruptError(
+            f"{spec.title} in {root / spec.folder} could not be read ({error}). A file may be half-downloaded "
+            f"or damaged: delete the folder's files and download them again."
+        ) from error
+    if split.images.shape[1:] != (spec.channels, spec.image_size, spec.image_size):
+        raise DatasetCorruptError(
+            f"{spec.title} in {root / spec.folder} holds images of shape {tuple(split.images.shape[1:])}, "
+            f"expected {(spec.channels, spec.image_size, spec.image_size)}"
+        )
+    if len(split) and (split.labels.min() < 0 or split.labels.max() >= spec.num_classes):
+        raise DatasetCorruptError(f"{spec.title} in {root / spec.folder} has labels outside 0..{spec.num_classes - 1}")
+    return split
+
+
+def normalize(images: torch.Tensor, spec: DatasetSpec) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float, scaled to [0, 1] then standardised per channel."""
+    mean = torch.tensor(spec.mean, device=images.device).view(1, -1, 1, 1)
+    std = torch.tensor(spec.std, device=images.device).view(1, -1, 1, 1)
+    return (images.float() / 255.0 - mean) / std
+
+
+def augment(images: torch.Tensor, spec: DatasetSpec, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random translation by up to `augment_shift` pixels (zero padding, as a crop of a
+    padded image) and, where it makes sense, a horizontal flip — on the whole batch at once."""
+    b, _, h, w = images.shape
+    device = images.device
+    shift = spec.augment_shift
+    if shift:
+        padded = F.pad(images, (shift, shift, shift, shift))
+        # Random numbers come from the (CPU) generator so a seed gives the same run anywhere.
+        dy = torch.randint(0, 2 * shift + 1, (b,), generator=generator).to(device)
+        dx = torch.randint(0, 2 * shift + 1, (b,), generator=generator).to(device)
+        rows = (dy[:, None] + torch.arange(h, device=device))[:, :, None]  # (B, H, 1)
+        cols = (dx[:, None] + torch.arange(w, device=device))[:, None, :]  # (B, 1, W)
+        batch = torch.arange(b, device=device)[:, None, None]
+        images = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+    if spec.augment_flip:
+        flip = (torch.rand(b, generator=generator) < 0.5).to(device)
+        images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    return images.contiguous()

@@ -1,0 +1,80 @@
+"""Per-dataset defaults and the presets the app offers.
+
+The numbers come from runs on a 2-core CPU, recorded in benchmarks/RESULTS.md: small
+patches cost ~3x more compute than patch 7 on 28x28 images, so the quick presets keep
+patch 7 and spend the budget on more steps, and only the slow presets go finer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MODEL_FIELDS_IN_RECIPES = ("patch_size", "dim", "depth", "heads", "mlp_dim")
+
+
+@dataclass(frozen=True)
+class Preset:
+    label: str
+    model: dict
+    time_budget: float  # seconds on a 2-core CPU
+    blurb: str
+
+
+@dataclass(frozen=True)
+class Recipe:
+    model: dict
+    training: dict
+    epochs: float
+    presets: tuple[Preset, ...] = field(default_factory=tuple)
+
+
+_TRAINING = {"batch_size": 128, "lr": 3e-3, "weight_decay": 0.05, "warmup": 0.05, "label_smoothing": 0.1}
+_SMALL = {"patch_size": 7, "dim": 64, "depth": 4, "heads": 4, "mlp_dim": 128}
+
+RECIPES: dict[str, Recipe] = {
+    "mnist": Recipe(
+        model=_SMALL,
+        training=_TRAINING,
+        epochs=4,
+        presets=(
+            Preset("Quick (~30 s)", _SMALL, 30, "patch 7, 4 blocks: ~97% in half a minute"),
+            Preset("Standard (~60 s)", _SMALL, 60, "the same model for a minute: ~98%"),
+            Preset("Better (~3 min)", {**_SMALL, "patch_size": 4, "depth": 6}, 180, "patch 4, 6 blocks: finer patches, ~99%"),
+        ),
+    ),
+    "fashion_mnist": Recipe(
+        model=_SMALL,
+        training=_TRAINING,
+        epochs=4,
+        presets=(
+            Preset("Quick (~30 s)", _SMALL, 30, "patch 7, 4 blocks: ~86% in half a minute"),
+            Preset("Standard (~60 s)", _SMALL, 60, "the same model for a minute: ~88%"),
+            Preset("Better (~3 min)", {**_SMALL, "patch_size": 4, "depth": 6}, 180, "patch 4, 6 blocks: ~90%"),
+        ),
+    ),
+    "cifar10": Recipe(
+        model={"patch_size": 8, "dim": 128, "depth": 6, "heads": 4, "mlp_dim": 256},
+        training={**_TRAINING, "batch_size": 128, "lr": 2e-3},
+        epochs=10,
+        presets=(
+            Preset(
+                "Quick (~2 min)",
+                {"patch_size": 8, "dim": 96, "depth": 4, "heads": 4, "mlp_dim": 192},
+                120,
+                "patch 8: 16 tokens, ~45-50% on a 2-core CPU",
+            ),
+            Preset(
+                "Better (~5 min)",
+                {"patch_size": 8, "dim": 128, "depth": 6, "heads": 4, "mlp_dim": 256},
+                300,
+                "patch 8, 6 blocks: ~55-60% on a 2-core CPU, far more on a GPU",
+            ),
+        ),
+    ),
+}
+
+
+def recipe_for(dataset: str) -> Recipe:
+    from .data import get_spec
+
+    return RECIPES[get_spec(dataset).key]

@@ -1,0 +1,114 @@
+"""Train a ViT from the command line and save it as a checkpoint folder.
+
+    python -m vit_demo.train --dataset mnist --time-budget 60 --out runs/mnist-60s
+
+Model and training defaults come from the dataset's recipe (`vit_demo.recipes`); any flag
+overrides them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import checkpoints
+from .data import DATASETS, DatasetCorruptError, DatasetNotFoundError
+from .recipes import MODEL_FIELDS_IN_RECIPES, recipe_for
+from .training import TrainConfig, configure_threads, create_model, train
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m vit_demo.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=float, help="train for this many passes over the training set")
+    length.add_argument("--time-budget", type=float, metavar="SECONDS", help="train for this many seconds of wall time")
+    for name in MODEL_FIELDS_IN_RECIPES:
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, dest=name)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float, help="peak learning rate")
+    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--warmup", type=float, help="fraction of the run spent warming up the learning rate")
+    parser.add_argument("--label-smoothing", type=float)
+    parser.add_argument("--no-augment", action="store_true", help="train on the images as they are")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-limit", type=int, help="use only the first N training images")
+    parser.add_argument("--data-dir", help="folder holding the datasets (default: $VIT_DEMO_DATA, else a per-user cache)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    parser.add_argument("--device", help="cpu, cuda or mps (default: the fastest present)")
+    parser.add_argument("--out", required=True, help="folder to write the checkpoint to")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_threads(args.threads)
+    recipe = recipe_for(args.dataset)
+    model_settings = {name: getattr(args, name) or recipe.model[name] for name in MODEL_FIELDS_IN_RECIPES}
+    overrides = {
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "warmup": args.warmup,
+        "label_smoothing": args.label_smoothing,
+    }
+    training_settings = {**recipe.training, **{k: v for k, v in overrides.items() if v is not None}}
+    epochs = args.epochs if args.epochs is not None or args.time_budget is not None else recipe.epochs
+    try:
+        config = TrainConfig(
+            dataset=args.dataset,
+            epochs=epochs,
+            time_budget=args.time_budget,
+            augment=not args.no_augment,
+            seed=args.seed,
+            data_dir=args.data_dir,
+            train_limit=args.train_limit,
+            device=args.device,
+            **training_settings,
+        )
+        model = create_model(args.dataset, seed=args.seed, **model_settings)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    bar = tqdm(total=1000, unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", disable=None)
+    last = None
+    try:
+        for last in train(model, config):
+            bar.n = round(last.fraction * 1000)
+            postfix = f"ep {last.epoch:.2f} loss {last.train_loss:.3f} {last.images_per_second:,.0f} img/s"
+            if last.test_accuracy is not None:
+                postfix += f" test {last.test_accuracy:.2%}"
+            bar.set_postfix_str(postfix, refresh=False)
+            bar.refresh()
+    except (DatasetNotFoundError, DatasetCorruptError, ValueError) as error:
+        bar.close()
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    bar.close()
+    wall = time.perf_counter() - started
+    info = checkpoints.default_info(args.dataset)
+    info["test_accuracy"] = last.test_accuracy
+    info["training"] = {
+        **{k: v for k, v in vars(config).items() if k not in ("data_dir", "device")},
+        "steps": last.step,
+        "epochs_completed": round(last.epoch, 3),
+        "seconds": round(wall, 1),
+        "images_per_second": round(last.images_per_second),
+        "test_images": last.final_test_images,
+        "command": "python -m vit_demo.train " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    checkpoints.save(model, args.out, info)
+    print(
+        f"test accuracy {last.test_accuracy:.2%} on {last.final_test_images:,} test images | "
+        f"{last.step} steps, {last.epoch:.2f} epochs in {wall:.1f} s | saved to {args.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
