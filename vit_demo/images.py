@@ -1,0 +1,106 @@
+"""Opening a user's image file without trusting it.
+
+Uploads come from anyone in a classroom: empty files, text renamed to .png, truncated
+downloads, animated GIFs, 16-bit scans, phone photos lying on their side, and small files
+that claim to be 30000x30000 pixels (decompression bombs). `open_image` reads only the
+header first, refuses what is too big before a single pixel is decoded, and returns an
+upright, fully decoded, single-frame PIL image — or raises `ImageError` with a sentence
+that says what was wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+
+class ImageError(ValueError):
+    """An upload that cannot be used as an image, with the reason in plain words."""
+
+
+def max_upload_bytes() -> int:
+    return int(float(os.environ.get("VIT_DEMO_MAX_UPLOAD_MB", "20")) * 1024 * 1024)
+
+
+def max_image_pixels() -> int:
+    return int(float(os.environ.get("VIT_DEMO_MAX_IMAGE_MEGAPIXELS", "40")) * 1_000_000)
+
+
+MIN_SIDE = 4  # below this there is nothing for a model to look at
+
+
+def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Image.Image:
+    """A path or the file's bytes -> a decoded, upright PIL image (first frame of an animation)."""
+    if isinstance(source, (bytes, bytearray)):
+        raw, label = bytes(source), name or "the upload"
+    else:
+        path = Path(source)
+        label = name or path.name
+        if not path.is_file():
+            raise ImageError(f"{label} was not found")
+        size = path.stat().st_size
+        if size > max_upload_bytes():
+            raise ImageError(_too_many_bytes(label, size))
+        raw = path.read_bytes()
+    if len(raw) > max_upload_bytes():
+        raise ImageError(_too_many_bytes(label, len(raw)))
+    if not raw:
+        raise ImageError(f"{label} is empty (0 bytes): choose an image file such as a PNG or JPEG")
+
+    with warnings.catch_warnings():
+        # PIL warns (and past 2x its limit, raises) about bombs itself; our own check is stricter.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(raw))
+        except Image.DecompressionBombError as error:
+            # PIL refuses past twice its own limit, before we see the header; it names the count.
+            claimed = int(re.search(r"\((\d+) pixels\)", str(error)).group(1))
+            raise ImageError(_too_many_pixels(label, "an image", claimed)) from error
+        except UnidentifiedImageError as error:
+            raise ImageError(
+                f"{label} is not an image PIL can read (it may be another kind of file renamed): "
+                f"upload a PNG, JPEG, GIF, BMP or WebP"
+            ) from error
+
+        width, height = image.size  # from the header: nothing decoded yet
+        if width * height > max_image_pixels():
+            raise ImageError(_too_many_pixels(label, f"{width}x{height} pixels", width * height))
+        if min(width, height) < MIN_SIDE:
+            raise ImageError(
+                f"{label} is only {width}x{height} pixels: upload an image at least {MIN_SIDE}x{MIN_SIDE} "
+                f"(a 28x28 digit or larger works best)"
+            )
+        try:
+            image.seek(0)  # an animated GIF/WebP/APNG: the first frame
+            image.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as error:
+            raise ImageError(
+                f"{label} could not be decoded ({error}): the file looks truncated or damaged. "
+                f"Save it again or choose another image"
+            ) from error
+
+    upright = ImageOps.exif_transpose(image)
+    upright.load()
+    if upright is image:
+        # Detach from the animation/file object so later frames are never touched.
+        upright = image.copy()
+    return upright
+
+
+def _too_many_bytes(label: str, size: int) -> str:
+    return (
+        f"{label} is {size / 2**20:.1f} MB, over the {max_upload_bytes() / 2**20:.0f} MB upload limit: "
+        f"save a smaller copy (the model only sees a 28x28 or 32x32 version anyway)"
+    )
+
+
+def _too_many_pixels(label: str, size: str, pixels: int) -> str:
+    return (
+        f"{label} is {size} ({pixels / 1e6:,.0f} megapixels), over the {max_image_pixels() / 1e6:.0f}-megapixel "
+        f"limit: decoding it would take too much memory. Resize it below that and upload it again"
+    )
