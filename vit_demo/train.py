@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                 postfix += f" test {last.test_accuracy:.2%}"
             bar.set_postfix_str(postfix, refresh=False)
             bar.refresh()
+            if bar.disable and last.evaluated:  # not a terminal (a log file, CI): one line per evaluation
+                print(f"{last.fraction:6.1%} {last.elapsed:7.1f}s  {postfix}", flush=True)
     except (DatasetNotFoundError, DatasetCorruptError, ValueError) as error:
         bar.close()
         print(f"error: {error}", file=sys.stderr)
