@@ -309,15 +309,21 @@ class ViT(
                 f"({'grey' if c == 1 else f'{c}-channel'} {s}x{s}), got {tuple(images.shape)}"
             )
 
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Images -> the token sequence the transformer reads: (B, num_patches + 1, dim)."""
+    def embed(self, images: torch.Tensor, use_position: bool = True) -> torch.Tensor:
+        """Images -> the token sequence the transformer reads: (B, num_patches + 1, dim).
+
+        `use_position=False` leaves out `pos_embedding`: the experiment that shows a ViT
+        then sees a bag of patches, blind to where each one was."""
         tokens = self.patch_to_embedding(patchify(images, self.config.patch_size))
         cls = self.cls_token.expand(tokens.shape[0], -1, -1)
-        return self.emb_dropout(torch.cat((cls, tokens), dim=1) + self.pos_embedding)
+        sequence = torch.cat((cls, tokens), dim=1)
+        if use_position:
+            sequence = sequence + self.pos_embedding
+        return self.emb_dropout(sequence)
 
-    def forward(self, images: torch.Tensor, return_attention: bool = False):
+    def forward(self, images: torch.Tensor, return_attention: bool = False, use_position: bool = True):
         self.check_input(images)
-        x, attentions = self.transformer(self.embed(images), return_attention)
+        x, attentions = self.transformer(self.embed(images, use_position), return_attention)
         logits = self.mlp_head(self.to_cls_token(x[:, 0]))
         if return_attention:
             return logits, attentions
