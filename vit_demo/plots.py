@@ -1,0 +1,386 @@
+"""Figures for the app, drawn with matplotlib's object-oriented API only.
+
+Every function builds its own `matplotlib.figure.Figure` on an Agg canvas and returns it;
+pyplot is never imported, so nothing is registered globally and figures can be drawn from
+several server threads at once. Font sizes are passed explicitly (not through rcParams,
+which are process-wide) and stay at 10 pt or more so a projector audience can read them.
+`figure_to_image` renders a figure to a PIL image and frees it.
+
+Colours mean one thing each: attention and importance are "inferno" from 0 up, cosine
+similarity is the diverging "RdBu_r" on -1..1, counts are "Blues", pixels and filters grey
+(or their own colours). Layers, heads, patches, rows and columns are numbered from 1 on
+screen, as people count; the arguments are Python's 0-based indices, like `vit_demo.explain`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
+
+from vit_demo.explain import attention_distance
+from vit_demo.model import ViTConfig
+
+SUPTITLE_SIZE = 15
+TITLE_SIZE = 13
+LABEL_SIZE = 12
+TICK_SIZE = 11
+NOTE_SIZE = 10
+DEFAULT_DPI = 100
+
+ATTENTION_CMAP = matplotlib.colormaps["inferno"].with_extremes(bad=(0, 0, 0, 0))
+SIMILARITY_CMAP = matplotlib.colormaps["RdBu_r"].with_extremes(bad=(0, 0, 0, 0))
+COUNT_CMAP = matplotlib.colormaps["Blues"]
+HEAD_COLOURS = matplotlib.colormaps["tab10"]
+HIGHLIGHT_COLOUR = (0.95, 0.55, 0.1)  # what to look at first: the top prediction, the CLS token, patch borders
+OVERLAY_ALPHA = 0.6
+
+
+def _new_figure(width: float, height: float, title: str) -> Figure:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    figure.suptitle(title, fontsize=SUPTITLE_SIZE)
+    return figure
+
+
+def _numpy(values) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        return values.detach().float().cpu().numpy()
+    return np.asarray(values)
+
+
+def _style(ax: Axes, title: str | None = None, xlabel: str | None = None, ylabel: str | None = None) -> None:
+    if title:
+        ax.set_title(title, fontsize=TITLE_SIZE)
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=LABEL_SIZE)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=LABEL_SIZE)
+    ax.tick_params(labelsize=TICK_SIZE)
+
+
+def _colourbar(figure: Figure, mappable, ax, label: str) -> None:
+    # A fresh, opaque mappable: the bar of a see-through overlay would look washed out.
+    bar = figure.colorbar(ScalarMappable(mappable.norm, mappable.cmap), ax=ax, shrink=0.9)
+    bar.locator = MaxNLocator(nbins=4)  # a few round values read faster than nine, and draw faster
+    bar.set_label(label, fontsize=LABEL_SIZE)
+    bar.ax.tick_params(labelsize=TICK_SIZE)
+
+
+def _rgba(display: np.ndarray) -> np.ndarray:
+    """uint8 (S, S) grey or (S, S, 3) colour -> float RGBA in [0, 1]."""
+    colour = display if display.ndim == 3 else np.repeat(display[..., None], 3, axis=-1)
+    return np.concatenate((colour / 255.0, np.ones((*display.shape[:2], 1))), axis=-1)
+
+
+def _mosaic(tiles: np.ndarray, columns: int, gap: int, fill: float) -> np.ndarray:
+    """(n, h, w[, k]) -> one array of `columns` tiles per row, `gap` pixels of `fill` between.
+
+    Drawing many small maps as one image keeps a figure to one axes: every extra axes
+    brings its own ticks, spines and layout work, which dominate the drawing time.
+    """
+    n, h, w = tiles.shape[:3]
+    rows = math.ceil(n / columns)
+    mosaic = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, *tiles.shape[3:]), fill, dtype=float)
+    for index, tile in enumerate(tiles):
+        r, c = divmod(index, columns)
+        mosaic[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = tile
+    return mosaic
+
+
+def _tile_centres(count: int, size: int, gap: int) -> np.ndarray:
+    return np.arange(count) * (size + gap) + (size - 1) / 2
+
+
+def _label_tiles(ax: Axes, rows: int, columns: int, size: int, gap: int, row_names, column_names) -> None:
+    ax.set_xticks(_tile_centres(columns, size, gap), column_names)
+    ax.set_yticks(_tile_centres(rows, size, gap), row_names)
+    ax.tick_params(length=0, labelsize=TICK_SIZE)
+    ax.spines[:].set_visible(False)
+
+
+def _corner_label(ax: Axes, x: float, y: float, label: str) -> None:
+    """A number in a tile's top-left corner, legible on any pixels below it."""
+    ax.text(x, y, label, ha="left", va="top", fontsize=NOTE_SIZE, color="white",
+            bbox=dict(boxstyle="square,pad=0.15", facecolor="black", alpha=0.6, linewidth=0))
+
+
+def _show_image(ax: Axes, display: np.ndarray) -> None:
+    ax.imshow(_rgba(display), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _grey(display: np.ndarray) -> np.ndarray:
+    """The image without its colours, under a heatmap: then every colour is the heatmap's."""
+    return display if display.ndim == 2 else np.asarray(Image.fromarray(display).convert("L"))
+
+
+def _overlay(ax: Axes, display: np.ndarray, heatmap: np.ndarray, vmax: float):
+    """The image, in grey, with a patch-level heatmap stretched over it (each patch one
+    block: the model has no finer resolution than a patch)."""
+    _show_image(ax, _grey(display))
+    size = display.shape[0]
+    return ax.imshow(
+        heatmap, cmap=ATTENTION_CMAP, vmin=0.0, vmax=vmax, alpha=OVERLAY_ALPHA,
+        extent=(-0.5, size - 0.5, size - 0.5, -0.5), interpolation="nearest",
+    )
+
+
+def figure_to_image(figure: Figure, dpi: int = DEFAULT_DPI) -> Image.Image:
+    """Render at `dpi` (the pixels `figure.savefig(..., dpi=dpi)` would write to a PNG) as
+    an RGB PIL image, then clear the figure so its artists are freed at once."""
+    canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else FigureCanvasAgg(figure)
+    figure.set_dpi(dpi)
+    canvas.draw()
+    image = Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB")
+    figure.clear()
+    return image
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+def plot_predictions(predictions: Sequence[tuple[str, float]]) -> Figure:
+    """Horizontal bars of `explain.predict`'s [(class_name, probability), ...], most likely on top."""
+    names = [name for name, _ in predictions]
+    percents = [100.0 * p for _, p in predictions]
+    figure = _new_figure(7, 0.9 + 0.55 * len(predictions), "What the model thinks it is")
+    ax = figure.add_subplot()
+    positions = np.arange(len(predictions))[::-1]
+    colours = [HIGHLIGHT_COLOUR] + ["0.6"] * (len(predictions) - 1)
+    ax.barh(positions, percents, color=colours, height=0.7)
+    for y, percent in zip(positions, percents):
+        ax.text(percent + 1.5, y, f"{percent:.1f}%", va="center", fontsize=LABEL_SIZE)
+    ax.set_yticks(positions, names)
+    ax.set_xlim(0, 115)  # room for the percentage beside a full bar
+    ax.set_xticks([0, 25, 50, 75, 100])
+    _style(ax, xlabel="probability (%)")
+    ax.spines[["top", "right"]].set_visible(False)
+    return figure
+
+
+def plot_confusion_matrix(counts, class_names: Sequence[str]) -> Figure:
+    """counts[true, predicted] -> a K x K table of counts, coloured by count."""
+    counts = _numpy(counts).astype(int)
+    total = counts.sum()
+    accuracy = 100.0 * np.trace(counts) / total if total else 0.0
+    figure = _new_figure(8, 7.2, f"Confusion matrix: {accuracy:.1f}% of {total:,} test images right")
+    ax = figure.add_subplot()
+    image = ax.imshow(counts, cmap=COUNT_CMAP, vmin=0)
+    threshold = counts.max() / 2
+    for (true, predicted), count in np.ndenumerate(counts):
+        ax.text(predicted, true, str(count), ha="center", va="center", fontsize=NOTE_SIZE,
+                color="white" if count > threshold else "black")
+    k = len(class_names)
+    slanted = max(map(len, class_names)) > 2  # words, not digits: slant them so they do not collide
+    ax.set_xticks(range(k), class_names, rotation=45 if slanted else 0, ha="right" if slanted else "center",
+                  rotation_mode="anchor")
+    ax.set_yticks(range(k), class_names)
+    _style(ax, xlabel="predicted class", ylabel="true class")
+    _colourbar(figure, image, ax, "number of images")
+    return figure
+
+
+def plot_training_curves(loss_steps, losses, accuracy_steps=(), accuracies=()) -> Figure:
+    """Training loss per step and (when there is any yet) test accuracy (fractions) per step."""
+    figure = _new_figure(10, 4.2, "Training progress")
+    loss_ax, accuracy_ax = figure.subplots(1, 2)
+    loss_ax.plot(_numpy(loss_steps), _numpy(losses), color="tab:blue", linewidth=1.5)
+    _style(loss_ax, "Loss (lower is better)", "training step", "cross-entropy loss")
+    if len(accuracies):
+        steps, percents = _numpy(accuracy_steps), 100.0 * _numpy(accuracies)
+        accuracy_ax.plot(steps, percents, color="tab:green", marker="o", linewidth=1.5)
+        accuracy_ax.annotate(f"{percents[-1]:.1f}%", (steps[-1], percents[-1]), textcoords="offset points",
+                             xytext=(0, 8), ha="right", fontsize=LABEL_SIZE)
+    else:
+        accuracy_ax.text(0.5, 0.5, "no evaluation yet", transform=accuracy_ax.transAxes, ha="center", fontsize=LABEL_SIZE)
+    accuracy_ax.set_ylim(0, 105)
+    _style(accuracy_ax, "Test accuracy (higher is better)", "training step", "accuracy (%)")
+    for ax in (loss_ax, accuracy_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    return figure
+
+
+# --------------------------------------------------------------------------- patches and positions
+
+
+def plot_patch_grid(display: np.ndarray, config: ViTConfig) -> Figure:
+    """The input cut into patches (numbered as tokens: the CLS token is token 0), and the
+    sequence the transformer reads: one row per token, a patch's pixels row by row."""
+    p, grid, n = config.patch_size, config.grid_size, config.num_patches
+    figure = _new_figure(11, 5.2, "How the image becomes a sequence of tokens")
+    image_ax, tokens_ax = figure.subplots(1, 2, width_ratios=(1, 1.15))
+
+    _show_image(image_ax, display)
+    edges = np.arange(0, config.image_size + 1, p) - 0.5
+    image_ax.vlines(edges, -0.5, config.image_size - 0.5, colors=HIGHLIGHT_COLOUR, linewidth=1.5)
+    image_ax.hlines(edges, -0.5, config.image_size - 0.5, colors=HIGHLIGHT_COLOUR, linewidth=1.5)
+    for index in range(n):
+        row, col = divmod(index, grid)
+        _corner_label(image_ax, col * p - 0.5, row * p - 0.5, str(index + 1))
+    _style(image_ax, f"{grid} × {grid} = {n} patches of {p} × {p} pixels")
+
+    # Row 0 is the CLS token: learned, no pixels of its own. Rows 1.. are the patches'
+    # pixels in patchify's order (pixel row by pixel row; colour channels stay together).
+    rgba = _rgba(display)
+    patches = rgba.reshape(grid, p, grid, p, 4).transpose(0, 2, 1, 3, 4).reshape(n, p * p, 4)
+    cls_row = np.broadcast_to(np.array([*HIGHLIGHT_COLOUR, 1.0]), (1, p * p, 4))
+    tokens_ax.imshow(np.concatenate((cls_row, patches)), aspect="auto", interpolation="nearest")
+    label_every = max(1, math.ceil((n + 1) / 17))
+    token_ticks = list(range(0, n + 1, label_every))
+    tokens_ax.set_yticks(token_ticks, ["CLS" if t == 0 else str(t) for t in token_ticks])
+    tokens_ax.set_xticks([0, p * p - 1], ["1", str(p * p)])
+    _style(tokens_ax, f"{n + 1} tokens: the learned CLS, then one per patch",
+           xlabel=f"the patch's {p} × {p} pixels, row after row", ylabel="token")
+    figure.supxlabel(
+        f"{config.image_size}×{config.image_size} image → {n} patches of {p}×{p}×{config.channels} = "
+        f"{config.patch_dim} values → linear layer to dim {config.dim}, + CLS = {config.seq_len} tokens of dim {config.dim}",
+        fontsize=LABEL_SIZE,
+    )
+    return figure
+
+
+def plot_position_similarity(similarity) -> Figure:
+    """`explain.position_similarity` (grid, grid, grid, grid) -> one small map per patch
+    position, laid out where that patch sits, on one -1..1 colour scale."""
+    similarity = _numpy(similarity)
+    grid = similarity.shape[0]
+    gap = max(1, grid // 4)
+    mosaic = _mosaic(similarity.reshape(grid * grid, grid, grid), columns=grid, gap=gap, fill=np.nan)
+    figure = _new_figure(7, 6.2, "Which positions the model learned are alike")
+    ax = figure.add_subplot()
+    image = ax.imshow(mosaic, cmap=SIMILARITY_CMAP, vmin=-1, vmax=1, interpolation="nearest")
+    numbers = [str(i + 1) for i in range(grid)]
+    _label_tiles(ax, grid, grid, grid, gap, numbers, numbers)
+    _style(ax, "Each small map: one patch's positional embedding\ncompared with every patch's",
+           xlabel="input patch column", ylabel="input patch row")
+    _colourbar(figure, image, ax, "cosine similarity")
+    return figure
+
+
+def plot_embedding_filters(filters) -> Figure:
+    """`explain.embedding_filters` (k, C, p, p) -> the components as small images, each
+    stretched to its own range (only the pattern matters, not the scale)."""
+    filters = _numpy(filters)
+    k, channels, p = filters.shape[:3]
+    low = filters.min(axis=(1, 2, 3), keepdims=True)
+    high = filters.max(axis=(1, 2, 3), keepdims=True)
+    stretched = (filters - low) / np.where(high > low, high - low, 1.0)
+    colour = stretched.transpose(0, 2, 3, 1)
+    if channels == 1:
+        colour = np.repeat(colour, 3, axis=-1)
+    tiles = np.concatenate((colour, np.ones((k, p, p, 1))), axis=-1)
+    columns = min(k, 7)
+    rows = math.ceil(k / columns)
+    gap = max(1, p // 4)
+    figure = _new_figure(1.3 * columns + 0.6, 1.3 * rows + 1.4, "What the first layer looks for in a patch")
+    ax = figure.add_subplot()
+    ax.imshow(_mosaic(tiles, columns, gap, fill=0.0), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.spines[:].set_visible(False)
+    for index in range(k):
+        r, c = divmod(index, columns)
+        _corner_label(ax, c * (p + gap) - 0.5, r * (p + gap) - 0.5, str(index + 1))
+    _style(ax, f"Top {k} principal components of the patch-embedding filters")
+    ax.set_xlabel("dark = low, light = high; component 1 explains the most", fontsize=LABEL_SIZE)
+    return figure
+
+
+# --------------------------------------------------------------------------- attention
+
+
+def plot_rollout(display: np.ndarray, rollout) -> Figure:
+    """The input beside `explain.attention_rollout`'s map (one image, (grid, grid), max 1)."""
+    figure = _new_figure(9, 4.6, "Which patches the prediction drew on (attention rollout)")
+    image_ax, overlay_ax = figure.subplots(1, 2)
+    _show_image(image_ax, display)
+    _style(image_ax, "What the model saw")
+    heat = _overlay(overlay_ax, display, _numpy(rollout), vmax=1.0)
+    _style(overlay_ax, "Attention flow from all layers")
+    _colourbar(figure, heat, overlay_ax, "share of the strongest patch")
+    return figure
+
+
+def plot_cls_attention(display: np.ndarray, attention_map, layer: int, head: int | None) -> Figure:
+    """`explain.cls_attention` for one image (grid, grid) over the input; `layer` and
+    `head` are 0-based (None: the mean of the heads)."""
+    who = "all heads (mean)" if head is None else f"head {head + 1}"
+    figure = _new_figure(5.6, 4.8, f"Where the CLS token looks: layer {layer + 1}, {who}")
+    ax = figure.add_subplot()
+    values = _numpy(attention_map)
+    heat = _overlay(ax, display, values, vmax=max(float(values.max()), 1e-6))
+    _colourbar(figure, heat, ax, "attention weight")
+    return figure
+
+
+def plot_attention_overview(display: np.ndarray, maps) -> Figure:
+    """`explain.cls_attention_maps` for one image (layers, heads, grid, grid): every head of
+    every layer over the input, on one colour scale."""
+    maps = _numpy(maps)
+    layers, heads, grid = maps.shape[:3]
+    size = display.shape[0]
+    scale = size // grid
+    blocks = np.repeat(np.repeat(maps.reshape(layers * heads, grid, grid), scale, axis=1), scale, axis=2)
+    gap = max(1, size // 14)
+    figure = _new_figure(1.7 * heads + 1.8, 1.7 * layers + 1.0, "Where the CLS token looks, every layer and head")
+    ax = figure.add_subplot()
+    backdrop = _rgba(_grey(display))
+    ax.imshow(_mosaic(np.broadcast_to(backdrop, (layers * heads, *backdrop.shape)), heads, gap, fill=0.0),
+              interpolation="nearest")
+    heat = ax.imshow(_mosaic(blocks, heads, gap, fill=np.nan), cmap=ATTENTION_CMAP, vmin=0,
+                     vmax=max(float(maps.max()), 1e-6), alpha=OVERLAY_ALPHA, interpolation="nearest")
+    _label_tiles(ax, layers, heads, size, gap, [f"layer {i + 1}" for i in range(layers)], [f"head {i + 1}" for i in range(heads)])
+    _colourbar(figure, heat, ax, "attention weight")
+    return figure
+
+
+def plot_attention_distance(distances, patch_size: int, image_size: int) -> Figure:
+    """`explain.attention_distance` (layers, heads) as dots per head over depth (ViT paper,
+    Fig. 7 right), with the distance uniform attention would give for scale."""
+    distances = _numpy(distances)
+    layers, heads = distances.shape
+    grid = image_size // patch_size
+    uniform = torch.full((1, 1, grid * grid + 1, grid * grid + 1), 1.0)
+    uniform_distance = float(attention_distance([uniform], patch_size)[0, 0])
+    figure = _new_figure(7.5, 4.8, "How far each head looks, layer by layer")
+    ax = figure.add_subplot()
+    offsets = (np.arange(heads) - (heads - 1) / 2) * min(0.08, 0.6 / heads)  # side by side, not on top
+    for head in range(heads):
+        ax.scatter(np.arange(1, layers + 1) + offsets[head], distances[:, head], s=55,
+                   color=HEAD_COLOURS(head % 10), label=f"head {head + 1}", zorder=3)
+    ax.axhline(uniform_distance, color="0.4", linestyle="--", linewidth=1.2, label="attention\nspread evenly")
+    ax.set_xticks(range(1, layers + 1))
+    ax.set_xlim(0.5, layers + 0.5)
+    farthest = patch_size * (grid - 1) * math.sqrt(2)  # between opposite corner patches
+    ax.set_ylim(0, max(farthest, float(distances.max()), 1.0))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=NOTE_SIZE, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    _style(ax, xlabel="layer (depth in the network)", ylabel="mean attention distance (pixels)")
+    return figure
+
+
+__all__ = [
+    "figure_to_image",
+    "plot_attention_distance",
+    "plot_attention_overview",
+    "plot_cls_attention",
+    "plot_confusion_matrix",
+    "plot_embedding_filters",
+    "plot_patch_grid",
+    "plot_position_similarity",
+    "plot_predictions",
+    "plot_rollout",
+    "plot_training_curves",
+]
