@@ -75,3 +75,21 @@ def test_the_untrained_twin_has_the_same_shape_but_fresh_weights(model):
     assert not torch.equal(twin.patch_to_embedding.weight, model.patch_to_embedding.weight)
     again = experiments.untrained_twin(model, seed=0)
     assert torch.equal(twin.patch_to_embedding.weight, again.patch_to_embedding.weight)
+
+
+def test_to_display_undoes_the_normalisation(info):
+    pixels = torch.tensor([0, 128, 255], dtype=torch.float32).view(1, 1, 1, 3) / 255
+    normalised = (pixels - 0.1307) / 0.3081
+    assert experiments.to_display(normalised, info).tolist() == [[0, 128, 255]]
+
+
+def test_the_side_by_side_figure_renders(model, info):
+    from vit_demo.plots import figure_to_image, plot_patch_experiment
+
+    images = torch.randn(1, 1, 28, 28)
+    original, changed = experiments.patch_experiment(model, info, images, occluded=[3])
+    figure = plot_patch_experiment(original, changed, info["class_names"],
+                                   experiments.to_display(original.images, info), experiments.to_display(changed.images, info))
+    assert figure.texts[0].get_text() == "Same model, changed input: what moves?"
+    image = figure_to_image(figure)
+    assert image.size[0] > 600 and not figure.axes  # drawn, then freed

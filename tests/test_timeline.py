@@ -60,3 +60,13 @@ def test_the_gif_has_one_frame_per_snapshot(tmp_path):
         assert gif.n_frames == 4 and gif.info.get("loop") == 0
     with pytest.raises(ValueError, match="no frames to save"):
         save_gif([], tmp_path / "empty.gif")
+
+
+def test_a_timeline_frame_renders_with_the_step_in_its_title():
+    from vit_demo.plots import figure_to_image, plot_timeline_frame
+
+    model = create_model("mnist", **SMALL).eval()
+    snapshot = take_snapshot(model, torch.zeros(1, 1, 28, 28), step=120, epoch=0.5, fraction=0.5, test_accuracy=0.91)
+    figure = plot_timeline_frame(snapshot, torch.zeros(28, 28, dtype=torch.uint8).numpy(), model.config)
+    assert figure.texts[0].get_text() == "Step 120 · epoch 0.50 · test accuracy 91.0%"
+    assert figure_to_image(figure).size[0] >= 1000

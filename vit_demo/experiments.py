@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .explain import attention_rollout
@@ -41,6 +42,14 @@ def shuffle_patches(images: torch.Tensor, patch_size: int, order: Sequence[int])
 
 def random_order(num_patches: int, seed: int = 0) -> list[int]:
     return torch.randperm(num_patches, generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def to_display(images: torch.Tensor, info: dict) -> np.ndarray:
+    """A normalised (1, C, S, S) input back to uint8 pixels: (S, S) grey or (S, S, 3) colour."""
+    mean = torch.tensor(info["mean"], dtype=torch.float32).view(-1, 1, 1)
+    std = torch.tensor(info["std"], dtype=torch.float32).view(-1, 1, 1)
+    pixels = ((images[0].float().cpu() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
+    return pixels[0].numpy() if pixels.shape[0] == 1 else pixels.permute(1, 2, 0).numpy()
 
 
 def background_value(info: dict) -> torch.Tensor:

@@ -371,8 +371,72 @@ def plot_attention_distance(distances, patch_size: int, image_size: int) -> Figu
     return figure
 
 
+
+# --------------------------------------------------------------------------- experiments and timeline
+
+
+def plot_patch_experiment(original, changed, class_names: Sequence[str], original_display: np.ndarray,
+                          changed_display: np.ndarray, top_k: int = 3) -> Figure:
+    """Two `experiments.ExperimentView`s side by side: what the model read, its rollout,
+    and its top guesses, so the effect of shuffling, hiding or removing position shows."""
+    figure = _new_figure(10, 6.4, "Same model, changed input: what moves?")
+    axes = figure.subplots(2, 3, gridspec_kw={"width_ratios": [1, 1, 1.25]})
+    for row, (view, display) in enumerate(((original, original_display), (changed, changed_display))):
+        image_ax, rollout_ax, bars_ax = axes[row]
+        _show_image(image_ax, display)
+        _style(image_ax, view.title if row else "original")
+        heat = _overlay(rollout_ax, display, _numpy(view.rollout), vmax=1.0)
+        _style(rollout_ax, "attention rollout")
+        probabilities = _numpy(view.probabilities)
+        order = np.argsort(probabilities)[::-1][:top_k][::-1]
+        bars_ax.barh(range(len(order)), probabilities[order] * 100, color="0.6")
+        bars_ax.patches[-1].set_color(HIGHLIGHT_COLOUR)
+        bars_ax.set_yticks(range(len(order)), [class_names[i] for i in order])
+        bars_ax.set_xlim(0, 100)
+        for y, i in enumerate(order):
+            bars_ax.text(min(probabilities[i] * 100 + 2, 80), y, f"{probabilities[i]:.0%}", va="center", fontsize=NOTE_SIZE)
+        _style(bars_ax, "top guesses", xlabel="probability (%)")
+    _colourbar(figure, heat, axes[:, 1], "share of the strongest patch")
+    return figure
+
+
+def plot_timeline_frame(snapshot, probe_display: np.ndarray, config: ViTConfig) -> Figure:
+    """One `timeline.Snapshot`: positional-embedding similarity, the rollout on the probe
+    image and how far each head looks, as they were at that point of training."""
+    accuracy = "" if snapshot.test_accuracy is None else f" · test accuracy {snapshot.test_accuracy:.1%}"
+    figure = _new_figure(12, 4.4, f"Step {snapshot.step} · epoch {snapshot.epoch:.2f}{accuracy}")
+    similarity_ax, rollout_ax, distance_ax = figure.subplots(1, 3, gridspec_kw={"width_ratios": [1.1, 1, 1.2]})
+
+    similarity = _numpy(snapshot.position_similarity)
+    grid = similarity.shape[0]
+    gap = max(1, grid // 4)
+    mosaic = _mosaic(similarity.reshape(grid * grid, grid, grid), columns=grid, gap=gap, fill=np.nan)
+    image = similarity_ax.imshow(mosaic, cmap=SIMILARITY_CMAP, vmin=-1, vmax=1, interpolation="nearest")
+    similarity_ax.set_xticks([])
+    similarity_ax.set_yticks([])
+    similarity_ax.spines[:].set_visible(False)
+    _style(similarity_ax, "position similarity")
+    _colourbar(figure, image, similarity_ax, "cosine")
+
+    heat = _overlay(rollout_ax, probe_display, _numpy(snapshot.probe_rollout), vmax=1.0)
+    _style(rollout_ax, "rollout on a test image")
+    del heat  # the same 0..1 scale as the rollout figure; its colour bar would crowd the frame
+
+    distances = _numpy(snapshot.attention_distance)
+    layers, heads = distances.shape
+    for head in range(heads):
+        distance_ax.scatter(np.arange(1, layers + 1), distances[:, head], s=40, color=HEAD_COLOURS(head % 10), zorder=3)
+    distance_ax.set_xticks(range(1, layers + 1))
+    distance_ax.set_xlim(0.5, layers + 0.5)
+    distance_ax.set_ylim(0, config.patch_size * (config.grid_size - 1) * math.sqrt(2))
+    distance_ax.grid(alpha=0.3)
+    _style(distance_ax, "how far each head looks", xlabel="layer", ylabel="pixels")
+    return figure
+
 __all__ = [
     "figure_to_image",
+    "plot_patch_experiment",
+    "plot_timeline_frame",
     "plot_attention_distance",
     "plot_attention_overview",
     "plot_cls_attention",
