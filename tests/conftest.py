@@ -51,3 +51,17 @@ def mnist_model(data_dir):
     info = checkpoints.default_info("mnist")
     info.update(test_accuracy=final.test_accuracy, image_size=28, channels=1)
     return model, info
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory) -> Path:
+    """A checkpoints folder with small untrained MNIST and Fashion-MNIST models, named
+    like the shipped ones: enough for the app's plumbing, which needs no good model."""
+    from vit_demo import checkpoints
+    from vit_demo.training import create_model
+
+    folder = tmp_path_factory.mktemp("checkpoints")
+    for dataset in ("mnist", "fashion_mnist"):
+        model = create_model(dataset, seed=0, patch_size=7, dim=32, depth=2, heads=4, mlp_dim=64)
+        checkpoints.save(model, folder / dataset, checkpoints.default_info(dataset))
+    return folder

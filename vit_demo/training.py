@@ -40,7 +40,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.05
     warmup: float = 0.05  # fraction of the run spent ramping the learning rate up
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.0
     grad_clip: float = 1.0
     augment: bool = True
     seed: int = 0
