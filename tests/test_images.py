@@ -129,3 +129,11 @@ def test_an_image_just_over_our_limit_is_refused_from_its_header(tmp_path, monke
     path.write_bytes(png_claiming_size(2000, 1000))
     with pytest.raises(ImageError, match=r"large.png is 2000x1000 pixels \(2 megapixels\), over the 1-megapixel limit"):
         open_image(path)
+
+
+def test_a_png_cut_off_inside_its_header(tmp_path):
+    whole = save(tmp_path, "whole.png", noise((32, 32)))
+    path = tmp_path / "stub.png"
+    path.write_bytes(whole.read_bytes()[:20])  # inside the IHDR chunk
+    with pytest.raises(ImageError, match="stub.png could not be decoded .* truncated or damaged"):
+        open_image(path)

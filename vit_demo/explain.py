@@ -184,12 +184,14 @@ def _ink(grey: np.ndarray) -> np.ndarray | None:
     """Light-on-dark ink with the paper at 0 and the strongest stroke at 255; None when blank.
 
     The paper's level is taken from the image's outermost pixels: their median decides
-    whether to invert, and their 95th percentile (paper plus its noise) becomes black.
+    whether to invert, and their 75th percentile (paper plus most of its noise) becomes
+    black. A higher percentile would let a digit that touches the edge (more than a few
+    percent of the border) set the paper level, and the whole picture would read as blank.
     """
     border = _border(grey)
     if np.median(border) > 127.5:
         grey, border = 255.0 - grey, 255.0 - border
-    paper = float(np.percentile(border, 95))
+    paper = float(np.percentile(border, 75))
     strongest = float(grey.max())
     if strongest - paper < MIN_INK_CONTRAST:
         return None

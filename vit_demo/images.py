@@ -66,6 +66,8 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
                 f"{label} is not an image PIL can read (it may be another kind of file renamed): "
                 f"upload a PNG, JPEG, GIF, BMP or WebP"
             ) from error
+        except (OSError, SyntaxError, ValueError, EOFError) as error:  # a header cut off mid-chunk
+            raise ImageError(_undecodable(label, error)) from error
 
         width, height = image.size  # from the header: nothing decoded yet
         if width * height > max_image_pixels():
@@ -79,10 +81,7 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
             image.seek(0)  # an animated GIF/WebP/APNG: the first frame
             image.load()
         except (OSError, SyntaxError, ValueError, EOFError) as error:
-            raise ImageError(
-                f"{label} could not be decoded ({error}): the file looks truncated or damaged. "
-                f"Save it again or choose another image"
-            ) from error
+            raise ImageError(_undecodable(label, error)) from error
 
     upright = ImageOps.exif_transpose(image)
     upright.load()
@@ -90,6 +89,13 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
         # Detach from the animation/file object so later frames are never touched.
         upright = image.copy()
     return upright
+
+
+def _undecodable(label: str, error: Exception) -> str:
+    return (
+        f"{label} could not be decoded ({error}): the file looks truncated or damaged. "
+        f"Save it again or choose another image"
+    )
 
 
 def _too_many_bytes(label: str, size: int) -> str:

@@ -317,7 +317,7 @@ def plot_cls_attention(display: np.ndarray, attention_map, layer: int, head: int
     """`explain.cls_attention` for one image (grid, grid) over the input; `layer` and
     `head` are 0-based (None: the mean of the heads)."""
     who = "all heads (mean)" if head is None else f"head {head + 1}"
-    figure = _new_figure(5.6, 4.8, f"Where the CLS token looks: layer {layer + 1}, {who}")
+    figure = _new_figure(5.6, 4.8, f"CLS attention, layer {layer + 1}, {who}")
     ax = figure.add_subplot()
     values = _numpy(attention_map)
     heat = _overlay(ax, display, values, vmax=max(float(values.max()), 1e-6))

@@ -1,0 +1,71 @@
+"""A headless Chromium against the app served in-process: the page loads, a short
+training runs from the Build tab's button to the confusion matrix, Explore answers, and
+a screenshot of each is saved. Uses Debian's chromium (never `playwright install`)."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from vit_demo.ui import AppSettings, build_demo, launch_options
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+if CHROMIUM is None:
+    pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def url(data_dir, tiny_checkpoints, tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    settings = AppSettings(
+        checkpoint_dir=tiny_checkpoints, examples_dir=REPO / "examples", data_dir=str(data_dir),
+        train_limit=1024, test_limit=256, work_dir=tmp_path_factory.mktemp("work"),
+    )
+    demo = build_demo(settings)
+    demo.queue()
+    options = {k: v for k, v in launch_options(settings).items() if k not in ("server_name", "server_port")}
+    _, address, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **options)
+    yield address
+    demo.close()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def page(url):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        page.goto(url, wait_until="domcontentloaded")  # the event stream means "networkidle" never comes
+        yield page
+        browser.close()
+
+
+def test_a_student_trains_a_model_and_explores_it(page, tmp_path):
+    page.get_by_text("Your ViT").wait_for(timeout=30_000)
+    seconds = page.locator("#build-seconds input[type=number]")
+    seconds.fill("5")
+    seconds.press("Enter")
+    page.locator("#build-start").click()
+
+    page.locator("#train-status").get_by_text("Test accuracy:").wait_for(timeout=90_000)
+    page.locator("#train-confusion img").wait_for()
+    assert page.locator("#train-download").is_enabled()
+    page.screenshot(path=str(tmp_path / "train.png"))
+
+    page.get_by_role("tab", name="③ Explore").click()
+    page.locator("#explore-rollout img").wait_for(timeout=30_000)
+    assert "trained here" in page.locator("#explore-model-note").inner_text()
+    page.screenshot(path=str(tmp_path / "explore.png"))
+    assert (tmp_path / "train.png").stat().st_size > 10_000
+    assert page.get_by_text("Error").count() == 0

@@ -1,0 +1,361 @@
+"""The app's handlers called as plain functions, with tiny models and data slices.
+
+Gradio is imported (the handlers raise gr.Error) but nothing is launched: see
+test_app_e2e.py for the served app and test_browser.py for a real browser.
+"""
+
+import io
+import time
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from vit_demo import checkpoints
+from vit_demo.data import get_spec, load_split
+from vit_demo.model import ViTConfig
+from vit_demo.sessions import StopFlag, TrainingQueue, run_training
+from vit_demo.training import TrainConfig
+from vit_demo.ui import App, AppSettings, build_demo
+from vit_demo.ui.build_tab import patch_sizes
+from vit_demo.ui.errors import user_errors
+from vit_demo.ui.estimates import ThroughputMeter
+from vit_demo.ui.explore_tab import VIEWS
+from vit_demo.ui.learn import LESSON_TITLES, lesson
+from vit_demo.ui.models import MINE, UPLOADED, ModelLibrary
+from vit_demo.ui.train_tab import TRAIN_OUTPUTS
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "mnist" / "7-7-00000.png"
+TINY = {"patch_size": 7, "dim": 32, "depth": 2, "heads": 4, "mlp_dim": 64}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    # As the app on two cores: two threads per op fight over the cores other work needs.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def settings_for(tmp_path: Path, checkpoint_dir: Path, data_dir=None, **overrides) -> AppSettings:
+    values = dict(checkpoint_dir=checkpoint_dir, examples_dir=REPO / "examples", data_dir=str(data_dir) if data_dir else None,
+                  train_limit=512, test_limit=256, work_dir=tmp_path / "work")
+    return AppSettings(**{**values, **overrides})
+
+
+@pytest.fixture
+def app(tmp_path, tiny_checkpoints) -> App:
+    return App(settings_for(tmp_path, tiny_checkpoints))
+
+
+@pytest.fixture
+def trainer(tmp_path, tiny_checkpoints, data_dir) -> App:
+    return App(settings_for(tmp_path, tiny_checkpoints, data_dir))
+
+
+def train_inputs(**changes) -> dict:
+    values = dict(dataset="mnist", **TINY, lr=0.003, batch_size=128, length="epochs", seconds=5, epochs=1, seed=0)
+    return {**values, **changes}
+
+
+def as_outputs(frame: tuple) -> dict:
+    return dict(zip(TRAIN_OUTPUTS, frame))
+
+
+# ------------------------------------------------------------------ settings and errors
+
+
+def test_settings_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("VIT_DEMO_MAX_TRAININGS", "3")
+    monkeypatch.setenv("VIT_DEMO_TRAIN_LIMIT", "1000")
+    settings = AppSettings.from_env(tmp_path)
+    assert (settings.max_trainings, settings.train_limit) == (3, 1000)
+    assert settings.checkpoint_dir == tmp_path / "checkpoints"
+    monkeypatch.setenv("VIT_DEMO_MAX_TRAININGS", "many")
+    with pytest.raises(ValueError, match="VIT_DEMO_MAX_TRAININGS must be a int"):
+        AppSettings.from_env(tmp_path)
+
+
+def test_unexpected_errors_become_a_sentence_not_a_traceback():
+    @user_errors
+    def broken():
+        raise KeyError("internal detail")
+
+    @user_errors
+    def broken_stream():
+        yield 1
+        raise ValueError("dim 64 is not divisible by heads 3")
+
+    with pytest.raises(gr.Error, match="Something went wrong on the server \\(KeyError\\)"):
+        broken()
+    with pytest.raises(gr.Error, match="not divisible by heads 3"):
+        list(broken_stream())
+
+
+# ------------------------------------------------------------------ Build and Learn
+
+
+def test_summary_follows_the_knobs(app):
+    summary, *lessons = app.build.describe("mnist", 7, 64, 4, 4, 128, 0.003, 128, "time", 30, 1)
+    config = ViTConfig(image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1)
+    assert "16 patches of 7×7×1 = 49 values" in summary and "17 tokens of 64" in summary
+    for name, count in config.parameter_counts().items():
+        assert f"| `{name}` | {count:,} |" in summary
+    assert "one epoch (512 images)" in summary  # the app's train limit
+    assert len(lessons) == len(LESSON_TITLES)
+
+
+def test_a_model_that_cannot_be_built_shows_its_own_message(app):
+    summary, *lessons = app.build.describe("mnist", 7, 64, 4, 3, 128, 0.003, 128, "time", 30, 1)
+    assert "cannot be built" in summary and "dim 64 is not divisible by heads 3" in summary
+    assert all(lesson_update == gr.skip() for lesson_update in lessons)
+
+
+def test_datasets_offer_only_patch_sizes_that_divide_their_images(app):
+    assert patch_sizes("mnist") == [2, 4, 7, 14, 28]
+    assert patch_sizes("cifar10") == [2, 4, 8, 16, 32]
+    preset, heading, patch_dropdown, *knobs = app.build.choose_dataset("cifar10")
+    assert "Quick (~2 min)" in [label for label, _ in preset.choices]
+    assert "`channels` 3" in heading
+    assert patch_dropdown.value == 8 and [v for _, v in patch_dropdown.choices] == [2, 4, 8, 16, 32]
+
+
+def test_time_estimates_follow_the_measured_speed():
+    meter = ThroughputMeter()
+    config = ViTConfig(image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1)
+    meter.record_run(config, images_per_second=1000)
+    assert meter.seconds_per_epoch(config, 60_000) == pytest.approx(60)
+    assert meter.source == "measured in the last training run"
+
+
+def test_lessons_fill_in_the_current_models_shapes_and_cover_every_part():
+    config = ViTConfig(image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1)
+    text = "\n".join(lesson(config, get_spec("mnist"), batch_size=128, lr=0.003, train_images=60_000))
+    assert "(1, 28, 28) → 16 patches of 49 values → (17, 64)" in text
+    for topic in ("image_size", "patch_size", "num_classes", "`dim`", "`depth`", "`heads`", "`mlp_dim`", "`channels`",
+                  "patch_to_embedding", "pos_embedding", "cls_token", "to_cls_token", "mlp_head", "patch_dim",
+                  "nn.Parameter", "nn.Linear", "y = x A^T + b", "query", "learning rate", "batch", "epoch",
+                  "Inference", "rollout", "attention distance"):
+        assert topic in text, topic
+
+
+# ------------------------------------------------------------------ uploads
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.png", b"", "is empty"),
+        ("notes.txt", b"these are not pixels", "is not an image"),
+        ("cut.png", png_bytes(Image.effect_noise((64, 64), 60))[:300], "truncated or damaged"),
+        ("cut-header.png", b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, "truncated or damaged"),
+        ("dot.png", png_bytes(Image.new("L", (1, 1))), "only 1x1 pixels"),
+    ],
+)
+def test_bad_uploads_say_what_is_wrong(app, tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(gr.Error, match=message):
+        app.explore.use_upload(str(path))
+    with pytest.raises(gr.Error, match=message):
+        app.explore.predict(str(path), "mnist")
+
+
+def test_huge_pictures_are_refused_before_decoding(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIT_DEMO_MAX_IMAGE_MEGAPIXELS", "1")
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bytes(Image.new("L", (2000, 2000))))  # 4 megapixels of black in a few KB
+    with pytest.raises(gr.Error, match="2000x2000 pixels .* over the 1-megapixel limit"):
+        app.explore.use_upload(str(bomb))
+
+
+def test_a_blank_canvas_is_no_drawing(app):
+    white = Image.new("RGBA", (280, 280), "white")
+    assert app.explore.use_drawing({"background": None, "layers": [], "composite": white}) == gr.skip()
+    assert app.explore.use_drawing({"composite": Image.new("RGBA", (280, 280), (0, 0, 0, 0))}) == gr.skip()
+    ink_on_glass = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    ImageDraw.Draw(ink_on_glass).line([(60, 60), (200, 60), (120, 240)], fill=(0, 0, 0, 255), width=20)
+    drawing = app.explore.use_drawing({"composite": ink_on_glass})
+    left, top, _, _ = ink_on_glass.getbbox()
+    assert drawing.size == (336, 336) and drawing.getbbox()[:2] == (left + 28, top + 28)  # inside a margin
+
+
+def test_a_drawing_that_runs_into_the_canvas_edge_is_still_seen(app):
+    seven = Image.new("RGBA", (280, 280), "white")
+    ImageDraw.Draw(seven).line([(40, 0), (240, 0), (120, 279)], fill="black", width=30)  # the bar on the top edge
+    drawing = app.explore.use_drawing({"composite": seven})
+    _, _, seen, explored, *_ = app.explore.explore("mnist", drawing, "rollout", "mean", 0.0, 2, "mean", None, None)
+    assert explored.explanation.preprocessed.display.max() > 200  # ink, not a blank page
+
+
+# ------------------------------------------------------------------ models and Explore
+
+
+def test_the_library_loads_what_is_there_and_says_what_is_not(tmp_path, tiny_checkpoints):
+    assert "No pretrained model was found" in ModelLibrary(tmp_path / "nothing").status()
+    broken = tmp_path / "shelf"
+    (broken / "mnist").mkdir(parents=True)
+    (broken / "mnist" / "config.json").write_text("{not json")
+    library = ModelLibrary(broken)
+    assert not library.models and "is not valid JSON" in library.status()
+    library = ModelLibrary(tiny_checkpoints)
+    assert list(library.models) == ["mnist", "fashion_mnist"]
+    assert [value for _, value in library.menu()] == ["mnist", "fashion_mnist", MINE, UPLOADED]
+    with pytest.raises(ValueError, match="have not trained a model yet"):
+        library.resolve(MINE, None, None)
+    with pytest.raises(ValueError, match="no model called 'cifar'"):
+        library.resolve("cifar", None, None)
+
+
+def test_explore_predicts_and_draws_only_the_open_view(app):
+    image, label, seen, explored, *figures = app.explore.explore("mnist", None, "rollout", "mean", 0.0, 2, "mean", None, None)
+    assert isinstance(image, Image.Image)  # the first example stands in for a missing picture
+    assert set(label) == {str(d) for d in range(10)} and sum(label.values()) == pytest.approx(1.0, abs=1e-4)
+    assert seen.size == (196, 196)
+    assert isinstance(figures[0], Image.Image) and all(f is None for f in figures[1:])
+    assert len(figures) == sum(VIEWS.values())
+    for view, count in VIEWS.items():
+        opened, *drawn = app.explore.view_opener(view)(explored, "max", 0.5, 2, "1")
+        assert opened == view and len(drawn) == count and all(isinstance(d, Image.Image) for d in drawn)
+
+
+def test_opening_explore_shows_the_first_example_once(app):
+    explore_inputs = ("mnist", None, "rollout", "mean", 0.0, 2, "mean", None, None)
+    image, label, *_ = first = app.explore.open_tab(*explore_inputs, explored=None)
+    assert isinstance(image, Image.Image) and "7" in label
+    assert app.explore.open_tab(*explore_inputs, explored=first[3]) == [gr.skip()] * len(first)
+    # No model of your own yet: nothing to show, and no error either (the note says what to do).
+    assert app.explore.open_tab(MINE, *explore_inputs[1:], explored=None) == [gr.skip()] * len(first)
+
+
+def test_choosing_a_model_fits_the_layer_and_head_choices(app):
+    note, gallery, layer, head = app.explore.choose_model("fashion_mnist", None, None)
+    assert "Fashion-MNIST" in note and len(gallery.value) == 10
+    assert [v for _, v in layer.choices] == [1, 2] and len(head.choices) == 5
+    assert app.explore.choose_model(MINE, None, None)[0].startswith("⚠️ You have not trained")
+
+
+def test_the_predict_api_names_every_class_and_refuses_bad_files(app, tmp_path):
+    result = app.explore.predict(str(EXAMPLE), "mnist")
+    assert set(result) == {str(d) for d in range(10)}
+    text = tmp_path / "digit.png"
+    text.write_text("not a picture")
+    with pytest.raises(gr.Error, match="digit.png is not an image"):
+        app.explore.predict(str(text), "mnist")
+    with pytest.raises(gr.Error, match="no model called"):
+        app.explore.predict(str(EXAMPLE), "imagenet")
+
+
+def test_uploaded_checkpoints_are_checked(app, tmp_path, tiny_checkpoints):
+    archive = checkpoints.zip_checkpoint(tiny_checkpoints / "mnist", tmp_path / "mine.zip")
+    uploaded, menu_value = app.explore.upload_checkpoint(str(archive))
+    assert menu_value == UPLOADED and uploaded.info["dataset"] == "mnist"
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(broken, "w") as z:
+        z.writestr("model/config.json", "{}")
+    with pytest.raises(gr.Error, match="has no model.safetensors"):
+        app.explore.upload_checkpoint(str(broken))
+
+
+# ------------------------------------------------------------------ Train
+
+
+def test_training_streams_curves_and_keeps_the_finished_model(trainer):
+    frames = [as_outputs(f) for f in trainer.train.train(**train_inputs())]
+    with_curves = [f for f in frames if isinstance(f["accuracy"], pd.DataFrame) and len(f["accuracy"])]
+    # The first curves already hold every series (a line plot keeps the series it first sees).
+    assert set(with_curves[0]["accuracy"]["series"]) == {"train accuracy", "test accuracy"}
+    assert any(isinstance(f["positions"], Image.Image) for f in frames)
+    last = frames[-1]
+    assert "Test accuracy" in last["status"] and last["views"].selected == "confusion"
+    assert last["explore_model"] == MINE and isinstance(last["confusion"], Image.Image)
+    model, info = checkpoints.load(last["download"].value["path"])  # the zip, as the browser downloads it
+    assert info["dataset"] == "mnist" and model.config.dim == 32
+    assert last["my_model"].model.config == model.config
+
+
+def test_stop_ends_a_run_early_and_keeps_the_model(trainer):
+    run = trainer.train.train(**train_inputs(length="time", seconds=60))
+    for frame in run:
+        if "Step 0" in str(as_outputs(frame)["metrics"]):
+            break
+    trainer.train.stop()
+    last = as_outputs(list(run)[-1])
+    assert "Stopped early" in last["status"] and last["my_model"] is not None
+
+
+def test_a_queued_person_sees_their_place_and_can_leave(trainer):
+    someone_else = trainer.trainings.join()
+    assert trainer.trainings.wait_turn(someone_else, 0) == 0
+    trainer.trainings.expect_end(someone_else, 42)
+    run = trainer.train.train(**train_inputs())
+    waiting = [as_outputs(next(run)) for _ in range(2)][-1]
+    assert "number 1 in line" in waiting["status"] and "about 0:4" in waiting["status"]
+    trainer.train.stop()
+    assert "You left the queue" in as_outputs(list(run)[-1])["status"]
+    assert trainer.trainings.waiting == 0
+    trainer.trainings.leave(someone_else)
+
+
+def test_training_errors_reach_the_person_as_messages(tmp_path, tiny_checkpoints):
+    no_data = App(settings_for(tmp_path, tiny_checkpoints, data_dir=tmp_path / "empty"))
+    with pytest.raises(gr.Error, match="VIT_DEMO_DATA"):
+        list(no_data.train.train(**train_inputs()))
+    with pytest.raises(gr.Error, match="not divisible by heads 3"):
+        list(no_data.train.train(**train_inputs(heads=3)))
+
+
+def test_a_run_ends_at_the_servers_time_limit(data_dir):
+    config = TrainConfig(dataset="mnist", time_budget=60, train_limit=512, test_limit=256, data_dir=str(data_dir))
+    probes = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
+    updates = list(run_training(TINY, config, probes, max_seconds=1))
+    first, last = updates[0], updates[-1]
+    assert first.progress is None and 0 <= first.start.test_accuracy <= 1 and first.probe_probabilities.shape == (4, 10)
+    assert last.time_limited and last.progress.stopped and last.progress.elapsed < 10
+    assert set(last.state_dict) >= {"pos_embedding", "cls_token"}
+
+
+def test_training_queue_is_first_come_first_served():
+    queue = TrainingQueue(capacity=1)
+    first, second, third = queue.join(), queue.join(), queue.join()
+    assert queue.wait_turn(first, 0) == 0
+    assert (queue.wait_turn(second, 0), queue.wait_turn(third, 0)) == (1, 2)
+    queue.leave(first)
+    assert (queue.wait_turn(third, 0), queue.wait_turn(second, 0)) == (2, 0)
+    assert queue.next_seat_in() is None
+    queue.expect_end(second, 10)
+    assert 9 < queue.next_seat_in() <= 10
+    with pytest.raises(ValueError):
+        TrainingQueue(capacity=0)
+
+
+def test_a_stop_flag_reaches_across_threads(tmp_path):
+    flag = StopFlag(tmp_path / "stop" / "session")
+    assert not flag()
+    flag.request()
+    assert flag()
+    flag.clear()
+    assert not flag()
+
+
+# ------------------------------------------------------------------ the whole interface
+
+
+def test_the_interface_builds_with_its_public_endpoints(tmp_path, tiny_checkpoints):
+    started = time.perf_counter()
+    demo = build_demo(settings_for(tmp_path, tiny_checkpoints))
+    assert time.perf_counter() - started < 10
+    public = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
+    assert public == {"describe", "train", "stop", "explore", "predict"}

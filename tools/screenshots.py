@@ -1,0 +1,174 @@
+"""Use the app like a student would and screenshot every tab, timing start-up and Explore.
+
+    python -m tools.screenshots [--out runs/screenshots] [--seconds 30] [--size 1366x768]
+
+Starts `python app.py` on a free port (the environment passes through, so
+VIT_DEMO_CHECKPOINTS, VIT_DEMO_DATA and VIT_DEMO_TRAIN_LIMIT apply), reports how long
+the page took to answer, drives Debian's chromium through playwright (Build, a real
+training run of --seconds, Explore's every view, a drawing, Learn), saves one PNG per
+step, and reports the Explore latencies: the server-side handler time (measured in this
+process on the same checkpoints) and the round trip through gradio_client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(port: int) -> tuple[subprocess.Popen, float]:
+    """`python app.py` on `port`; returns the process and the seconds until the page answered."""
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env)
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"app.py exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
+                if response.status == 200:
+                    return process, time.perf_counter() - started
+        except OSError:
+            time.sleep(0.1)
+
+
+def explore_latency_in_process(runs: int) -> list[float]:
+    """Server-side time of the Explore handler (prediction + rollout view), in ms."""
+    from vit_demo.ui import App, AppSettings, configure_torch_threads
+
+    settings = AppSettings.from_env(REPO)
+    configure_torch_threads(settings)  # as app.py does
+    app = App(settings)
+    name = app.library.default_name()
+    times = []
+    for _ in range(runs + 1):
+        start = time.perf_counter()
+        app.explore.explore(name, None, "rollout", "mean", 0.0, 1, "mean", None, None)
+        times.append(1000 * (time.perf_counter() - start))
+    return times[1:]  # the first pays for lazy imports
+
+
+def explore_latency_round_trip(url: str, runs: int) -> tuple[list[float], list[float]]:
+    """Round trips through gradio_client of /explore and /predict, in ms."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    example = sorted((REPO / "examples" / "mnist").glob("*.png"))[0]
+    explore, predict = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        client.predict(api_name="/explore")
+        explore.append(1000 * (time.perf_counter() - start))
+        start = time.perf_counter()
+        client.predict(handle_file(str(example)), "mnist", api_name="/predict")
+        predict.append(1000 * (time.perf_counter() - start))
+    return explore, predict
+
+
+def drive(url: str, out: Path, seconds: int, size: tuple[int, int]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+        page.goto(url, wait_until="domcontentloaded")
+
+        def shot(name: str) -> None:
+            page.wait_for_timeout(600)  # let images and plots settle
+            page.screenshot(path=str(out / f"{name}.png"))
+            print(f"saved {out / name}.png")
+
+        page.get_by_text("Your ViT").wait_for(timeout=30_000)
+        shot("1-build")
+        page.locator("#build-summary").scroll_into_view_if_needed()
+
+        seconds_box = page.locator("#build-seconds input[type=number]")
+        seconds_box.fill(str(seconds))
+        seconds_box.press("Enter")
+        page.locator("#build-start").click()
+        page.locator("#train-metrics").get_by_text("Step").or_(page.get_by_text("in line")).first.wait_for(timeout=60_000)
+        page.wait_for_timeout(seconds * 500)
+        shot("2-train-live")
+        page.locator("#train-status").get_by_text("Test accuracy:").wait_for(timeout=(seconds + 120) * 1000)
+        shot("3-train-done")
+
+        page.get_by_role("tab", name="③ Explore").click()
+        page.locator("#explore-label").get_by_text("Prediction").wait_for()
+        page.wait_for_timeout(1500)
+        shot("4-explore-rollout")
+        for view, tab in (("heads", "Each head"), ("tokens", "Patches → tokens"), ("positions", "Positions"),
+                          ("distance", "Attention distance"), ("filters", "Filters")):
+            page.get_by_role("tab", name=tab).click()
+            page.locator(f"#explore-{'cls' if view == 'heads' else view} img").wait_for(timeout=20_000)
+            shot(f"5-explore-{view}")
+        page.get_by_role("tab", name="Attention rollout").click()
+        page.get_by_role("tab", name="Draw").click()
+        canvas = page.locator("#explore-sketch canvas").first
+        canvas.wait_for()
+        box = canvas.bounding_box()
+        stroke = [(0.3, 0.2), (0.7, 0.2), (0.45, 0.85)]  # a 7
+        page.mouse.move(box["x"] + box["width"] * stroke[0][0], box["y"] + box["height"] * stroke[0][1])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + box["width"] * x, box["y"] + box["height"] * y, steps=12)
+        page.mouse.up()
+        page.wait_for_timeout(2500)
+        shot("6-explore-drawing")
+
+        page.get_by_role("tab", name="④ Learn").click()
+        page.get_by_text("The whole journey").first.wait_for()
+        shot("7-learn")
+        page.get_by_text("5 · Attention").click()
+        shot("8-learn-attention")
+        browser.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "screenshots")
+    parser.add_argument("--seconds", type=int, default=30, help="time budget of the training run")
+    parser.add_argument("--size", default="1366x768", help="browser window, WIDTHxHEIGHT")
+    parser.add_argument("--runs", type=int, default=5, help="Explore requests timed")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    size = tuple(int(v) for v in args.size.split("x"))
+
+    port = free_port()
+    process, startup = start_app(port)
+    url = f"http://127.0.0.1:{port}/"
+    print(f"start-up: the page answered {startup:.1f} s after `python app.py`")
+    try:
+        drive(url, args.out, args.seconds, size)
+        explore_trips, predict_trips = explore_latency_round_trip(url, args.runs)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    handler = explore_latency_in_process(args.runs)
+    for name, times in (("Explore handler (server side)", handler), ("/explore round trip", explore_trips),
+                        ("/predict round trip", predict_trips)):
+        print(f"{name}: median {statistics.median(times):.0f} ms, max {max(times):.0f} ms over {len(times)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""ViT Playground's Gradio interface: four tabs a student follows left to right.
+
+    ① Build    dataset, preset and knobs; a live summary of shapes, parameters and time
+    ② Train    Start/Stop, progress, live curves, learned positions, guesses on test images,
+               then accuracy, confusion matrix and the checkpoint as a zip
+    ③ Explore  a shipped, just-trained or uploaded model on an example, a drawing or an
+               upload: prediction, rollout, each head, patches, positions, distances, filters
+    ④ Learn    each part of a ViT explained with the Build tab's shapes filled in
+
+All gradio code lives in this package; the work is done by the library (model, training,
+checkpoints, explain, plots, sessions). The handlers are plain methods (tests call them
+directly); `build_demo` lays out the components and wires the events, and
+`launch_options` holds what `demo.launch` needs here and on Hugging Face Spaces.
+"""
+
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+
+from .. import checkpoints, images
+from ..sessions import TrainingQueue
+from .build_tab import BuildHandlers, render_build_tab, wire_build_tab
+from .estimates import ThroughputMeter
+from .explore_tab import VIEWS, ExploreHandlers, render_explore_tab
+from .learn import LESSON_TITLES
+from .models import ModelLibrary, remove_files
+from .settings import AppSettings, configure_torch_threads
+from .train_tab import TRAIN_OUTPUTS, TrainHandlers, render_train_tab
+
+# People who may wait inside the train event for a seat (a class of 30, and some);
+# beyond that Gradio's own queue holds them, showing their place as well.
+WAITING_ROOM = 32
+
+HEADER = (
+    "<div id='title'><h1>ViT Playground</h1><span><b>① Build</b> a Vision Transformer → <b>② Train</b> it → "
+    "<b>③ Explore</b> where it looks → <b>④ Learn</b> how it works</span></div>"
+)
+
+CSS = """
+#title { display: flex; flex-wrap: wrap; align-items: baseline; gap: 0 1.2rem; }
+#title h1 { margin: 0; font-size: 1.7rem; font-weight: 700; }
+#title span { font-size: 1.05rem; }
+.pixelated img, #explore-seen img { image-rendering: pixelated; }
+.probe-title { font-weight: 600; margin-bottom: 4px; }
+.probe-strip { display: flex; flex-wrap: wrap; gap: 10px; }
+.probe { margin: 0; text-align: center; font-size: 0.95rem; line-height: 1.2; }
+.probe img { width: 64px; height: 64px; image-rendering: pixelated; border-radius: 4px; }
+.probe.right figcaption { color: #15803d; }
+.probe.wrong figcaption { color: #b91c1c; }
+#build-summary table, #learn-journey table { font-size: 0.95rem; }
+#build-summary td, #build-summary th, #learn-journey td, #learn-journey th { padding: 3px 8px; }
+#explore-model-note { font-size: 0.95rem; }
+/* Five small thumbnails a row: the gallery's own minimum of 100 px would overflow the column. */
+#explore-examples .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; }
+#explore-examples .grid-container { grid-auto-rows: auto !important; }
+#explore-examples .gallery-item, #explore-examples .thumbnail-item { height: auto !important; aspect-ratio: 1 / 1; }
+#explore-examples .thumbnail-item img { object-fit: contain !important; width: 100%; height: 100%; }
+"""
+
+THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="sky", neutral_hue="slate", spacing_size="sm")
+
+
+class App:
+    """The shared parts of one running app: its settings, the shipped models, the
+    throughput meter and the training queue; and the handlers of each tab."""
+
+    def __init__(self, settings: AppSettings):
+        self.settings = settings
+        self.library = ModelLibrary(settings.checkpoint_dir)
+        self.meter = ThroughputMeter()
+        self.trainings = TrainingQueue(settings.max_trainings)
+        self.build = BuildHandlers(settings, self.meter)
+        self.train = TrainHandlers(settings, self.meter, self.trainings)
+        self.explore = ExploreHandlers(self.library, settings.examples_dir)
+
+
+def show_train_tab():
+    return gr.Tabs(selected="train")
+
+
+def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
+    """The whole interface, its queue configured; call `.launch(**launch_options(settings))`."""
+    app = app or App(settings)
+    app.meter.start_measuring()
+    private = {"api_visibility": "private", "show_progress": "hidden"}
+    exploring = {"concurrency_id": "explore", "concurrency_limit": settings.max_explores}
+
+    with gr.Blocks(title="ViT Playground") as demo:
+        gr.HTML(HEADER)
+        my_model = gr.State(None, delete_callback=remove_files)
+        with gr.Tabs(elem_id="steps") as steps:
+            with gr.Tab("① Build", id="build"):
+                build = render_build_tab(app.build, settings)
+            with gr.Tab("② Train", id="train"):
+                train = render_train_tab()
+            with gr.Tab("③ Explore", id="explore") as explore_tab:
+                explore = render_explore_tab(app.explore, app.library)
+            with gr.Tab("④ Learn", id="learn"):
+                lessons = render_learn_tab()
+        # The scripting API's own inputs: any file (so a bad one gets the app's message
+        # rather than a file-type refusal) and a model named as in the Explore menu.
+        api_image = gr.File(visible=False)
+        api_model = gr.Textbox(visible=False)
+        api_label = gr.Label(visible=False)
+        api_trigger = gr.Button(visible=False)
+
+        # ---------------------------------------------------------------- Build
+        wire_build_tab(app.build, build, lessons)
+        describe_inputs = [*build.model_inputs(), build.lr, build.batch_size, build.length, build.seconds, build.epochs]
+        demo.load(app.build.describe, describe_inputs, [build.summary, *lessons], **private)
+
+        # ---------------------------------------------------------------- Train
+        train_outputs = {
+            "status": train.status, "metrics": train.metrics, "loss": train.loss, "accuracy": train.accuracy,
+            "positions": train.positions, "probes": train.probes, "confusion": train.confusion,
+            "download": train.download, "my_model": my_model, "views": train.views, "explore_model": explore.model,
+        }
+        controls = [build.start, train.start, train.stop]
+        build.start.click(show_train_tab, None, steps, queue=False, **private)
+        training = gr.on(
+            [build.start.click, train.start.click], app.train.lock_controls, None, controls, queue=False, **private
+        ).then(
+            app.train.train, [*build.model_inputs(), *build.training_inputs()],
+            [train_outputs[name] for name in TRAIN_OUTPUTS],
+            api_name="train", show_progress="full", show_progress_on=[train.progress_bar],
+            concurrency_id="train", concurrency_limit=WAITING_ROOM,
+        )
+        # `.then` does not follow a failed event here (Gradio 6.31): unlock on failure too.
+        for after in (training.then, training.failure):
+            after(app.train.unlock_controls, None, controls, queue=False, **private)
+        train.stop.click(app.train.stop, None, train.status, api_name="stop", queue=False, show_progress="hidden")
+
+        # ---------------------------------------------------------------- Explore
+        e = explore
+        explore_inputs = [e.model, e.image, e.open_view, e.fusion, e.discard, e.layer, e.head, my_model, e.uploaded]
+        explore_outputs = [e.image, e.label, e.seen, e.explored, *(slot for view in VIEWS for slot in e.view_images[view])]
+
+        explore_event = {**exploring, "show_progress": "minimal"}
+        describe_model = (app.explore.choose_model, [e.model, my_model, e.uploaded],
+                          [e.model_note, e.examples, e.layer, e.head])
+        # A model chosen in the menu is described, then shown on the current picture: the
+        # public "explore" endpoint. Training and checkpoint uploads choose a model too
+        # (a value set by the server raises no `input` event, so they chain the same steps).
+        e.model.input(*describe_model, **private).success(
+            app.explore.explore, explore_inputs, explore_outputs, api_name="explore", **explore_event
+        )
+        model_events = (
+            training,
+            e.checkpoint.upload(app.explore.upload_checkpoint, e.checkpoint, [e.uploaded, e.model], **private),
+        )
+        picture_events = (
+            e.examples.select(app.explore.use_example, [e.model, my_model, e.uploaded], e.image, **private),
+            e.upload.upload(app.explore.use_upload, e.upload, e.image, **private),
+            e.sketch.change(app.explore.use_drawing, e.sketch, e.image, trigger_mode="always_last", **private),
+        )
+        described = [event.success(*describe_model, **private) for event in model_events]
+        for event in (*described, *picture_events):
+            event.success(app.explore.explore, explore_inputs, explore_outputs, api_visibility="private",
+                          **explore_event)
+        explore_tab.select(app.explore.open_tab, [*explore_inputs, e.explored], explore_outputs,
+                           api_visibility="private", **explore_event)
+        view_controls = [e.explored, e.fusion, e.discard, e.layer, e.head]
+        # Only a person's own moves redraw (`input`, `release`): a new model resets the layer
+        # and head choices, and that must not switch the open view to "Each head".
+        redraw_triggers = {"rollout": [e.fusion.input, e.discard.release], "heads": [e.layer.input, e.head.input]}
+        for view in VIEWS:
+            gr.on([e.view_tabs[view].select, *redraw_triggers.get(view, [])], app.explore.view_opener(view),
+                  view_controls, [e.open_view, *e.view_images[view]], trigger_mode="always_last",
+                  api_visibility="private", **explore_event)
+        api_trigger.click(app.explore.predict, [api_image, api_model, my_model, e.uploaded], api_label,
+                          api_name="predict", **exploring)
+
+    demo.queue(max_size=128, default_concurrency_limit=settings.max_explores)
+    return demo
+
+
+def render_learn_tab() -> list[gr.Markdown]:
+    """The Learn tab: the model's journey on the left, one fold per part on the right."""
+    latex = [{"left": "$$", "right": "$$", "display": True}]
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            gr.Markdown(f"### {LESSON_TITLES[0]}\nThe shapes follow the model on the **Build** tab.")
+            lessons = [gr.Markdown(elem_id="learn-journey", latex_delimiters=latex)]
+        with gr.Column(scale=2):
+            for index, title in enumerate(LESSON_TITLES[1:], start=1):
+                with gr.Accordion(title, open=False):
+                    lessons.append(gr.Markdown(latex_delimiters=latex, elem_id=f"learn-{index}"))
+    return lessons
+
+
+def launch_options(settings: AppSettings) -> dict:
+    """`demo.launch` keywords: host and port from the environment (Spaces sets them), no
+    server-side rendering (Spaces would need Node for it), the theme, the examples folder
+    allowed to be served wherever the app is started from, and an upload cap."""
+    port = os.environ.get("GRADIO_SERVER_PORT")
+    return {
+        "server_name": os.environ.get("GRADIO_SERVER_NAME") or None,
+        "server_port": int(port) if port else None,
+        "ssr_mode": False,
+        "theme": THEME,
+        "css": CSS,
+        "allowed_paths": [str(settings.examples_dir)],
+        # Gradio's own cap on any upload; pictures and checkpoints have tighter limits of
+        # their own, checked by the library with messages that say what to do.
+        "max_file_size": max(checkpoints.max_checkpoint_bytes(), images.max_upload_bytes()),
+    }
+
+
+__all__ = ["App", "AppSettings", "build_demo", "configure_torch_threads", "launch_options"]

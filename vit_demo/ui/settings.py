@@ -1,0 +1,69 @@
+"""What the app is pointed at and how much it may do at once, read from the environment.
+
+    VIT_DEMO_CHECKPOINTS      folder of shipped checkpoints (default: checkpoints/ beside app.py)
+    VIT_DEMO_DATA             datasets folder (read by vit_demo.data)
+    VIT_DEMO_MAX_TRAININGS    trainings that run at the same time (default 1: a 2-vCPU Space)
+    VIT_DEMO_MAX_TRAIN_SECONDS  longest one training may run (default 600)
+    VIT_DEMO_MAX_EXPLORES     Explore requests served at the same time (default 2)
+    VIT_DEMO_TRAIN_LIMIT      train on only the first N images (quick demos, tests)
+    VIT_DEMO_TEST_LIMIT       score on only the first N test images (tests)
+    VIT_DEMO_THREADS          torch CPU threads (default: 1 on 2 cores, else all but one)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..training import configure_threads
+
+
+def _env_number(name: str, kind: type, default):
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    checkpoint_dir: Path
+    examples_dir: Path
+    data_dir: str | None = None  # None: vit_demo.data's default ($VIT_DEMO_DATA or a cache folder)
+    max_trainings: int = 1
+    max_train_seconds: float = 600.0
+    max_explores: int = 2
+    train_limit: int | None = None
+    test_limit: int | None = None
+    threads: int | None = None
+    work_dir: Path = Path(tempfile.gettempdir()) / "vit_demo"  # checkpoints to download, stop flags
+
+    @classmethod
+    def from_env(cls, root: Path) -> AppSettings:
+        """Settings for an app whose checkpoints/ and examples/ folders sit in `root`."""
+        return cls(
+            checkpoint_dir=Path(os.environ.get("VIT_DEMO_CHECKPOINTS") or root / "checkpoints"),
+            examples_dir=root / "examples",
+            max_trainings=_env_number("VIT_DEMO_MAX_TRAININGS", int, 1),
+            max_train_seconds=_env_number("VIT_DEMO_MAX_TRAIN_SECONDS", float, 600.0),
+            max_explores=_env_number("VIT_DEMO_MAX_EXPLORES", int, 2),
+            train_limit=_env_number("VIT_DEMO_TRAIN_LIMIT", int, None),
+            test_limit=_env_number("VIT_DEMO_TEST_LIMIT", int, None),
+            threads=_env_number("VIT_DEMO_THREADS", int, None),
+        )
+
+
+def configure_torch_threads(settings: AppSettings) -> None:
+    """On two cores one thread per operation leaves the other core to Explore requests
+    while someone trains: the training then runs faster than with two threads fighting
+    the predictions for both cores (measured on a 2-vCPU machine)."""
+    cores = os.cpu_count() or 1
+    configure_threads(settings.threads or (1 if cores <= 2 else cores - 1))

@@ -1,0 +1,391 @@
+"""The Train tab: Start, Stop, a progress bar, live curves, and what the model learns as it
+goes (positional-embedding similarity, predictions on a few fixed test images); at the
+end the test accuracy, a confusion matrix and the checkpoint as a zip.
+
+Every browser session trains its own model, kept in that session's gr.State: one
+student's model never replaces another's. At most `max_trainings` run at once; the
+others wait their turn and see their place in line. Stop (or closing the tab) ends only
+that person's run: Stop asks the run to finish its step and score what it has, so the
+model so far is kept; a closed tab closes the generator and frees the seat.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import math
+import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import torch
+from PIL import Image
+
+from .. import checkpoints, plots
+from ..data import DatasetSpec, get_spec, load_split
+from ..sessions import StartingPoint, StopFlag, TrainingQueue, TrainingUpdate, run_training
+from ..training import TrainConfig, TrainProgress, create_model
+from .build_tab import model_config, model_settings, train_config
+from .errors import user_errors
+from .estimates import ThroughputMeter
+from .figures import render
+from .models import MINE, LoadedModel
+from .settings import AppSettings
+
+PROBES = 8  # fixed test images whose predictions are shown while the model learns
+WAIT_POLL_SECONDS = 0.5
+MIN_STEPS_FOR_SPEED = 20  # a run stopped sooner says little about this machine's speed
+
+# What `TrainHandlers.train` yields, in this order; `frame` fills in the ones left unchanged.
+TRAIN_OUTPUTS = (
+    "status", "metrics", "loss", "accuracy", "positions", "probes",
+    "confusion", "download", "my_model", "views", "explore_model",
+)
+
+
+def frame(**values) -> tuple:
+    unknown = set(values) - set(TRAIN_OUTPUTS)
+    if unknown:
+        raise KeyError(f"not a Train output: {', '.join(sorted(unknown))}")
+    return tuple(values.get(name, gr.skip()) for name in TRAIN_OUTPUTS)
+
+
+def on_gpu_when_available(function, seconds: float):
+    """On a ZeroGPU Space the `spaces` package lends a GPU to the functions it decorates
+    (elsewhere its decorator changes nothing); without the package, run as is."""
+    try:
+        import spaces
+    except ImportError:
+        return function
+    return spaces.GPU(duration=int(seconds) + 60)(function)
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(int(round(seconds)), 0)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+@dataclass
+class Curves:
+    """The run so far, as the long-format tables gr.LinePlot draws (one row per point)."""
+
+    loss_rows: list[tuple[int, float, str]] = field(default_factory=list)
+    accuracy_rows: list[tuple[int, float, str]] = field(default_factory=list)
+
+    def start(self, point: StartingPoint) -> None:
+        # Every series has a point at step 0: a line plot keeps the series of its first data.
+        self.loss_rows.append((0, point.train_loss, "train loss"))
+        self.accuracy_rows.append((0, 100 * point.train_accuracy, "train accuracy"))
+        self.accuracy_rows.append((0, 100 * point.test_accuracy, "test accuracy"))
+
+    def add(self, p: TrainProgress) -> None:
+        if p.step and not math.isnan(p.train_loss):
+            self.loss_rows.append((p.step, p.train_loss, "train loss"))
+            self.accuracy_rows.append((p.step, 100 * p.train_accuracy, "train accuracy"))
+        if p.evaluated and p.test_accuracy is not None:
+            self.accuracy_rows.append((p.step, 100 * p.test_accuracy, "test accuracy"))
+
+    @staticmethod
+    def _table(rows, value: str) -> pd.DataFrame:
+        return pd.DataFrame(rows, columns=["step", value, "series"])
+
+    def loss(self) -> pd.DataFrame:
+        return self._table(self.loss_rows, "loss")
+
+    def accuracy(self) -> pd.DataFrame:
+        return self._table(self.accuracy_rows, "accuracy (%)")
+
+
+def _png_data_uri(pixels: torch.Tensor) -> str:
+    """uint8 (C, H, W) -> an inline PNG for HTML."""
+    array = pixels.permute(1, 2, 0).numpy()
+    image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def probe_strip(images: torch.Tensor, labels: torch.Tensor, probabilities: torch.Tensor, spec: DatasetSpec) -> str:
+    """The fixed test images with the model's current guess under each, green when right."""
+    cells = []
+    for pixels, label, probs in zip(images, labels.tolist(), probabilities):
+        guess = int(probs.argmax())
+        mark, css = ("✓", "right") if guess == label else ("✗", "wrong")
+        cells.append(
+            f'<figure class="probe {css}"><img src="{_png_data_uri(pixels)}" alt="a test image of {spec.class_names[label]}">'
+            f"<figcaption>{mark} {spec.class_names[guess]}<br><small>{probs[guess]:.0%}</small></figcaption></figure>"
+        )
+    right = sum(int(probs.argmax()) == label for probs, label in zip(probabilities, labels.tolist()))
+    return (
+        f'<div class="probe-title">The model\'s guesses for {len(labels)} test images: {right} right</div>'
+        f'<div class="probe-strip">{"".join(cells)}</div>'
+    )
+
+
+class BackgroundRenderer:
+    """Draws figures on a worker thread so the training keeps stepping meanwhile (on two
+    cores it uses the core the training leaves free). Only the newest request waiting is
+    drawn: a slow drawing skips stale ones instead of falling behind."""
+
+    def __init__(self, draw):
+        self._draw = draw
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vit-demo-figures")
+        self._running: Future | None = None
+        self._next = None
+
+    def request(self, data) -> None:
+        self._next = data
+        self._start_if_idle()
+
+    def _start_if_idle(self) -> None:
+        if self._next is not None and (self._running is None or self._running.done()):
+            self._running, self._next = self._executor.submit(self._draw, self._next), None
+
+    def ready(self):
+        """The newest finished drawing not handed out yet, else None."""
+        if self._running is None or not self._running.done():
+            return None
+        drawing, self._running = self._running.result(), None
+        self._start_if_idle()
+        return drawing
+
+    def finish(self):
+        """Wait for what is requested; the last drawing (None if none is pending)."""
+        drawing = None
+        while self._running is not None:
+            self._running.result()
+            drawing = self.ready()
+        return drawing
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def draw_position_similarity(similarity: torch.Tensor) -> Image.Image:
+    return render(plots.plot_position_similarity(similarity))
+
+
+def _session_key(request: gr.Request | None) -> str:
+    """A file-name-safe key for the browser session (one key for calls outside a session)."""
+    session = getattr(request, "session_hash", None) or "no-session"
+    return hashlib.sha256(session.encode()).hexdigest()[:16]
+
+
+class TrainHandlers:
+    def __init__(self, app: AppSettings, meter: ThroughputMeter, queue: TrainingQueue):
+        self.app = app
+        self.meter = meter
+        self.queue = queue
+        self._run = on_gpu_when_available(run_training, app.max_train_seconds)
+
+    def _stop_flag(self, request: gr.Request | None) -> StopFlag:
+        return StopFlag(self.app.work_dir / "stop" / _session_key(request))
+
+    def _session_folder(self, request: gr.Request | None) -> Path:
+        folder = self.app.work_dir / "sessions" / _session_key(request)
+        shutil.rmtree(folder, ignore_errors=True)  # the previous run's files: its download was already served
+        folder.mkdir(parents=True)
+        return folder
+
+    @user_errors
+    def train(
+        self, dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs, seed,
+        request: gr.Request = None, progress=gr.Progress(),
+    ):
+        """Wait for a seat, train, and stream what happens (a tuple in `TRAIN_OUTPUTS` order
+        per update)."""
+        settings = model_settings(patch_size, dim, depth, heads, mlp_dim)
+        config = model_config(dataset, settings)  # the model's own message when it cannot be built
+        training = train_config(dataset, lr, batch_size, length, seconds, epochs, seed, self.app)
+        spec = get_spec(dataset)
+        # Read the data before queueing: a missing dataset is reported at once, not after the wait.
+        train_images = len(load_split(spec.key, train=True, data_dir=self.app.data_dir, limit=self.app.train_limit))
+        probes = load_split(spec.key, train=False, data_dir=self.app.data_dir, limit=PROBES)
+        stop = self._stop_flag(request)
+        stop.clear()
+        yield frame(
+            status="Getting ready…", metrics="", loss=None, accuracy=None,
+            confusion=None, download=gr.DownloadButton(value=None, interactive=False), views=gr.Tabs(selected="positions"),
+        )
+        ticket = self.queue.join()
+        positions = BackgroundRenderer(draw_position_similarity)
+        try:
+            if not (yield from self._wait_for_seat(ticket, stop, progress)):
+                yield frame(status="You left the queue. Press **Start** to join it again.")
+                return
+            curves = Curves()
+            status = (
+                f"**Training** on {train_images:,} {spec.title} images. "
+                f"Press **Stop** to end early: the model so far is kept."
+            )
+            for update in self._run(settings, training, probes.images, stop, self.app.max_train_seconds):
+                if update.position_similarity is not None:
+                    positions.request(update.position_similarity)
+                drawn = positions.finish() if update.state_dict is not None else positions.ready()
+                changes = {} if drawn is None else {"positions": drawn}
+                if update.probe_probabilities is not None:
+                    changes["probes"] = probe_strip(probes.images, probes.labels, update.probe_probabilities, spec)
+                p = update.progress
+                if p is None:
+                    curves.start(update.start)
+                    yield frame(status=status, metrics="Step 0: the model is still random, its guesses are chance.",
+                                loss=curves.loss(), accuracy=curves.accuracy(), **changes)
+                    progress(0.0, desc="Training")
+                    continue
+                curves.add(p)
+                self.queue.expect_end(ticket, p.eta)
+                if p.done:
+                    yield frame(**changes, **self._finish(config, settings, training, update, curves, request))
+                    continue
+                yield frame(status=status, metrics=self._metrics(p), loss=curves.loss(), accuracy=curves.accuracy(),
+                            **changes)
+                # After the yield: the bar shows while the next steps run (a yield replaces it).
+                progress(p.fraction, desc=f"Training: step {p.step:,}")
+        finally:
+            positions.close()
+            self.queue.leave(ticket)
+            stop.clear()
+
+    def _wait_for_seat(self, ticket, stop: StopFlag, progress):
+        """Yield the person's place in line until a seat is free; False if they gave up."""
+        while (place := self.queue.wait_turn(ticket, WAIT_POLL_SECONDS)) > 0:
+            if stop():
+                return False
+            running = self.queue.running
+            soon = self.queue.next_seat_in()
+            when = f" A seat frees up in about {_clock(soon)}." if soon is not None else ""
+            yield frame(status=(
+                f"**Waiting for a free seat: you are number {place} in line.** {running} training"
+                f"{'s are' if running != 1 else ' is'} running on this server.{when} "
+                f"Explore keeps working meanwhile; **Stop** leaves the queue."
+            ))
+            progress(None, desc=f"Waiting: number {place} in line")
+        return True
+
+    @staticmethod
+    def _metrics(p: TrainProgress) -> str:
+        of = f" of {p.total_steps:,}" if p.total_steps else ""
+        test = f" · test accuracy **{p.test_accuracy:.1%}**" if p.test_accuracy is not None else ""
+        return (
+            f"Step **{p.step:,}**{of} · epoch **{p.epoch:.2f}** · **{p.images_per_second:,.0f} images/s** · "
+            f"time left **{_clock(p.eta)}** · loss **{p.train_loss:.3f}**{test}"
+        )
+
+    def _finish(self, config, settings: dict, training: TrainConfig, update: TrainingUpdate, curves: Curves,
+                request: gr.Request | None) -> dict:
+        """The finished model: saved and zipped, kept in the session, summarised on the page."""
+        p = update.progress
+        spec = get_spec(training.dataset)
+        model = create_model(spec.key, seed=training.seed, **settings)
+        model.load_state_dict(update.state_dict)
+        model.eval()
+        if p.step >= MIN_STEPS_FOR_SPEED:
+            self.meter.record_run(config, p.images_per_second)
+        info = checkpoints.default_info(spec.key)
+        info["test_accuracy"] = p.test_accuracy
+        info["training"] = {
+            **{k: v for k, v in vars(training).items() if k not in ("data_dir", "device")},
+            "steps": p.step,
+            "epochs_completed": round(p.epoch, 3),
+            "seconds": round(p.elapsed, 1),
+            "images_per_second": round(p.images_per_second),
+            "test_images": p.final_test_images,
+            "stopped_early": p.stopped,
+        }
+        folder = self._session_folder(request)
+        name = f"my-vit-{spec.key}"
+        saved = checkpoints.save(model, folder / name, info)
+        archive = checkpoints.zip_checkpoint(saved, folder / f"{name}.zip")
+        info.update(image_size=config.image_size, channels=config.channels)
+        mine = LoadedModel(MINE, model, info, "trained here", files=folder)
+
+        if update.time_limited:
+            ending = f"Stopped at this server's {_clock(self.app.max_train_seconds)} limit"
+        elif p.stopped:
+            ending = "Stopped early"
+        else:
+            ending = "Finished"
+        return {
+            "status": (
+                f"### Test accuracy: {p.test_accuracy:.1%}\n"
+                f"{ending} after {p.step:,} steps ({p.epoch:.2f} epochs, {_clock(p.elapsed)}), scored on "
+                f"{p.final_test_images:,} test images it never trained on. Open **③ Explore** to see where it looks."
+            ),
+            "metrics": self._metrics(p),
+            "loss": curves.loss(),
+            "accuracy": curves.accuracy(),
+            "confusion": render(plots.plot_confusion_matrix(p.confusion, spec.class_names)),
+            "download": gr.DownloadButton(value=str(archive), interactive=True),
+            "my_model": mine,
+            "views": gr.Tabs(selected="confusion"),
+            "explore_model": MINE,
+        }
+
+    def stop(self, request: gr.Request = None) -> str:
+        """Ask this session's training (or its place in the queue) to end."""
+        self._stop_flag(request).request()
+        return "Stopping after the current step…"
+
+    @staticmethod
+    def lock_controls() -> tuple:
+        return gr.Button(interactive=False), gr.Button(interactive=False), gr.Button(interactive=True)
+
+    @staticmethod
+    def unlock_controls() -> tuple:
+        return gr.Button(interactive=True), gr.Button(interactive=True), gr.Button(interactive=False)
+
+
+@dataclass
+class TrainControls:
+    start: gr.Button
+    stop: gr.Button
+    download: gr.DownloadButton
+    progress_bar: gr.Markdown
+    status: gr.Markdown
+    metrics: gr.Markdown
+    loss: gr.LinePlot
+    accuracy: gr.LinePlot
+    positions: gr.Image
+    probes: gr.HTML
+    confusion: gr.Image
+    views: gr.Tabs
+
+
+def render_train_tab() -> TrainControls:
+    """The Train tab's components (inside an open gr.Tab): controls, progress and curves
+    on the left; what the model has learned so far on the right."""
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            with gr.Row():
+                start = gr.Button("Start training", variant="primary", elem_id="train-start")
+                stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="train-stop")
+                download = gr.DownloadButton("Download model (.zip)", interactive=False, elem_id="train-download")
+            # The progress bar needs a component of its own that no update rewrites.
+            progress_bar = gr.Markdown("", min_height=70, elem_id="train-progress")
+            status = gr.Markdown("Press **Start** to train the model you built on the **① Build** tab.",
+                                 elem_id="train-status")
+            metrics = gr.Markdown(elem_id="train-metrics")
+            with gr.Row():
+                loss = gr.LinePlot(x="step", y="loss", label="Loss (lower is better)", elem_id="train-loss")
+                # A fixed colour map: without it the plot keeps the series of its first update
+                # (train accuracy only; the first test score comes later).
+                accuracy = gr.LinePlot(x="step", y="accuracy (%)", color="series", y_lim=[0, 100],
+                                       color_map={"train accuracy": "#6366f1", "test accuracy": "#16a34a"},
+                                       label="Accuracy (higher is better)", elem_id="train-accuracy")
+        with gr.Column(scale=2):
+            with gr.Tabs() as views:
+                with gr.Tab("Positions it has learned", id="positions"):
+                    positions = gr.Image(format="png", interactive=False, show_label=False, height=300, buttons=[],
+                                         elem_id="train-positions",
+                                         placeholder="How alike the learned positions are, live during training")
+                with gr.Tab("Confusion matrix", id="confusion"):
+                    confusion = gr.Image(format="png", interactive=False, show_label=False, height=300, buttons=[],
+                                         elem_id="train-confusion",
+                                         placeholder="Which classes it mixes up, once training ends")
+            probes = gr.HTML(elem_id="train-probes")
+    return TrainControls(start, stop, download, progress_bar, status, metrics, loss, accuracy, positions, probes,
+                         confusion, views)
