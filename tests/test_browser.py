@@ -63,9 +63,34 @@ def test_a_student_trains_a_model_and_explores_it(page, tmp_path):
     assert page.locator("#train-download").is_enabled()
     page.screenshot(path=str(tmp_path / "train.png"))
 
+    # The training timeline: the last snapshot is drawn; scrubbing to the start redraws it.
+    frame = page.locator("#train-timeline-frame img")
+    frame.wait_for(timeout=30_000)
+    last_frame = frame.get_attribute("src")
+    slider = page.locator("#train-timeline-slider input[type=range]")
+    assert int(slider.get_attribute("max")) >= 1 and slider.is_enabled()
+    slider.focus()
+    slider.press("Home")  # keyboard moves fire `input` and `release`, as a drag does
+    page.wait_for_function(
+        "old => { const img = document.querySelector('#train-timeline-frame img'); return img && img.src !== old; }",
+        arg=last_frame, timeout=30_000,
+    )
+    page.locator("#train-timeline-gif-button").click()
+    page.locator("#train-timeline-gif").get_by_text("vit-training-timeline").wait_for(timeout=60_000)
+    frame.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "timeline.png"))
+
     page.get_by_role("tab", name="③ Explore").click()
     page.locator("#explore-rollout img").wait_for(timeout=30_000)
     assert "trained here" in page.locator("#explore-model-note").inner_text()
     page.screenshot(path=str(tmp_path / "explore.png"))
+
+    # A patch experiment: shuffle without pos_embedding, and the guess stays the same.
+    page.get_by_role("tab", name="Patch experiments").click()
+    page.locator("#experiment-figure img").wait_for(timeout=30_000)
+    page.locator("#experiment-drop-position input").check()
+    page.locator("#experiment-summary").get_by_text("unshuffled").wait_for(timeout=30_000)
+    assert "the same guess" in page.locator("#experiment-summary").inner_text()
+    page.screenshot(path=str(tmp_path / "experiment.png"))
     assert (tmp_path / "train.png").stat().st_size > 10_000
     assert page.get_by_text("Error").count() == 0

@@ -22,12 +22,14 @@ from vit_demo.sessions import StopFlag, TrainingQueue, run_training
 from vit_demo.training import TrainConfig
 from vit_demo.ui import App, AppSettings, build_demo
 from vit_demo.ui.build_tab import patch_sizes
+from vit_demo.ui.experiment_tab import parse_patches
+from vit_demo.ui import experiment_tab
 from vit_demo.ui.errors import user_errors
 from vit_demo.ui.estimates import ThroughputMeter
 from vit_demo.ui.explore_tab import VIEWS
 from vit_demo.ui.learn import LESSON_TITLES, lesson
 from vit_demo.ui.models import MINE, UPLOADED, ModelLibrary
-from vit_demo.ui.train_tab import TRAIN_OUTPUTS
+from vit_demo.ui.train_tab import TRAIN_OUTPUTS, TimelineRecord
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "mnist" / "7-7-00000.png"
@@ -359,3 +361,160 @@ def test_the_interface_builds_with_its_public_endpoints(tmp_path, tiny_checkpoin
     assert time.perf_counter() - started < 10
     public = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
     assert public == {"describe", "train", "stop", "explore", "predict"}
+
+
+# ------------------------------------------------------------------ the training timeline
+
+
+def test_training_records_a_bounded_timeline_that_the_slider_scrubs_and_a_gif_exports(trainer):
+    frames = [as_outputs(f) for f in trainer.train.train(**train_inputs())]
+    records = [f["timeline"] for f in frames if isinstance(f["timeline"], TimelineRecord)]
+    record = frames[-1]["timeline"]
+    assert records and record is records[-1]
+    assert 2 <= len(record) <= 40 and record.timeline.nbytes < 40 * 8_000
+    assert record.timeline[0].step == 0 and record.timeline[-1].fraction == pytest.approx(1.0)
+    assert isinstance(frames[-1]["timeline_frame"], Image.Image)  # the last snapshot, drawn
+    assert frames[-1]["timeline_slider"].maximum == len(record) - 1
+    first = trainer.train.show_snapshot(record, 0)
+    assert isinstance(first, Image.Image) and first.width > 600
+    assert trainer.train.show_snapshot(record, 999).size == first.size  # past the end: the last one
+    assert trainer.train.show_snapshot(None, 0) == gr.skip()
+    made = trainer.train.timeline_gif(record)
+    assert made.visible
+    gif = Image.open(made.value["path"] if isinstance(made.value, dict) else made.value)
+    assert gif.format == "GIF" and 2 <= gif.n_frames <= len(record)  # identical neighbours may merge
+    with pytest.raises(gr.Error, match="no timeline yet"):
+        trainer.train.timeline_gif(None)
+
+
+# ------------------------------------------------------------------ patch experiments and baselines
+
+
+def test_patch_numbers_are_read_from_a_list_with_ranges():
+    assert parse_patches("0, 5 12-14;3", 16) == [0, 5, 12, 13, 14, 3]
+    assert parse_patches("", 16) == [] and parse_patches("  ", 16) == []
+    for bad, message in (("16", "0 to 15"), ("a", "not a patch number"), ("5-2", "outside")):
+        with pytest.raises(ValueError, match=message):
+            parse_patches(bad, 16)
+
+
+def test_patch_experiments_show_what_position_and_patches_do(app):
+    explored = app.explore.explore("mnist", None, "rollout", "mean", 0.0, 2, "mean", None, None)[3]
+    loaded, tensor = explored.loaded, explored.explanation.preprocessed.tensor
+    blind = experiment_tab.run(loaded, tensor, shuffle=True, seed=1, occluded=[], use_position=False,
+                               baseline=experiment_tab.TRAINED)
+    assert blind.order_change < 1e-3  # no pos_embedding: the order of the patches does not matter
+    placed = experiment_tab.run(loaded, tensor, shuffle=True, seed=1, occluded=[], use_position=True,
+                                baseline=experiment_tab.TRAINED)
+    assert not torch.allclose(placed.original.probabilities, placed.changed.probabilities, atol=1e-6)
+    nothing = experiment_tab.run(loaded, tensor, shuffle=False, seed=0, occluded=[], use_position=True,
+                                 baseline=experiment_tab.TRAINED)
+    assert nothing.max_logit_change == 0 and nothing.changed.title == "unchanged"
+    hidden = experiment_tab.run(loaded, tensor, shuffle=False, seed=0, occluded=[0, 5], use_position=True,
+                                baseline=experiment_tab.TRAINED)
+    assert hidden.changed.title == "2 patches hidden"
+
+    figure, summary = experiment_tab.experiment(explored, True, 1, "", True, experiment_tab.TRAINED)
+    assert isinstance(figure, Image.Image) and figure.width > 600
+    assert "the same guess" in summary and "cannot tell where a patch was" in summary
+    _, summary = experiment_tab.experiment(explored, False, 0, "0-3", False, experiment_tab.UNTRAINED)
+    assert "random weights" in summary
+    twin = loaded.cached("untrained twin", lambda: None)
+    assert twin is not loaded.model and twin.config == loaded.model.config
+    flat = experiment_tab.run(loaded, tensor, shuffle=False, seed=0, occluded=[], use_position=True,
+                              baseline=experiment_tab.UNIFORM)
+    assert torch.allclose(flat.original.rollout, flat.original.rollout.flatten()[0])  # flat: every patch alike
+    with pytest.raises(gr.Error, match="0 to 15"):
+        experiment_tab.experiment(explored, False, 0, "99", False, experiment_tab.TRAINED)
+    assert experiment_tab.experiment(None, True, 0, "", False, experiment_tab.TRAINED)[0] == gr.skip()
+    # A new picture redraws the experiment only while its view is open.
+    assert experiment_tab.experiment_if_open("rollout", explored, True, 0, "", False, experiment_tab.TRAINED) == (
+        gr.skip(), gr.skip())
+    opened, figure, _ = experiment_tab.open_experiment(explored, True, 0, "", False, experiment_tab.TRAINED)
+    assert opened == experiment_tab.EXPERIMENT_VIEW and isinstance(figure, Image.Image)
+
+
+# ------------------------------------------------------------------ the misclassification gallery
+
+
+def test_the_mistakes_gallery_shows_test_images_of_one_class_taken_for_another(trainer):
+    last = as_outputs(list(trainer.train.train(**train_inputs()))[-1])
+    mine, true_menu, guess_menu = last["my_model"], last["mistake_true"], last["mistake_guess"]
+    items, note = trainer.train.show_mistakes(mine, true_menu.value, guess_menu.value)
+    split, guesses = mine.cached("test predictions", lambda: None)
+    confusion = torch.zeros(10, 10, dtype=torch.long)
+    assert len(split) == mine.info["training"]["test_images"] == 256  # the slice the final score used
+    for label, guess in zip(split.labels.tolist(), guesses.tolist()):
+        confusion[label, guess] += 1
+    # The menus start at the most frequent mix-up, and the gallery holds exactly those images.
+    true, guess = (true_menu.choices.index((true_menu.value, true_menu.value)),
+                   guess_menu.choices.index((guess_menu.value, guess_menu.value)))
+    expected = int(confusion[true, guess])
+    assert true != guess and expected == max(confusion[t, g] for t in range(10) for g in range(10) if t != g)
+    assert len(items) == min(expected, 12) and f"**{expected:,}** test images" in note
+    picture, caption = items[0]
+    assert isinstance(picture, Image.Image) and picture.size == (2 * 112 + 4, 112) and caption.startswith(f"{guess_menu.value}: ")
+    assert trainer.train.show_mistakes(None, "1", "2")[0] == []
+
+
+# ------------------------------------------------------------------ teacher mode
+
+
+class FakeRequest:
+    def __init__(self, query: dict, referer: str | None = None):
+        self.query_params = query
+        self.headers = {"referer": referer} if referer else {}
+
+
+def test_a_lesson_link_and_file_set_the_dataset_preset_seed_and_locks(app, tmp_path, monkeypatch):
+    from vit_demo.ui.teacher import LESSON_ENV, TeacherHandlers
+
+    lesson_file = tmp_path / "lesson.json"
+    lesson_file.write_text('{"title": "Lesson 2: patches", "dataset": "mnist", "lock": ["dataset"], "hide": ["lr"], '
+                           '"seed": 1}')
+    monkeypatch.setenv(LESSON_ENV, str(lesson_file))
+    teacher = TeacherHandlers(app.build.knob_values)
+    request = FakeRequest({"dataset": "fashion_mnist", "preset": "better", "seed": "3", "lock": "patch_size,preset",
+                           "dim": "lots"})
+    lesson, banner, dataset = teacher.start(request)
+    assert dataset["value"] == "fashion_mnist" and dataset["interactive"] is False  # the link wins; the file locks
+    assert "Lesson 2: patches" in banner.value and "dim='lots' does not fit" in banner.value
+    preset, *knobs = teacher.apply(lesson, "fashion_mnist")
+    knobs = dict(zip(("patch_size", "dim", "depth", "heads", "mlp_dim", "lr", "batch_size", "length", "seconds",
+                      "epochs", "seed"), knobs))
+    assert preset["value"].startswith("Better") and preset["interactive"] is False
+    assert knobs["patch_size"]["value"] == 4 and knobs["patch_size"]["interactive"] is False
+    assert knobs["depth"]["value"] == 6 and knobs["seed"]["value"] == 3 and knobs["lr"]["visible"] is False
+    # No lesson: nothing changes.
+    monkeypatch.delenv(LESSON_ENV)
+    lesson, banner, dataset = teacher.start(FakeRequest({}))
+    assert banner == gr.skip() and dataset == gr.skip() and teacher.apply(lesson, "mnist") == [gr.skip()] * 12
+
+    link = teacher.share_link("mnist", "Quick (~30 s)", 7, 64, 4, 4, 128, 0.003, 128, "time", 30.0, 1, 3,
+                              request=FakeRequest({}, referer="http://host:7860/?old=1"))
+    assert link.startswith("http://host:7860/?dataset=mnist&preset=Quick&patch_size=7") and "seed=3" in link
+    assert "epochs" not in link and "seconds=30" in link
+    # The link read back gives the same settings.
+    from urllib.parse import parse_qsl, urlsplit
+    lesson, _, dataset = teacher.start(FakeRequest(dict(parse_qsl(urlsplit(link).query))))
+    assert dataset["value"] == "mnist" and lesson.values["seconds"] == 30 and lesson.values["preset"] == "Quick"
+
+
+# ------------------------------------------------------------------ compare runs
+
+
+def test_the_last_two_runs_are_compared_side_by_side(trainer):
+    first = as_outputs(list(trainer.train.train(**train_inputs()))[-1])
+    assert [r.number for r in first["runs"]] == [1] and "Train again" in first["compare_table"]
+    runs = first["runs"]
+    for number in (2, 3):
+        last = as_outputs(list(trainer.train.train(**train_inputs(dim=48 if number == 2 else 32), runs=runs))[-1])
+        runs = last["runs"]
+    assert [r.number for r in runs] == [2, 3]  # only the last two are kept
+    table = last["compare_table"]
+    assert "**previous run** (#2)" in table and "**latest run** (#3)" in table
+    assert "**dim** ◀ changed" in table and "| depth | 2 | 2 |" in table and "**test accuracy**" in table
+    assert runs[0].parameters > runs[1].parameters  # dim 48 against 32
+    assert set(last["compare_accuracy"]["run"]) == {"previous run", "latest run"}
+    assert set(last["compare_loss"]["run"]) == {"previous run", "latest run"}
+    assert last["compare_accuracy"]["test accuracy (%)"].between(0, 100).all()

@@ -71,12 +71,35 @@ def save(model: ViT, path: str | os.PathLike, info: dict | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
+        (staging / "README.md").write_text(_model_card(model, info), encoding="utf-8")
         model.save_pretrained(staging, config=config)
         _replace_folder(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
+
+
+def _model_card(model: ViT, info: dict) -> str:
+    """A short card in the Hugging Face layout (front matter, then prose)."""
+    cfg = model.config
+    accuracy = info.get("test_accuracy")
+    score = f"{accuracy:.2%}" if isinstance(accuracy, (int, float)) else "not measured"
+    dataset = info.get("dataset", "unknown")
+    command = (info.get("training") or {}).get("command")
+    trained = f"\nTrained with `{command}`.\n" if command else ""
+    return (
+        "---\nlibrary_name: vit_demo\nlicense: mit\npipeline_tag: image-classification\n"
+        "tags:\n- vision-transformer\n- vit-playground\n---\n\n"
+        f"# ViT Playground model: {dataset}\n\n"
+        f"A Vision Transformer (Dosovitskiy et al., 2020, arXiv:2010.11929) trained in ViT Playground.\n\n"
+        f"- image {cfg.image_size}x{cfg.image_size}x{cfg.channels}, patch {cfg.patch_size} "
+        f"({cfg.num_patches} patches + CLS), dim {cfg.dim}, depth {cfg.depth}, heads {cfg.heads}, mlp_dim {cfg.mlp_dim}\n"
+        f"- {sum(cfg.parameter_counts().values()):,} parameters\n"
+        f"- test accuracy: {score}\n{trained}\n"
+        "Load it with `vit_demo.checkpoints.load(folder)` (model and preprocessing info) or "
+        "`vit_demo.model.ViT.from_pretrained(folder)` (the model alone).\n"
+    )
 
 
 def _replace_folder(new: Path, target: Path) -> None:
@@ -183,8 +206,16 @@ def _read_torch_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     size = path.stat().st_size
     if size > max_checkpoint_bytes():
         raise CheckpointError(_too_big(path.name, size))
+    raw = path.read_bytes()
+    # torch.save writes a zip (legacy files: a pickle, protocol 2+). Anything else is another
+    # kind of file renamed, and must not be reported as a refused pickle.
+    if not (raw.startswith(b"PK\x03\x04") or raw[:1] == b"\x80"):
+        raise CheckpointError(
+            f"{path.name} is not a readable PyTorch file (it does not start like a file written by torch.save); "
+            f"it may be truncated, corrupt or another kind of file renamed"
+        )
     try:
-        payload = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
+        payload = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointError(
             f"{path.name} was refused: it contains Python objects other than tensors and plain data, "

@@ -60,7 +60,9 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
         except Image.DecompressionBombError as error:
             # PIL refuses past twice its own limit, before we see the header; it names the count.
             claimed = int(re.search(r"\((\d+) pixels\)", str(error)).group(1))
-            raise ImageError(_too_many_pixels(label, "an image", claimed)) from error
+            size = _header_size(raw)
+            described = f"{size[0]}x{size[1]} pixels" if size else "an image"
+            raise ImageError(_too_many_pixels(label, described, claimed)) from error
         except UnidentifiedImageError as error:
             raise ImageError(
                 f"{label} is not an image PIL can read (it may be another kind of file renamed): "
@@ -89,6 +91,22 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
         # Detach from the animation/file object so later frames are never touched.
         upright = image.copy()
     return upright
+
+
+def _header_size(raw: bytes) -> tuple[int, int] | None:
+    """Width and height from the header alone, for a file PIL's own bomb check refused
+    (that check runs inside `Image.open`, after the header is read, and names only the
+    pixel count). The format plugins parse the header without decoding anything."""
+    Image.init()
+    for format_id in Image.ID:
+        factory, accept = Image.OPEN[format_id]
+        try:
+            if accept is None or accept(raw[:16]):
+                with factory(io.BytesIO(raw), None) as image:
+                    return image.size
+        except Exception:  # not this format, or a header it cannot read: try the next
+            continue
+    return None
 
 
 def _undecodable(label: str, error: Exception) -> str:

@@ -26,6 +26,7 @@ import torch
 from .data import DatasetSpec, get_spec, load_split, normalize
 from .explain import position_similarity
 from .model import ViT
+from .timeline import Snapshot, Timeline, take_snapshot
 from .training import TrainConfig, TrainProgress, create_model, evaluate, train
 
 
@@ -142,6 +143,8 @@ class TrainingUpdate:
     position_similarity: (grid, grid, grid, grid), with the first update and every evaluation.
     probe_probabilities: (probes, classes) softmax outputs for the probe images, likewise.
     state_dict: the final weights on the CPU, with the last update only.
+    snapshot: a `timeline.Snapshot` (small tensors) when one was due at this report: the
+        first update and regular points of the run, the last report included.
     time_limited: the run was ended by `max_seconds`, not by the person or its budget.
     """
 
@@ -150,6 +153,7 @@ class TrainingUpdate:
     position_similarity: torch.Tensor | None = None
     probe_probabilities: torch.Tensor | None = None
     state_dict: dict[str, torch.Tensor] | None = None
+    snapshot: Snapshot | None = None
     time_limited: bool = False
 
 
@@ -181,12 +185,14 @@ def run_training(
     probe_images: torch.Tensor,
     stop: Callable[[], bool] | None = None,
     max_seconds: float | None = None,
+    timeline_capacity: int = 40,
 ) -> Iterator[TrainingUpdate]:
     """Build a model from `model_settings` (ViT arguments beyond what the dataset fixes),
     train it with `config`, and report as it goes; see `TrainingUpdate`.
 
     `stop` is polled after every step; `max_seconds` caps the run's wall time whatever
-    its budget, so one person cannot hold a shared seat for ever.
+    its budget, so one person cannot hold a shared seat for ever. The first probe image
+    is the timeline's: a snapshot at the start and at regular points (see `Timeline`).
     """
     spec = get_spec(config.dataset)
     model = create_model(spec.key, seed=config.seed, **model_settings)
@@ -200,12 +206,19 @@ def run_training(
             return True
         return stop is not None and stop()
 
+    timeline = Timeline(capacity=timeline_capacity)
+    timeline_probe = normalize(probe_images[:1], spec)
     # Before the first step: the random starting point the curves and maps move away from.
+    first = take_snapshot(model, timeline_probe, step=0, epoch=0.0, fraction=0.0, test_accuracy=None)
+    timeline.add(first)
     yield TrainingUpdate(
-        None, starting_point(model, config), position_similarity(model), probe_probabilities(model, probe_images, spec)
+        None, starting_point(model, config), position_similarity(model), probe_probabilities(model, probe_images, spec),
+        snapshot=first,
     )
     for progress in train(model, config, should_stop):
         update = TrainingUpdate(progress)
+        if timeline.record(model, timeline_probe, progress):
+            update.snapshot = timeline[-1]
         if progress.evaluated:
             update.position_similarity = position_similarity(model)
             update.probe_probabilities = probe_probabilities(model, probe_images, spec)

@@ -23,10 +23,12 @@ from .. import checkpoints, images
 from ..sessions import TrainingQueue
 from .build_tab import BuildHandlers, render_build_tab, wire_build_tab
 from .estimates import ThroughputMeter
+from . import experiment_tab
 from .explore_tab import VIEWS, ExploreHandlers, render_explore_tab
 from .learn import LESSON_TITLES
 from .models import ModelLibrary, remove_files
-from .settings import AppSettings, configure_torch_threads
+from .settings import AppSettings, configure_torch_threads, make_gradio_image_cache_atomic
+from .teacher import TeacherHandlers
 from .train_tab import TRAIN_OUTPUTS, TrainHandlers, render_train_tab
 
 # People who may wait inside the train event for a seat (a class of 30, and some);
@@ -57,6 +59,13 @@ CSS = """
 #explore-examples .grid-container { grid-auto-rows: auto !important; }
 #explore-examples .gallery-item, #explore-examples .thumbnail-item { height: auto !important; aspect-ratio: 1 / 1; }
 #explore-examples .thumbnail-item img { object-fit: contain !important; width: 100%; height: 100%; }
+/* Seven views a row at 1366 px: tighter tab buttons keep "Patch experiments" out of the overflow menu. */
+#explore-views .tab-wrapper button, #explore-views .tab-container button { padding-left: 8px !important; padding-right: 8px !important; }
+#train-timeline-gif { min-height: 0; }
+/* Mistakes: each item is a picture beside its rollout, twice as wide as it is tall. */
+#train-mistakes .grid-container { grid-auto-rows: auto !important; }
+#train-mistakes .thumbnail-item { height: auto !important; aspect-ratio: 2 / 1; }
+#train-mistakes .thumbnail-item img { object-fit: contain !important; width: 100%; height: 100%; }
 """
 
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="sky", neutral_hue="slate", spacing_size="sm")
@@ -83,6 +92,7 @@ def show_train_tab():
 def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
     """The whole interface, its queue configured; call `.launch(**launch_options(settings))`."""
     app = app or App(settings)
+    make_gradio_image_cache_atomic()  # concurrent identical pictures must not be served half-written
     app.meter.start_measuring()
     private = {"api_visibility": "private", "show_progress": "hidden"}
     exploring = {"concurrency_id": "explore", "concurrency_limit": settings.max_explores}
@@ -90,9 +100,15 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
     with gr.Blocks(title="ViT Playground") as demo:
         gr.HTML(HEADER)
         my_model = gr.State(None, delete_callback=remove_files)
+        my_timeline = gr.State(None)
+        my_runs = gr.State([])  # the last two runs' summaries (compare.RunSummary), for Compare
         with gr.Tabs(elem_id="steps") as steps:
             with gr.Tab("① Build", id="build"):
+                lesson_banner = gr.Markdown(visible=False, elem_id="lesson-banner")
                 build = render_build_tab(app.build, settings)
+                with gr.Accordion("For teachers: these settings as a link to hand out", open=False):
+                    share_link = gr.Textbox(show_label=False, interactive=False, buttons=["copy"],
+                                            elem_id="share-link")
             with gr.Tab("② Train", id="train"):
                 train = render_train_tab()
             with gr.Tab("③ Explore", id="explore") as explore_tab:
@@ -111,18 +127,36 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
         describe_inputs = [*build.model_inputs(), build.lr, build.batch_size, build.length, build.seconds, build.epochs]
         demo.load(app.build.describe, describe_inputs, [build.summary, *lessons], **private)
 
+        # ---------------------------------------------------------------- Teacher mode
+        # A lesson (VIT_DEMO_LESSON and the link's query) sets the dataset first; its preset and
+        # knobs follow a moment later, after the dataset's own defaults (its `change` event) are in.
+        teacher = TeacherHandlers(app.build.knob_values)
+        lesson = gr.State(None)
+        knob_controls = [build.patch_size, build.dim, build.depth, build.heads, build.mlp_dim, build.lr,
+                         build.batch_size, build.length, build.seconds, build.epochs, build.seed]
+        demo.load(teacher.start, None, [lesson, lesson_banner, build.dataset], **private).then(
+            None, js="() => new Promise(resolve => setTimeout(resolve, 700))", **private
+        ).then(teacher.apply, [lesson, build.dataset], [build.preset, *knob_controls], **private)
+        share_inputs = [build.dataset, build.preset, *knob_controls]
+        gr.on([demo.load, *(control.change for control in share_inputs)], teacher.share_link, share_inputs,
+              share_link, trigger_mode="always_last", **private)
+
         # ---------------------------------------------------------------- Train
         train_outputs = {
             "status": train.status, "metrics": train.metrics, "loss": train.loss, "accuracy": train.accuracy,
             "positions": train.positions, "probes": train.probes, "confusion": train.confusion,
             "download": train.download, "my_model": my_model, "views": train.views, "explore_model": explore.model,
+            "timeline": my_timeline, "timeline_slider": train.timeline_slider, "timeline_frame": train.timeline_frame,
+            "mistake_true": train.mistake_true, "mistake_guess": train.mistake_guess,
+            "runs": my_runs, "compare_table": train.compare_table, "compare_loss": train.compare_loss,
+            "compare_accuracy": train.compare_accuracy,
         }
         controls = [build.start, train.start, train.stop]
         build.start.click(show_train_tab, None, steps, queue=False, **private)
         training = gr.on(
             [build.start.click, train.start.click], app.train.lock_controls, None, controls, queue=False, **private
         ).then(
-            app.train.train, [*build.model_inputs(), *build.training_inputs()],
+            app.train.train, [*build.model_inputs(), *build.training_inputs(), my_runs],
             [train_outputs[name] for name in TRAIN_OUTPUTS],
             api_name="train", show_progress="full", show_progress_on=[train.progress_bar],
             concurrency_id="train", concurrency_limit=WAITING_ROOM,
@@ -130,6 +164,15 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
         # `.then` does not follow a failed event here (Gradio 6.31): unlock on failure too.
         for after in (training.then, training.failure):
             after(app.train.unlock_controls, None, controls, queue=False, **private)
+        # Scrubbing the timeline: only a person's own moves redraw (the run moves the slider too).
+        gr.on([train.timeline_slider.input, train.timeline_slider.release], app.train.show_snapshot,
+              [my_timeline, train.timeline_slider], train.timeline_frame, trigger_mode="always_last", **private)
+        train.timeline_gif_button.click(app.train.timeline_gif, my_timeline, train.timeline_gif,
+                                        api_visibility="private", concurrency_id="explore",
+                                        concurrency_limit=settings.max_explores)
+        gr.on([train.mistakes_tab.select, train.mistake_true.input, train.mistake_guess.input], app.train.show_mistakes,
+              [my_model, train.mistake_true, train.mistake_guess], [train.mistakes_gallery, train.mistakes_note],
+              trigger_mode="always_last", api_visibility="private", **exploring)
         train.stop.click(app.train.stop, None, train.status, api_name="stop", queue=False, show_progress="hidden")
 
         # ---------------------------------------------------------------- Explore
@@ -169,6 +212,16 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
             gr.on([e.view_tabs[view].select, *redraw_triggers.get(view, [])], app.explore.view_opener(view),
                   view_controls, [e.open_view, *e.view_images[view]], trigger_mode="always_last",
                   api_visibility="private", **explore_event)
+        # Patch experiments: opening the view, any change of its controls, or a new picture
+        # while it is open runs the experiment on the explored picture.
+        x = e.experiment
+        x.tab.select(experiment_tab.open_experiment, [e.explored, *x.inputs()], [e.open_view, x.figure, x.summary],
+                     api_visibility="private", **explore_event)
+        gr.on([x.run.click, x.shuffle.input, x.seed.submit, x.occlude.submit, x.drop_position.input, x.baseline.input],
+              experiment_tab.experiment, [e.explored, *x.inputs()], [x.figure, x.summary], trigger_mode="always_last",
+              api_visibility="private", **explore_event)
+        e.explored.change(experiment_tab.experiment_if_open, [e.open_view, e.explored, *x.inputs()],
+                          [x.figure, x.summary], api_visibility="private", **explore_event)
         api_trigger.click(app.explore.predict, [api_image, api_model, my_model, e.uploaded], api_label,
                           api_name="predict", **exploring)
 

@@ -7,6 +7,7 @@ message in the summary; the Start button refuses it the same way.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import gradio as gr
@@ -16,7 +17,7 @@ from ..model import ViTConfig, divisors, estimated_training_memory_bytes, num_pa
 from ..recipes import recipe_for
 from ..training import TrainConfig
 from .errors import user_errors
-from .estimates import ThroughputMeter
+from .estimates import TRAINING_FLOPS_PER_FORWARD, ThroughputMeter
 from .learn import LESSON_TITLES, lesson
 from .settings import AppSettings
 
@@ -35,11 +36,15 @@ def patch_sizes(dataset: str) -> list[int]:
 
 
 def _whole(name: str, value) -> int:
-    if value is None:
+    if value is None or value == "":
         raise ValueError(f"choose a value for {name}")
-    if float(value) != int(float(value)):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+    if not math.isfinite(number) or number != int(number):
         raise ValueError(f"{name} must be a whole number, got {value}")
-    return int(float(value))
+    return int(number)
 
 
 def model_settings(patch_size, dim, depth, heads, mlp_dim) -> dict:
@@ -71,6 +76,49 @@ def train_config(
         test_limit=app.test_limit,
         **extras,
     )
+
+
+# The least a run must manage within the server's time limit to show anything: this many
+# training steps, plus scoring the starting point and the stopped model (see vit_demo.training).
+MIN_USEFUL_STEPS = 20
+SCORED_IMAGES = 2 * 1000 + 2000  # the starting point's two 1000-image slices, the stopped run's probe slice
+
+
+def _what_to_lower(config: ViTConfig, batch_size: int) -> str:
+    bigger = [p for p in divisors(config.image_size) if p > config.patch_size]
+    raise_patch = (f"raise patch_size (now {config.patch_size}: {config.num_patches} patches; "
+                   f"{', '.join(map(str, bigger))} also divide {config.image_size})" if bigger else None)
+    knobs = ", ".join(
+        f"{name} (now {value})" for name, value in
+        (("batch_size", batch_size), ("depth", config.depth), ("dim", config.dim), ("mlp_dim", config.mlp_dim))
+    )
+    return f"{raise_patch + ', or lower ' if raise_patch else 'lower '}{knobs}"
+
+
+def check_fits_server(config: ViTConfig, batch_size: int, app: AppSettings, meter: ThroughputMeter) -> None:
+    """Refuse, with a ValueError that says how big and what to lower, a model this server
+    cannot train: estimated memory over `app.max_train_memory_mb`, or so slow that not even
+    a few steps and their scoring fit in `app.max_train_seconds`."""
+    memory_mb = estimated_training_memory_bytes(config, batch_size) / 2**20
+    if memory_mb > app.max_train_memory_mb:
+        raise ValueError(
+            f"This model is too big for this server: training it with batch_size {batch_size} needs about "
+            f"{_size(memory_mb)} of memory, over the {_size(app.max_train_memory_mb)} limit "
+            f"(VIT_DEMO_MAX_TRAIN_MEMORY_MB). To fit, {_what_to_lower(config, batch_size)}."
+        )
+    flops = config.forward_flops() * (TRAINING_FLOPS_PER_FORWARD * MIN_USEFUL_STEPS * batch_size + SCORED_IMAGES)
+    seconds = flops / meter.flops_per_second
+    if seconds > app.max_train_seconds:
+        raise ValueError(
+            f"This model is too slow for this server: {MIN_USEFUL_STEPS} training steps with batch_size {batch_size} "
+            f"and a first score would take about {_duration(seconds)} ({config.forward_flops() / 1e6:,.0f} MFLOP per "
+            f"image), over the {_duration(app.max_train_seconds)} limit of one run (VIT_DEMO_MAX_TRAIN_SECONDS). "
+            f"To fit, {_what_to_lower(config, batch_size)}."
+        )
+
+
+def _size(megabytes: float) -> str:
+    return f"{megabytes / 1024:,.1f} GB" if megabytes >= 1024 else f"{megabytes:,.0f} MB"
 
 
 def train_images(dataset: str, app: AppSettings) -> int:
@@ -172,6 +220,11 @@ class BuildHandlers:
         except ValueError as error:
             warning = f"### ⚠️ This model cannot be built\n\n{error}"
             return [warning] + [gr.skip()] * len(LESSON_TITLES)
+        try:
+            check_fits_server(config, batch, self.app, self.meter)
+        except ValueError as error:
+            warning = f"### ⚠️ This model cannot be trained here\n\n{error}"
+            return [warning] + [gr.skip()] * len(LESSON_TITLES)
         spec = get_spec(dataset)
         images = train_images(dataset, self.app)
         return [self.summary(config, spec.key, batch, length, seconds, epochs, images),
@@ -227,7 +280,10 @@ def render_build_tab(handlers: BuildHandlers, app: AppSettings) -> BuildControls
             fixed = gr.Markdown(handlers.fixed_by_dataset(first))
             with gr.Row():
                 with gr.Column(min_width=240):
-                    patch_size = gr.Dropdown(patch_sizes(first), value=patch_value,
+                    # Custom values are let through (typed, or from the API, or a CIFAR
+                    # size on a page that still lists MNIST's): the handlers check them
+                    # and say what would fit, where Gradio would only say "not in the list".
+                    patch_size = gr.Dropdown(patch_sizes(first), value=patch_value, allow_custom_value=True,
                                              label="patch_size (pixels per side)",
                                              info="only sizes that divide the image")
                     dim = gr.Slider(16, 256, value=dim_value, step=8, label="dim (numbers per token)")
@@ -237,7 +293,8 @@ def render_build_tab(handlers: BuildHandlers, app: AppSettings) -> BuildControls
                                         label="mlp_dim (MLP width)")
                 with gr.Column(min_width=240):
                     lr = gr.Slider(0.0001, 0.01, value=lr_value, step=0.0001, label="lr (learning rate)")
-                    batch_size = gr.Dropdown(BATCH_SIZES, value=batch_value, label="batch_size (images per step)")
+                    batch_size = gr.Dropdown(BATCH_SIZES, value=batch_value, allow_custom_value=True,
+                                             label="batch_size (images per step)")
                     length = gr.Radio([("Time budget", TIME), ("Epochs", EPOCHS)], value=length_value,
                                       label="Train for")
                     seconds = gr.Slider(5, app.max_train_seconds, value=seconds_value, step=5, label="seconds",

@@ -20,6 +20,7 @@ from .. import checkpoints, explain, plots
 from ..explain import HEAD_FUSIONS, Explanation
 from ..images import ImageError, open_image
 from .errors import user_errors
+from .experiment_tab import ExperimentControls, render_experiment_tab
 from .figures import render
 from .models import UPLOADED, LoadedModel, ModelLibrary, example_images
 
@@ -271,6 +272,7 @@ class ExploreControls:
     explored: gr.State
     open_view: gr.State
     uploaded: gr.State
+    experiment: ExperimentControls | None = None
 
 
 def _figure_slot(elem_id: str, height: int = 470) -> gr.Image:
@@ -320,7 +322,7 @@ def render_explore_tab(handlers: ExploreHandlers, library: ModelLibrary) -> Expl
                                      elem_id="explore-checkpoint")
         with gr.Column(scale=5):
             view_tabs, images = {}, {}
-            with gr.Tabs():
+            with gr.Tabs(elem_id="explore-views"):
                 with gr.Tab("Attention rollout", id="rollout") as view_tabs["rollout"]:
                     with gr.Row():
                         fusion = gr.Radio(list(HEAD_FUSIONS), value="mean", label="Head fusion", scale=1)
@@ -341,9 +343,11 @@ def render_explore_tab(handlers: ExploreHandlers, library: ModelLibrary) -> Expl
                     images["distance"] = [_figure_slot("explore-distance")]
                 with gr.Tab("Filters", id="filters") as view_tabs["filters"]:
                     images["filters"] = [_figure_slot("explore-filters")]
+                experiment = render_experiment_tab()
     draw_tab.select(None, js=BRUSH_JS)
     return ExploreControls(
         model, model_note, checkpoint, examples, sketch, upload, label, seen, view_tabs, fusion, discard, layer, head,
         images,
         image=gr.State(None), explored=gr.State(None), open_view=gr.State("rollout"), uploaded=gr.State(None),
+        experiment=experiment,
     )

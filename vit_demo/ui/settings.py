@@ -4,6 +4,8 @@
     VIT_DEMO_DATA             datasets folder (read by vit_demo.data)
     VIT_DEMO_MAX_TRAININGS    trainings that run at the same time (default 1: a 2-vCPU Space)
     VIT_DEMO_MAX_TRAIN_SECONDS  longest one training may run (default 600)
+    VIT_DEMO_MAX_TRAIN_MEMORY_MB  largest estimated training memory accepted (default 2048:
+                              a 2-vCPU / 16 GB Space shared by a class)
     VIT_DEMO_MAX_EXPLORES     Explore requests served at the same time (default 2)
     VIT_DEMO_TRAIN_LIMIT      train on only the first N images (quick demos, tests)
     VIT_DEMO_TEST_LIMIT       score on only the first N test images (tests)
@@ -16,6 +18,8 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from gradio import processing_utils
 
 from ..training import configure_threads
 
@@ -40,6 +44,7 @@ class AppSettings:
     data_dir: str | None = None  # None: vit_demo.data's default ($VIT_DEMO_DATA or a cache folder)
     max_trainings: int = 1
     max_train_seconds: float = 600.0
+    max_train_memory_mb: float = 2048.0
     max_explores: int = 2
     train_limit: int | None = None
     test_limit: int | None = None
@@ -54,6 +59,7 @@ class AppSettings:
             examples_dir=root / "examples",
             max_trainings=_env_number("VIT_DEMO_MAX_TRAININGS", int, 1),
             max_train_seconds=_env_number("VIT_DEMO_MAX_TRAIN_SECONDS", float, 600.0),
+            max_train_memory_mb=_env_number("VIT_DEMO_MAX_TRAIN_MEMORY_MB", float, 2048.0),
             max_explores=_env_number("VIT_DEMO_MAX_EXPLORES", int, 2),
             train_limit=_env_number("VIT_DEMO_TRAIN_LIMIT", int, None),
             test_limit=_env_number("VIT_DEMO_TEST_LIMIT", int, None),
@@ -67,3 +73,33 @@ def configure_torch_threads(settings: AppSettings) -> None:
     the predictions for both cores (measured on a 2-vCPU machine)."""
     cores = os.cpu_count() or 1
     configure_threads(settings.threads or (1 if cores <= 2 else cores - 1))
+
+
+def make_gradio_image_cache_atomic() -> None:
+    """Gradio 6.31 writes each output picture to its cache at a path named by the picture's
+    hash, truncating and rewriting the file when the same picture is produced again. Two
+    students exploring the same example at once therefore rewrite a file while the first
+    one's browser is downloading it, and that download arrives empty ("peer closed
+    connection", 8 of 388 requests in benchmarks/load_test.py). Write each picture once,
+    under a temporary name renamed into place, as Gradio's own `save_file_to_cache` does."""
+    if getattr(processing_utils.save_pil_to_cache, "vit_demo_atomic", False):
+        return
+
+    def save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+        data = processing_utils.encode_pil_to_bytes(img, format)
+        folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+        folder.mkdir(exist_ok=True, parents=True)
+        target = (folder / f"{name}.{format}").resolve()
+        if not target.exists():  # the same hash: the same bytes, already whole
+            fd, staging = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+            try:
+                with os.fdopen(fd, "wb") as file:
+                    file.write(data)
+                os.replace(staging, target)
+            except BaseException:
+                Path(staging).unlink(missing_ok=True)
+                raise
+        return str(target)
+
+    save_pil_to_cache.vit_demo_atomic = True
+    processing_utils.save_pil_to_cache = save_pil_to_cache

@@ -25,14 +25,16 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .. import checkpoints, plots
+from .. import checkpoints, plots, timeline as timelines
 from ..data import DatasetSpec, get_spec, load_split
 from ..sessions import StartingPoint, StopFlag, TrainingQueue, TrainingUpdate, run_training
+from ..model import ViTConfig, num_parameters
 from ..training import TrainConfig, TrainProgress, create_model
-from .build_tab import model_config, model_settings, train_config
+from .build_tab import check_fits_server, model_config, model_settings, train_config
 from .errors import user_errors
 from .estimates import ThroughputMeter
 from .figures import render
+from . import compare, mistakes
 from .models import MINE, LoadedModel
 from .settings import AppSettings
 
@@ -44,6 +46,8 @@ MIN_STEPS_FOR_SPEED = 20  # a run stopped sooner says little about this machine'
 TRAIN_OUTPUTS = (
     "status", "metrics", "loss", "accuracy", "positions", "probes",
     "confusion", "download", "my_model", "views", "explore_model",
+    "timeline", "timeline_slider", "timeline_frame", "mistake_true", "mistake_guess",
+    "runs", "compare_table", "compare_loss", "compare_accuracy",
 )
 
 
@@ -169,6 +173,55 @@ def draw_position_similarity(similarity: torch.Tensor) -> Image.Image:
     return render(plots.plot_position_similarity(similarity))
 
 
+TIMELINE_CAPACITY = 40  # snapshots kept per run (each a few KB): older ones are thinned evenly
+GIF_DPI = 60  # GIF frames are drawn smaller than the page's figures: 40 of them must stay quick
+
+
+@dataclass(eq=False)
+class TimelineRecord:
+    """One session's training timeline: the snapshots (bounded, see `timeline.Timeline`),
+    the probe image they were taken on, and the model's shape; kept in a gr.State."""
+
+    timeline: timelines.Timeline
+    probe_display: "object"  # uint8 numpy, (S, S) or (S, S, 3)
+    config: ViTConfig
+    _frames: dict = field(default_factory=dict, repr=False)  # (step, dpi) -> drawn frame
+
+    def __len__(self) -> int:
+        return len(self.timeline)
+
+    def index(self, value) -> int:
+        return min(max(int(round(float(value or 0))), 0), len(self) - 1)
+
+    def frame(self, index: int, dpi: int | None = None) -> Image.Image:
+        return self.draw(self.timeline[index], dpi)
+
+    def draw(self, snapshot: timelines.Snapshot, dpi: int | None = None) -> Image.Image:
+        key = (snapshot.step, snapshot.fraction, dpi)
+        if key not in self._frames:
+            figure = plots.plot_timeline_frame(snapshot, self.probe_display, self.config)
+            self._frames[key] = render(figure) if dpi is None else plots.figure_to_image(figure, dpi=dpi)
+        return self._frames[key]
+
+
+def _probe_display(pixels: torch.Tensor):
+    array = pixels.permute(1, 2, 0).numpy()
+    return array[..., 0] if array.shape[-1] == 1 else array
+
+
+def empty_timeline_slider() -> gr.Slider:
+    return gr.Slider(minimum=0, maximum=1, value=0, step=1, interactive=False,
+                     label="Training timeline: snapshots appear as the model trains")
+
+
+def timeline_slider(record: TimelineRecord, value: int | None = None) -> gr.Slider:
+    last = len(record) - 1
+    return gr.Slider(
+        minimum=0, maximum=max(last, 1), value=last if value is None else value, step=1, interactive=last >= 1,
+        label=f"Training timeline: {len(record)} snapshot{'s' if len(record) != 1 else ''}, drag to replay",
+    )
+
+
 def _session_key(request: gr.Request | None) -> str:
     """A file-name-safe key for the browser session (one key for calls outside a session)."""
     session = getattr(request, "session_hash", None) or "no-session"
@@ -194,13 +247,14 @@ class TrainHandlers:
     @user_errors
     def train(
         self, dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs, seed,
-        request: gr.Request = None, progress=gr.Progress(),
+        runs: list[compare.RunSummary] | None = None, request: gr.Request = None, progress=gr.Progress(),
     ):
         """Wait for a seat, train, and stream what happens (a tuple in `TRAIN_OUTPUTS` order
         per update)."""
         settings = model_settings(patch_size, dim, depth, heads, mlp_dim)
         config = model_config(dataset, settings)  # the model's own message when it cannot be built
         training = train_config(dataset, lr, batch_size, length, seconds, epochs, seed, self.app)
+        check_fits_server(config, training.batch_size, self.app, self.meter)  # memory and time caps, with what to lower
         spec = get_spec(dataset)
         # Read the data before queueing: a missing dataset is reported at once, not after the wait.
         train_images = len(load_split(spec.key, train=True, data_dir=self.app.data_dir, limit=self.app.train_limit))
@@ -210,9 +264,12 @@ class TrainHandlers:
         yield frame(
             status="Getting ready…", metrics="", loss=None, accuracy=None,
             confusion=None, download=gr.DownloadButton(value=None, interactive=False), views=gr.Tabs(selected="positions"),
+            timeline=None, timeline_frame=None, timeline_slider=empty_timeline_slider(),
         )
         ticket = self.queue.join()
         positions = BackgroundRenderer(draw_position_similarity)
+        record = TimelineRecord(timelines.Timeline(TIMELINE_CAPACITY), _probe_display(probes.images[0]), config)
+        frames = BackgroundRenderer(record.draw)
         try:
             if not (yield from self._wait_for_seat(ticket, stop, progress)):
                 yield frame(status="You left the queue. Press **Start** to join it again.")
@@ -222,11 +279,19 @@ class TrainHandlers:
                 f"**Training** on {train_images:,} {spec.title} images. "
                 f"Press **Stop** to end early: the model so far is kept."
             )
-            for update in self._run(settings, training, probes.images, stop, self.app.max_train_seconds):
+            for update in self._run(settings, training, probes.images, stop, self.app.max_train_seconds,
+                                    TIMELINE_CAPACITY):
                 if update.position_similarity is not None:
                     positions.request(update.position_similarity)
                 drawn = positions.finish() if update.state_dict is not None else positions.ready()
                 changes = {} if drawn is None else {"positions": drawn}
+                if update.snapshot is not None:
+                    record.timeline.add(update.snapshot)  # thins exactly as the run's own timeline
+                    frames.request(update.snapshot)
+                    changes.update(timeline=record, timeline_slider=timeline_slider(record))
+                drawn_frame = frames.finish() if update.state_dict is not None else frames.ready()
+                if drawn_frame is not None:
+                    changes["timeline_frame"] = drawn_frame
                 if update.probe_probabilities is not None:
                     changes["probes"] = probe_strip(probes.images, probes.labels, update.probe_probabilities, spec)
                 p = update.progress
@@ -239,7 +304,9 @@ class TrainHandlers:
                 curves.add(p)
                 self.queue.expect_end(ticket, p.eta)
                 if p.done:
-                    yield frame(**changes, **self._finish(config, settings, training, update, curves, request))
+                    yield frame(**changes, **self._finish(config, settings, training, update, curves, request),
+                                **self._compare(runs, config, dataset, settings, lr, batch_size, length, seconds, epochs,
+                                                seed, update, curves))
                     continue
                 yield frame(status=status, metrics=self._metrics(p), loss=curves.loss(), accuracy=curves.accuracy(),
                             **changes)
@@ -247,6 +314,7 @@ class TrainHandlers:
                 progress(p.fraction, desc=f"Training: step {p.step:,}")
         finally:
             positions.close()
+            frames.close()
             self.queue.leave(ticket)
             stop.clear()
 
@@ -319,11 +387,54 @@ class TrainHandlers:
             "loss": curves.loss(),
             "accuracy": curves.accuracy(),
             "confusion": render(plots.plot_confusion_matrix(p.confusion, spec.class_names)),
+            **dict(zip(("mistake_true", "mistake_guess"), mistakes.class_dropdowns(spec.class_names, p.confusion))),
             "download": gr.DownloadButton(value=str(archive), interactive=True),
             "my_model": mine,
             "views": gr.Tabs(selected="confusion"),
             "explore_model": MINE,
         }
+
+    @staticmethod
+    def _compare(runs, config: ViTConfig, dataset, settings, lr, batch_size, length, seconds, epochs, seed, update: TrainingUpdate,
+                 curves: Curves) -> dict:
+        """This run beside the previous one: the kept runs, their table and their curves."""
+        p = update.progress
+        length_text = f"{seconds:g} s" if length == "time" else f"{epochs:g} epochs"
+        run = compare.RunSummary(
+            number=compare.next_number(runs),
+            settings={"dataset": get_spec(dataset).title.split(" (")[0], **settings, "lr": lr,
+                      "batch_size": batch_size, "length": length_text, "seed": int(seed)},
+            test_accuracy=p.test_accuracy or 0.0, parameters=num_parameters(config.parameter_counts()), seconds=p.elapsed, steps=p.step,
+            images_per_second=p.images_per_second, stopped=p.stopped,
+            loss_rows=tuple((s, v) for s, v, _ in curves.loss_rows),
+            accuracy_rows=tuple((s, v) for s, v, series in curves.accuracy_rows if series == "test accuracy"),
+        )
+        kept = compare.keep(runs, run)
+        loss, accuracy = compare.curves(kept)
+        return {"runs": kept, "compare_table": compare.table(kept), "compare_loss": loss, "compare_accuracy": accuracy}
+
+    @user_errors
+    def show_snapshot(self, record: TimelineRecord | None, value) -> Image.Image:
+        """The timeline's frame at the slider's position."""
+        if record is None or not len(record):
+            return gr.skip()
+        return record.frame(record.index(value))
+
+    @user_errors
+    def timeline_gif(self, record: TimelineRecord | None, request: gr.Request = None) -> gr.File:
+        """Every snapshot of the timeline as an animated GIF (a file to download)."""
+        if record is None or not len(record):
+            raise ValueError("There is no timeline yet: press Start to train a model first")
+        folder = self.app.work_dir / "timelines" / _session_key(request)
+        folder.mkdir(parents=True, exist_ok=True)
+        frames = [record.frame(i, dpi=GIF_DPI) for i in range(len(record))]
+        return gr.File(value=str(timelines.save_gif(frames, folder / "vit-training-timeline.gif")), visible=True)
+
+    @user_errors
+    def show_mistakes(self, mine: LoadedModel | None, true_name: str | None, guessed_name: str | None) -> tuple:
+        """The gallery of test images of one class taken for another, with their rollouts."""
+        items, note = mistakes.gallery(mine, true_name, guessed_name, self.app.data_dir, self.app.test_limit)
+        return items, note
 
     def stop(self, request: gr.Request = None) -> str:
         """Ask this session's training (or its place in the queue) to end."""
@@ -353,6 +464,18 @@ class TrainControls:
     probes: gr.HTML
     confusion: gr.Image
     views: gr.Tabs
+    timeline_slider: gr.Slider
+    timeline_frame: gr.Image
+    timeline_gif_button: gr.Button
+    timeline_gif: gr.File
+    mistakes_tab: gr.Tab
+    mistake_true: gr.Dropdown
+    mistake_guess: gr.Dropdown
+    mistakes_note: gr.Markdown
+    mistakes_gallery: gr.Gallery
+    compare_table: gr.Markdown
+    compare_loss: gr.LinePlot
+    compare_accuracy: gr.LinePlot
 
 
 def render_train_tab() -> TrainControls:
@@ -386,6 +509,48 @@ def render_train_tab() -> TrainControls:
                     confusion = gr.Image(format="png", interactive=False, show_label=False, height=300, buttons=[],
                                          elem_id="train-confusion",
                                          placeholder="Which classes it mixes up, once training ends")
+                with gr.Tab("Mistakes", id="mistakes") as mistakes_tab:
+                    with gr.Row():
+                        mistake_true = gr.Dropdown([], label="True class", interactive=False, min_width=100,
+                                                   elem_id="train-mistake-true")
+                        mistake_guess = gr.Dropdown([], label="Taken for", interactive=False, min_width=100,
+                                                    elem_id="train-mistake-guess")
+                    mistakes_note = gr.Markdown("Once training ends: the test images it got wrong, and where it looked.",
+                                                elem_id="train-mistakes-note")
+                    mistakes_gallery = gr.Gallery(columns=2, height=330, allow_preview=True, format="png",
+                                                  object_fit="contain", show_label=False, buttons=[],
+                                                  interactive=False, elem_id="train-mistakes",
+                                                  elem_classes=["pixelated"])
             probes = gr.HTML(elem_id="train-probes")
+    with gr.Group(elem_id="train-timeline"):
+        gr.Markdown(
+            "**Training timeline.** A snapshot at regular points of the run: how alike the learned positions are, "
+            "where the model looks on one test image, and how far each head looks. Drag the slider to watch "
+            "structure grow out of random noise.", padding=True,
+        )
+        with gr.Row(equal_height=False):
+            timeline_slider = gr.Slider(0, 1, value=0, step=1, interactive=False, scale=3,
+                                        label="Training timeline: snapshots appear as the model trains",
+                                        elem_id="train-timeline-slider")
+            with gr.Column(scale=1, min_width=200):
+                timeline_gif_button = gr.Button("Make a GIF of the timeline", elem_id="train-timeline-gif-button")
+                # Shown once there is a GIF to download (an empty file box would be a tall drop zone).
+                timeline_gif = gr.File(label="Timeline GIF", interactive=False, visible=False,
+                                       elem_id="train-timeline-gif")
+        timeline_frame = gr.Image(format="png", interactive=False, show_label=False, height=400, buttons=[],
+                                  elem_id="train-timeline-frame",
+                                  placeholder="The first snapshot appears when training starts")
+    with gr.Accordion("Compare your last two runs", open=True, elem_id="train-compare"):
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=300):
+                compare_table = gr.Markdown(compare.table([]), elem_id="train-compare-table")
+            with gr.Column(scale=3):
+                with gr.Row():
+                    compare_loss = gr.LinePlot(x="step", y="loss", color="run", label="Train loss, both runs",
+                                               color_map=compare.COLOURS, elem_id="train-compare-loss")
+                    compare_accuracy = gr.LinePlot(x="step", y="test accuracy (%)", color="run", y_lim=[0, 100],
+                                                   color_map=compare.COLOURS, label="Test accuracy, both runs", elem_id="train-compare-accuracy")
     return TrainControls(start, stop, download, progress_bar, status, metrics, loss, accuracy, positions, probes,
-                         confusion, views)
+                         confusion, views, timeline_slider, timeline_frame, timeline_gif_button, timeline_gif,
+                         mistakes_tab, mistake_true, mistake_guess, mistakes_note, mistakes_gallery, compare_table,
+                         compare_loss, compare_accuracy)
