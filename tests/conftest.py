@@ -65,3 +65,29 @@ def tiny_checkpoints(tmp_path_factory) -> Path:
         model = create_model(dataset, seed=0, patch_size=7, dim=32, depth=2, heads=4, mlp_dim=64)
         checkpoints.save(model, folder / dataset, checkpoints.default_info(dataset))
     return folder
+
+
+@pytest.fixture
+def one_thread():
+    from ui_helpers import one_torch_thread
+
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture
+def app(tmp_path, tiny_checkpoints, one_thread):
+    """The app's handlers over tiny shipped models, with no data folder."""
+    from ui_helpers import settings_for
+    from vit_demo.ui import App
+
+    return App(settings_for(tmp_path, tiny_checkpoints))
+
+
+@pytest.fixture
+def trainer(tmp_path, tiny_checkpoints, data_dir, one_thread):
+    """The app's handlers with the real data: training works."""
+    from ui_helpers import settings_for
+    from vit_demo.ui import App
+
+    return App(settings_for(tmp_path, tiny_checkpoints, data_dir))

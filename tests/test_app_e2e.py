@@ -6,33 +6,25 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from vit_demo import checkpoints
-from vit_demo.ui import AppSettings, build_demo, launch_options
+from ui_helpers import REPO, serving
+from vit_demo.ui import AppSettings
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "mnist" / "7-7-00000.png"
 TINY_MODEL = dict(dataset="mnist", patch_size=7, dim=32, depth=2, heads=4, mlp_dim=64, lr=0.003, batch_size=128, seed=0)
 
 
 @pytest.fixture(scope="module")
 def url(data_dir, tiny_checkpoints, tmp_path_factory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the app's own choice on two cores
     settings = AppSettings(
         checkpoint_dir=tiny_checkpoints, examples_dir=REPO / "examples", data_dir=str(data_dir),
         train_limit=512, test_limit=256, work_dir=tmp_path_factory.mktemp("work"),
     )
-    demo = build_demo(settings)
-    demo.queue()
-    options = {k: v for k, v in launch_options(settings).items() if k not in ("server_name", "server_port")}
-    _, address, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **options)
-    yield address
-    demo.close()
-    torch.set_num_threads(threads)
+    with serving(settings) as address:
+        yield address
 
 
 @pytest.fixture

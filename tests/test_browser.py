@@ -3,16 +3,14 @@ training runs from the Build tab's button to the confusion matrix, Explore answe
 a screenshot of each is saved. Uses Debian's chromium (never `playwright install`)."""
 
 import shutil
-from pathlib import Path
 
 import pytest
-import torch
 
-from vit_demo.ui import AppSettings, build_demo, launch_options
+from ui_helpers import REPO, serving
+from vit_demo.ui import AppSettings
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -26,19 +24,12 @@ if CHROMIUM is None:
 
 @pytest.fixture(scope="module")
 def url(data_dir, tiny_checkpoints, tmp_path_factory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     settings = AppSettings(
         checkpoint_dir=tiny_checkpoints, examples_dir=REPO / "examples", data_dir=str(data_dir),
         train_limit=1024, test_limit=256, work_dir=tmp_path_factory.mktemp("work"),
     )
-    demo = build_demo(settings)
-    demo.queue()
-    options = {k: v for k, v in launch_options(settings).items() if k not in ("server_name", "server_port")}
-    _, address, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **options)
-    yield address
-    demo.close()
-    torch.set_num_threads(threads)
+    with serving(settings) as address:
+        yield address
 
 
 @pytest.fixture

@@ -31,48 +31,14 @@ from PIL import Image, ImageDraw
 
 from vit_demo import checkpoints, data
 from vit_demo.training import create_model
-from vit_demo.ui import App, AppSettings, build_demo, launch_options
+from vit_demo.ui import App, AppSettings, build_demo
 from vit_demo.ui.models import MINE, UPLOADED, ModelLibrary
-from vit_demo.ui.train_tab import TRAIN_OUTPUTS
+from ui_helpers import EXAMPLE, REPO, TINY, as_outputs, serving, settings_for, train_inputs  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "mnist" / "7-7-00000.png"
-TINY = {"patch_size": 7, "dim": 32, "depth": 2, "heads": 4, "mlp_dim": 64}
+# As the app on two cores: one torch thread.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DIGITS = {str(d) for d in range(10)}
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def settings_for(tmp_path: Path, checkpoint_dir: Path, data_dir=None, **overrides) -> AppSettings:
-    values = dict(checkpoint_dir=checkpoint_dir, examples_dir=REPO / "examples",
-                  data_dir=str(data_dir) if data_dir else None, train_limit=512, test_limit=256,
-                  work_dir=tmp_path / "work")
-    return AppSettings(**{**values, **overrides})
-
-
-@pytest.fixture
-def app(tmp_path, tiny_checkpoints) -> App:
-    return App(settings_for(tmp_path, tiny_checkpoints))
-
-
-@pytest.fixture
-def trainer(tmp_path, tiny_checkpoints, data_dir) -> App:
-    return App(settings_for(tmp_path, tiny_checkpoints, data_dir))
-
-
-def train_inputs(**changes) -> dict:
-    values = dict(dataset="mnist", **TINY, lr=0.003, batch_size=128, length="epochs", seconds=5, epochs=1, seed=0)
-    return {**values, **changes}
-
-
-def as_outputs(frame: tuple) -> dict:
-    return dict(zip(TRAIN_OUTPUTS, frame))
 
 
 def session(name: str):
@@ -584,12 +550,9 @@ def served(tiny_checkpoints, tmp_path_factory):
     settings = AppSettings(checkpoint_dir=tiny_checkpoints, examples_dir=REPO / "examples",
                            data_dir=str(tmp_path_factory.mktemp("no-data")),
                            train_limit=512, test_limit=256, work_dir=tmp_path_factory.mktemp("work"))
-    demo = build_demo(settings)
-    options = {k: v for k, v in launch_options(settings).items() if k not in ("server_name", "server_port")}
-    _, address, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **options)
-    assert address.startswith("http://127.0.0.1:")
-    yield Client(address, verbose=False)
-    demo.close()
+    with serving(settings) as address:
+        assert address.startswith("http://127.0.0.1:")
+        yield Client(address, verbose=False)
 
 
 def test_a_client_sees_the_upload_messages(served, tmp_path):

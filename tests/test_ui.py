@@ -7,7 +7,6 @@ test_app_e2e.py for the served app and test_browser.py for a real browser.
 import io
 import time
 import zipfile
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd
@@ -29,45 +28,11 @@ from vit_demo.ui.estimates import ThroughputMeter
 from vit_demo.ui.explore_tab import VIEWS
 from vit_demo.ui.learn import LESSON_TITLES, lesson
 from vit_demo.ui.models import MINE, UPLOADED, ModelLibrary
-from vit_demo.ui.train_tab import TRAIN_OUTPUTS, TimelineRecord
+from vit_demo.ui.train_tab import TimelineRecord
+from ui_helpers import EXAMPLE, TINY, as_outputs, settings_for, train_inputs  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "mnist" / "7-7-00000.png"
-TINY = {"patch_size": 7, "dim": 32, "depth": 2, "heads": 4, "mlp_dim": 64}
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # As the app on two cores: two threads per op fight over the cores other work needs.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def settings_for(tmp_path: Path, checkpoint_dir: Path, data_dir=None, **overrides) -> AppSettings:
-    values = dict(checkpoint_dir=checkpoint_dir, examples_dir=REPO / "examples", data_dir=str(data_dir) if data_dir else None,
-                  train_limit=512, test_limit=256, work_dir=tmp_path / "work")
-    return AppSettings(**{**values, **overrides})
-
-
-@pytest.fixture
-def app(tmp_path, tiny_checkpoints) -> App:
-    return App(settings_for(tmp_path, tiny_checkpoints))
-
-
-@pytest.fixture
-def trainer(tmp_path, tiny_checkpoints, data_dir) -> App:
-    return App(settings_for(tmp_path, tiny_checkpoints, data_dir))
-
-
-def train_inputs(**changes) -> dict:
-    values = dict(dataset="mnist", **TINY, lr=0.003, batch_size=128, length="epochs", seconds=5, epochs=1, seed=0)
-    return {**values, **changes}
-
-
-def as_outputs(frame: tuple) -> dict:
-    return dict(zip(TRAIN_OUTPUTS, frame))
+# As the app on two cores: one torch thread.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------ settings and errors

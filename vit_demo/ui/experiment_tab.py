@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import gradio as gr
 import torch
-from PIL import Image
 
 from .. import experiments, plots
 from ..explain import attention_rollout

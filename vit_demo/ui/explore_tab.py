@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 
 from .. import checkpoints, explain, plots
 from ..explain import HEAD_FUSIONS, Explanation
-from ..images import ImageError, open_image
+from ..images import open_image
 from .errors import user_errors
 from .experiment_tab import ExperimentControls, render_experiment_tab
 from .figures import render

@@ -1,0 +1,56 @@
+"""What the UI tests share: app settings for a tiny, fast app, the inputs of one short
+training, and an in-process server on a free loopback port."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from vit_demo.ui import AppSettings, build_demo, launch_options
+from vit_demo.ui.train_tab import TRAIN_OUTPUTS
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "mnist" / "7-7-00000.png"
+TINY = {"patch_size": 7, "dim": 32, "depth": 2, "heads": 4, "mlp_dim": 64}
+
+
+def settings_for(tmp_path: Path, checkpoint_dir: Path, data_dir=None, **overrides) -> AppSettings:
+    values = dict(checkpoint_dir=checkpoint_dir, examples_dir=REPO / "examples",
+                  data_dir=str(data_dir) if data_dir else None, train_limit=512, test_limit=256,
+                  work_dir=tmp_path / "work")
+    return AppSettings(**{**values, **overrides})
+
+
+def train_inputs(**changes) -> dict:
+    values = dict(dataset="mnist", **TINY, lr=0.003, batch_size=128, length="epochs", seconds=5, epochs=1, seed=0)
+    return {**values, **changes}
+
+
+def as_outputs(frame: tuple) -> dict:
+    return dict(zip(TRAIN_OUTPUTS, frame))
+
+
+@contextmanager
+def one_torch_thread():
+    # As the app on two cores: two threads per op fight over the cores other work needs.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextmanager
+def serving(settings: AppSettings):
+    """The app launched on 127.0.0.1 (a free port) for the block; yields its URL."""
+    with one_torch_thread():
+        demo = build_demo(settings)  # queued as the app is, with its own limits
+        options = {k: v for k, v in launch_options(settings).items() if k not in ("server_name", "server_port")}
+        _, address, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **options)
+        try:
+            yield address
+        finally:
+            demo.close()
