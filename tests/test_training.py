@@ -9,6 +9,7 @@ from vit_demo.training import (
     check_model_fits_dataset,
     create_model,
     evaluate,
+    evaluation_slice,
     learning_rate,
     run_to_completion,
     train,
@@ -149,3 +150,12 @@ def test_the_same_seed_gives_the_same_model(data_dir):
         )
         weights.append(model.pos_embedding.detach().clone())
     torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=0)
+
+
+def test_the_evaluation_slice_is_fixed_by_the_seed_and_sized():
+    split = Split(torch.arange(50, dtype=torch.uint8).view(50, 1, 1, 1), torch.arange(50) % 10)
+    first, again, other = (evaluation_slice(split, seed, 20) for seed in (3, 3, 4))
+    assert len(first) == 20 and torch.equal(first.images, again.images)
+    assert not torch.equal(first.images, other.images)
+    assert len(set(first.images.flatten().tolist())) == 20  # no image twice
+    torch.testing.assert_close(first.labels, first.images.flatten().long() % 10)

@@ -191,6 +191,13 @@ def evaluate(
     return total_loss / n, correct / n, confusion
 
 
+def evaluation_slice(test_split: Split, seed: int, size: int) -> Split:
+    """The fixed, shuffled slice of the test set scored during a run (and at the end of a
+    stopped one): quick to score, and the same images at every evaluation."""
+    chosen = torch.randperm(len(test_split), generator=torch.Generator().manual_seed(seed))[:size]
+    return Split(test_split.images[chosen], test_split.labels[chosen])
+
+
 def train(
     model: ViT,
     config: TrainConfig,
@@ -204,10 +211,8 @@ def train(
     test_split = load_split(spec.key, train=False, data_dir=config.data_dir, limit=config.test_limit)
     if len(train_split) == 0 or len(test_split) == 0:
         raise ValueError("the training and test sets must each hold at least one image")
+    probe_split = evaluation_slice(test_split, config.seed, config.eval_subset)
     generator = torch.Generator().manual_seed(config.seed)
-    # A fixed, shuffled slice of the test set: quick to score, the same at every evaluation.
-    probe = torch.randperm(len(test_split), generator=generator)[: config.eval_subset]
-    probe_split = Split(test_split.images[probe], test_split.labels[probe])
 
     model.to(device).train()
     images = train_split.images.to(device)

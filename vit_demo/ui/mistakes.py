@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..data import Split, get_spec, load_split, normalize
 from ..explain import attention_rollout
+from ..training import evaluation_slice
 from .models import LoadedModel
 
 SHOWN = 12
@@ -32,9 +33,7 @@ def final_test_split(loaded: LoadedModel, data_dir, test_limit: int | None) -> S
     test = load_split(spec.key, train=False, data_dir=data_dir, limit=run.get("test_limit", test_limit))
     if not run.get("stopped_early"):
         return test
-    generator = torch.Generator().manual_seed(int(run.get("seed", 0)))
-    probe = torch.randperm(len(test), generator=generator)[: int(run.get("eval_subset", 2000))]
-    return Split(test.images[probe], test.labels[probe])
+    return evaluation_slice(test, int(run.get("seed", 0)), int(run.get("eval_subset", 2000)))
 
 
 @torch.inference_mode()
