@@ -384,7 +384,7 @@ def plot_patch_experiment(original, changed, class_names: Sequence[str], origina
     for row, (view, display) in enumerate(((original, original_display), (changed, changed_display))):
         image_ax, rollout_ax, bars_ax = axes[row]
         _show_image(image_ax, display)
-        _style(image_ax, view.title if row else "original")
+        _style(image_ax, view.title.replace(", ", ",\n"))  # one change per line: the axis is narrow
         heat = _overlay(rollout_ax, display, _numpy(view.rollout), vmax=1.0)
         _style(rollout_ax, "attention rollout")
         probabilities = _numpy(view.probabilities)

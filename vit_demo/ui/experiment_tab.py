@@ -107,9 +107,7 @@ def experiment(explored, shuffle: bool, seed, occlude: str, drop_position: bool,
     result = run(loaded, explanation.preprocessed.tensor, shuffle=bool(shuffle), seed=seed, occluded=occluded,
                  use_position=not drop_position, baseline=baseline or TRAINED)
     changed_display = experiments.to_display(result.changed.images, loaded.info)
-    # One change per line: a long title would run past its small image axis.
-    changed = dataclasses.replace(result.changed, title=result.changed.title.replace(", ", ",\n"))
-    figure = plots.plot_patch_experiment(result.original, changed, explanation.class_names,
+    figure = plots.plot_patch_experiment(result.original, result.changed, explanation.class_names,
                                          explanation.preprocessed.display, changed_display)
     return render(figure), summary(result, explanation.class_names, baseline)
 
