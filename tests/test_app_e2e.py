@@ -10,20 +10,14 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from vit_demo import checkpoints
-from ui_helpers import REPO, serving
-from vit_demo.ui import AppSettings
+from ui_helpers import EXAMPLE, serving, settings_for
 
-EXAMPLE = REPO / "examples" / "mnist" / "7-7-00000.png"
 TINY_MODEL = dict(dataset="mnist", patch_size=7, dim=32, depth=2, heads=4, mlp_dim=64, lr=0.003, batch_size=128, seed=0)
 
 
 @pytest.fixture(scope="module")
 def url(data_dir, tiny_checkpoints, tmp_path_factory):
-    settings = AppSettings(
-        checkpoint_dir=tiny_checkpoints, examples_dir=REPO / "examples", data_dir=str(data_dir),
-        train_limit=512, test_limit=256, work_dir=tmp_path_factory.mktemp("work"),
-    )
-    with serving(settings) as address:
+    with serving(settings_for(tmp_path_factory.mktemp("app"), tiny_checkpoints, data_dir)) as address:
         yield address
 
 

@@ -6,8 +6,7 @@ import shutil
 
 import pytest
 
-from ui_helpers import REPO, serving
-from vit_demo.ui import AppSettings
+from ui_helpers import serving, settings_for
 
 pytestmark = pytest.mark.browser
 
@@ -24,11 +23,7 @@ if CHROMIUM is None:
 
 @pytest.fixture(scope="module")
 def url(data_dir, tiny_checkpoints, tmp_path_factory):
-    settings = AppSettings(
-        checkpoint_dir=tiny_checkpoints, examples_dir=REPO / "examples", data_dir=str(data_dir),
-        train_limit=1024, test_limit=256, work_dir=tmp_path_factory.mktemp("work"),
-    )
-    with serving(settings) as address:
+    with serving(settings_for(tmp_path_factory.mktemp("app"), tiny_checkpoints, data_dir, train_limit=1024)) as address:
         yield address
 
 
