@@ -167,19 +167,25 @@ def learning_rate(progress: float, config: TrainConfig) -> float:
 
 
 @torch.no_grad()
+def batched_logits(model: ViT, split: Split, spec: DatasetSpec, batch_size: int = 1000) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(logits, labels) for `split`, a batch at a time, on the model's device. The caller
+    puts the model in eval mode."""
+    device = next(model.parameters()).device
+    for start in range(0, len(split), batch_size):
+        images = normalize(split.images[start : start + batch_size].to(device), spec)
+        yield model(images), split.labels[start : start + batch_size].to(device)
+
+
+@torch.no_grad()
 def evaluate(
     model: ViT, split: Split, spec: DatasetSpec, batch_size: int = 1000, with_confusion: bool = False
 ) -> tuple[float, float, torch.Tensor | None]:
     """Mean cross-entropy, accuracy and (optionally) the confusion matrix on `split`."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
     total_loss, correct = 0.0, 0
     confusion = torch.zeros(spec.num_classes, spec.num_classes, dtype=torch.long) if with_confusion else None
-    for start in range(0, len(split), batch_size):
-        images = normalize(split.images[start : start + batch_size].to(device), spec)
-        labels = split.labels[start : start + batch_size].to(device)
-        logits = model(images)
+    for logits, labels in batched_logits(model, split, spec, batch_size):
         total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
         predictions = logits.argmax(1)
         correct += (predictions == labels).sum().item()

@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..data import Split, get_spec, load_split, normalize
 from ..explain import attention_rollout
-from ..training import evaluation_slice
+from ..training import batched_logits, evaluation_slice
 from .models import LoadedModel
 
 SHOWN = 12
@@ -39,9 +39,7 @@ def final_test_split(loaded: LoadedModel, data_dir, test_limit: int | None) -> S
 @torch.inference_mode()
 def predictions(model, split: Split, spec) -> torch.Tensor:
     model.eval()
-    device = next(model.parameters()).device
-    guesses = [model(normalize(split.images[i : i + BATCH].to(device), spec)).argmax(1).cpu()
-               for i in range(0, len(split), BATCH)]
+    guesses = [logits.argmax(1).cpu() for logits, _ in batched_logits(model, split, spec, BATCH)]
     return torch.cat(guesses) if guesses else torch.zeros(0, dtype=torch.long)
 
 
