@@ -75,7 +75,7 @@ def test_a_student_trains_a_model_and_explores_it(page, tmp_path):
     page.get_by_role("tab", name="Patch experiments").click()
     page.locator("#experiment-figure img").wait_for(timeout=30_000)
     page.locator("#experiment-drop-position input").check()
-    page.locator("#experiment-summary").get_by_text("unshuffled").wait_for(timeout=30_000)
+    page.locator("#experiment-summary").get_by_text("in order").wait_for(timeout=30_000)
     assert "the same guess" in page.locator("#experiment-summary").inner_text()
     page.screenshot(path=str(tmp_path / "experiment.png"))
     assert (tmp_path / "train.png").stat().st_size > 10_000

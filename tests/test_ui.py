@@ -399,6 +399,23 @@ def test_patch_experiments_show_what_position_and_patches_do(app):
     assert opened == experiment_tab.EXPERIMENT_VIEW and isinstance(figure, Image.Image)
 
 
+def test_the_shuffle_verdict_is_about_the_order_even_when_dropping_position_changes_the_guess():
+    """A weak model may guess differently once pos_embedding is gone; the verdict on shuffling
+    compares against the unshuffled picture without pos_embedding, so it stays 'the same'."""
+    def view(title, probabilities):
+        return experiment_tab.experiments.ExperimentView(title, torch.zeros(1, 1, 4, 4), torch.tensor(probabilities),
+                                                          torch.zeros(2, 2))
+
+    original = view("original", [0.7, 0.3])
+    blind = view("no pos_embedding", [0.4, 0.6])
+    shuffled = view("patches shuffled, no pos_embedding", [0.4, 0.6])
+    result = experiment_tab.ExperimentResult(original, shuffled, max_logit_change=30.0, blind_unshuffled=blind)
+    assert result.order_change == 0
+    summary = experiment_tab.summary(result, ["cat", "dog"], experiment_tab.TRAINED)
+    assert summary.startswith("Without `pos_embedding`, in order **dog** (60%) → shuffled **dog** (60%): the same guess")
+    assert "with `pos_embedding`: **cat** (70%)" in summary
+
+
 # ------------------------------------------------------------------ the misclassification gallery
 
 

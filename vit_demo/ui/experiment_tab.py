@@ -50,9 +50,17 @@ class ExperimentResult:
     original: experiments.ExperimentView
     changed: experiments.ExperimentView
     max_logit_change: float  # largest |change| of any class's probability, in percentage points
-    # Shuffled without pos_embedding: the same change against the unshuffled input, also
-    # without pos_embedding (what shuffling alone does to a model blind to position).
-    order_change: float | None = None
+    # When the patches are shuffled *and* pos_embedding is dropped, `changed` differs from
+    # `original` in two ways at once. The unshuffled picture without pos_embedding separates
+    # them: against it, shuffling alone changes nothing.
+    blind_unshuffled: experiments.ExperimentView | None = None
+
+    @property
+    def order_change(self) -> float | None:
+        """What shuffling alone did to the model without pos_embedding, in percentage points."""
+        if self.blind_unshuffled is None:
+            return None
+        return (self.changed.probabilities - self.blind_unshuffled.probabilities).abs().max().item() * 100
 
 
 def run(loaded, tensor: torch.Tensor, *, shuffle: bool, seed, occluded: list[int], use_position: bool,
@@ -70,11 +78,11 @@ def run(loaded, tensor: torch.Tensor, *, shuffle: bool, seed, occluded: list[int
         original = dataclasses.replace(original, rollout=flat, title="original, uniform attention")
         changed = dataclasses.replace(changed, rollout=flat)
     change = (changed.probabilities - original.probabilities).abs().max().item() * 100
-    order_change = None
+    blind_unshuffled = None
     if shuffle and not use_position:
-        _, unshuffled = experiments.patch_experiment(model, loaded.info, tensor, occluded=occluded, use_position=False)
-        order_change = (changed.probabilities - unshuffled.probabilities).abs().max().item() * 100
-    return ExperimentResult(original, changed, change, order_change)
+        _, blind_unshuffled = experiments.patch_experiment(model, loaded.info, tensor, occluded=occluded,
+                                                           use_position=False)
+    return ExperimentResult(original, changed, change, blind_unshuffled)
 
 
 def summary(result: ExperimentResult, class_names, baseline: str) -> str:
@@ -82,13 +90,19 @@ def summary(result: ExperimentResult, class_names, baseline: str) -> str:
         i = int(view.probabilities.argmax())
         return f"**{class_names[i]}** ({view.probabilities[i]:.0%})"
 
-    same = int(result.original.probabilities.argmax()) == int(result.changed.probabilities.argmax())
-    verdict = "the same guess" if same else "a **different** guess"
-    text = (f"{guess(result.original)} → {guess(result.changed)}: {verdict}; the probabilities moved by at most "
-            f"**{result.max_logit_change:.2f}** percentage points.")
-    if result.order_change is not None:
-        text += (f" Against the same picture *unshuffled*, also without `pos_embedding`: **{result.order_change:.4f}** "
-                 f"points. Without `pos_embedding` the model cannot tell where a patch was: the order does not matter.")
+    def verdict(before, after):
+        same = int(before.probabilities.argmax()) == int(after.probabilities.argmax())
+        return "the same guess" if same else "a **different** guess"
+
+    if result.blind_unshuffled is None:
+        text = (f"{guess(result.original)} → {guess(result.changed)}: {verdict(result.original, result.changed)}; "
+                f"the probabilities moved by at most **{result.max_logit_change:.2f}** percentage points.")
+    else:
+        blind = result.blind_unshuffled
+        text = (f"Without `pos_embedding`, in order {guess(blind)} → shuffled {guess(result.changed)}: "
+                f"{verdict(blind, result.changed)}; the probabilities moved by at most **{result.order_change:.4f}** "
+                f"points. Without `pos_embedding` the model cannot tell where a patch was: the order does not matter. "
+                f"(The original picture, with `pos_embedding`: {guess(result.original)}.)")
     if baseline == UNTRAINED:
         text += " *Baseline: the same shape with random weights, so its maps show what no learning looks like.*"
     elif baseline == UNIFORM:
