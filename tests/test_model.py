@@ -74,6 +74,24 @@ def test_fused_and_explicit_attention_give_the_same_logits_and_gradients(train_m
     torch.testing.assert_close(plain, with_maps, atol=1e-5, rtol=1e-5)
 
 
+def test_the_cls_only_last_block_gives_the_full_models_logits_and_gradients():
+    model = make()
+    images = torch.randn(4, 1, 28, 28)
+    results = []
+    for cls_only in (False, True):
+        model.zero_grad()
+        tokens, _ = model.transformer(model.embed(images), cls_only=cls_only)
+        assert tokens.shape == (4, 1 if cls_only else 17, 64)
+        logits = model.mlp_head(tokens[:, 0])
+        logits.square().sum().backward()
+        results.append((logits.detach(), [p.grad.clone() for p in model.parameters()]))
+    (full_logits, full_grads), (short_logits, short_grads) = results
+    torch.testing.assert_close(short_logits, full_logits, atol=1e-5, rtol=1e-5)
+    for full, short in zip(full_grads, short_grads):
+        torch.testing.assert_close(short, full, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(model(images), full_logits, atol=1e-5, rtol=1e-5)
+
+
 def test_patches_are_numbered_row_by_row_with_channels_innermost():
     # Pixel value = 100 * channel + 10 * row + column, on a 4x4 image cut into 2x2 patches.
     rows = torch.arange(4).view(4, 1)
@@ -108,6 +126,9 @@ def test_forward_flops_by_hand_for_a_tiny_model():
     qkv, scores, mix, out, mlp = 2 * 5 * 8 * 24, 2 * 5 * 5 * 8, 2 * 5 * 5 * 8, 2 * 5 * 8 * 8, 2 * (2 * 5 * 8 * 16)
     head = 2 * 8 * 16 + 2 * 16 * 3
     assert config.forward_flops() == embed + qkv + scores + mix + out + mlp + head
+    # The one block is the last: only the CLS token queries, all 5 tokens give keys and values.
+    qkv, scores, mix, out, mlp = 2 * 1 * 8 * 8 + 2 * 5 * 8 * 16, 2 * 1 * 5 * 8, 2 * 1 * 5 * 8, 2 * 1 * 8 * 8, 2 * (2 * 1 * 8 * 16)
+    assert config.forward_flops(cls_only=True) == embed + qkv + scores + mix + out + mlp + head
 
 
 def test_memory_estimate_grows_with_batch_and_model():

@@ -5,9 +5,10 @@ projected to a `dim`-wide token by `patch_to_embedding`, a learnable `cls_token`
 prepended, a learnable `pos_embedding` is added, and `depth` pre-norm transformer blocks
 mix the tokens. The CLS token's output is classified by `mlp_head`.
 
-Attention has two paths with the same math: training uses PyTorch's fused
-`scaled_dot_product_attention` (it never materialises the attention matrix), and
-`return_attention=True` takes the explicit softmax path so the weights can be shown.
+Attention has two paths with the same math: PyTorch's fused `scaled_dot_product_attention`
+(it never materialises the attention matrix; the faster one on GPUs) and the explicit
+softmax (faster on CPUs at these sizes, and the one `return_attention=True` takes so the
+weights can be shown).
 """
 
 from __future__ import annotations
@@ -115,16 +116,23 @@ class ViTConfig:
             "mlp_head": 2 * d + d * m + m + m * self.num_classes + self.num_classes,
         }
 
-    def forward_flops(self) -> int:
+    def forward_flops(self, cls_only: bool = False) -> int:
         """Floating-point operations of one image's forward pass (multiply-adds count as 2).
 
         Only the matrix products are counted; they are what the FLOP/s figures compare.
+        `cls_only`: what `ViT.forward` computes when no attention maps are asked for (the
+        last block works for the CLS token alone, see `Transformer.forward`).
         """
         s, d, n, m = self.seq_len, self.dim, self.inner_dim, self.mlp_dim
+
+        def block(queries: int) -> int:
+            keys_values = 2 * s * d * 2 * n
+            return keys_values + 2 * queries * d * n + 2 * 2 * queries * s * n + 2 * queries * n * d + 2 * 2 * queries * d * m
+
         embed = 2 * self.num_patches * self.patch_dim * d
-        block = 2 * s * d * 3 * n + 2 * 2 * s * s * n + 2 * s * n * d + 2 * 2 * s * d * m
+        blocks = (self.depth - 1) * block(s) + block(1 if cls_only else s)
         head = 2 * d * m + 2 * m * self.num_classes
-        return embed + self.depth * block + head
+        return embed + blocks + head
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -172,9 +180,18 @@ class Attention(nn.Module):
         self.to_qkv = nn.Linear(dim, inner_dim * 3)
         self.to_out = nn.Linear(inner_dim, dim)
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False):
+    def forward(self, x: torch.Tensor, return_attention: bool = False, cls_only: bool = False):
+        """`cls_only`: only the CLS token asks (queries); every token still answers (keys,
+        values). The output then has one token: (B, 1, dim)."""
         b, n, _ = x.shape
-        q, k, v = self.to_qkv(x).view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4).unbind(0)
+        h, d = self.heads, self.dim_head
+        if cls_only:
+            inner = h * d
+            q = F.linear(x[:, :1], self.to_qkv.weight[:inner], self.to_qkv.bias[:inner]).view(b, 1, h, d).transpose(1, 2)
+            kv = F.linear(x, self.to_qkv.weight[inner:], self.to_qkv.bias[inner:])
+            k, v = kv.view(b, n, 2, h, d).permute(2, 0, 3, 1, 4).unbind(0)
+        else:
+            q, k, v = self.to_qkv(x).view(b, n, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)
         attention = None
         fused = self.fused if self.fused is not None else not x.is_cpu
         if fused and not return_attention:
@@ -183,7 +200,7 @@ class Attention(nn.Module):
             attention = torch.softmax((q @ k.transpose(-2, -1)) * self.scale, dim=-1)
             weights = F.dropout(attention, self.dropout, self.training) if self.dropout else attention
             out = weights @ v
-        out = out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head)
+        out = out.transpose(1, 2).reshape(b, q.shape[2], h * d)
         out = self.to_out(out)
         if self.dropout:
             out = F.dropout(out, self.dropout, self.training)
@@ -213,9 +230,9 @@ class TransformerBlock(nn.Module):
         self.feed_forward_norm = nn.LayerNorm(dim)
         self.feed_forward = FeedForward(dim, mlp_dim, dropout)
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False):
-        attended, attention = self.attention(self.attention_norm(x), return_attention)
-        x = x + attended
+    def forward(self, x: torch.Tensor, return_attention: bool = False, cls_only: bool = False):
+        attended, attention = self.attention(self.attention_norm(x), return_attention, cls_only)
+        x = (x[:, :1] if cls_only else x) + attended
         x = x + self.feed_forward(self.feed_forward_norm(x))
         return x, attention
 
@@ -225,10 +242,15 @@ class Transformer(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(TransformerBlock(dim, heads, dim_head, mlp_dim, dropout) for _ in range(depth))
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False):
+    def forward(self, x: torch.Tensor, return_attention: bool = False, cls_only: bool = False):
+        """`cls_only`: return only the CLS token's output, (B, 1, dim). The classifier reads
+        nothing else, so the last block then computes nothing else: its patch tokens'
+        queries, attention rows and feed-forward would be thrown away. Same logits, one
+        block's work less (~1/depth of the FLOPs, benchmarks/RESULTS.md)."""
         attentions = []
-        for block in self.layers:
-            x, attention = block(x, return_attention)
+        last = len(self.layers) - 1
+        for index, block in enumerate(self.layers):
+            x, attention = block(x, return_attention, cls_only=cls_only and index == last)
             if return_attention:
                 attentions.append(attention)
         return x, attentions
@@ -323,7 +345,10 @@ class ViT(
 
     def forward(self, images: torch.Tensor, return_attention: bool = False, use_position: bool = True):
         self.check_input(images)
-        x, attentions = self.transformer(self.embed(images, use_position), return_attention)
+        # The attention maps shown by the explain views need every token's row, the
+        # logits only the CLS token's.
+        x, attentions = self.transformer(self.embed(images, use_position), return_attention,
+                                         cls_only=not return_attention)
         logits = self.mlp_head(self.to_cls_token(x[:, 0]))
         if return_attention:
             return logits, attentions
