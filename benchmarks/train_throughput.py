@@ -1,15 +1,25 @@
 """Training throughput of vit_demo's ViT against lucidrains' vit-pytorch, side by side.
 
-    python benchmarks/train_throughput.py [--rounds 5] [--steps 30] [--batch-size 128] [--threads N]
+    python benchmarks/train_throughput.py [--rounds 5] [--steps 30] [--batch-size 128] [--threads N] [--profile]
 
 Both models get the same hyperparameters (image 28, patch 7, dim 64, depth 4, heads 4,
 mlp_dim 128; vit-pytorch with dim_head=16 so both are the same size), the same optimizer
 (AdamW, fused), the same in-memory MNIST tensor (random pixels if the data is absent) and
-the same training-step code. Rounds alternate between the models so that noise from a
-shared machine hits both alike; the median round is reported.
+the same batch of 128 per optimizer step. The runs:
 
-GFLOP/s counts the matrix products of forward + backward (3x the forward FLOPs of
-ViTConfig.forward_flops); the last line is `ratio: <ours / theirs>`.
+    vit_demo                   our model, the step our trainer takes, every core per op
+    vit-pytorch                their model, the same plain step
+    app: vit_demo, split       one torch thread per op, as the app runs on two cores, with
+                               the batch split across two worker threads (training.BatchSplitter)
+    app: vit_demo, plain       one torch thread per op, one plain step: the second core idle
+    app: vit-pytorch, plain    the same for their model
+
+Rounds alternate between the runs so that noise from a shared machine hits all alike; the
+median round is reported. GFLOP/s counts the matrix products each model actually computes
+in forward + backward (3x ViTConfig.forward_flops; ours skips the last block's patch
+queries, see Transformer.forward). The last line is `ratio: <vit_demo / vit-pytorch>`,
+both with every core per operator. `--profile` adds torch.profiler's per-operator table
+of those two runs.
 """
 
 from __future__ import annotations
@@ -18,16 +28,16 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from vit_demo.data import DATASETS, DatasetNotFoundError, load_split, normalize  # noqa: E402
 from vit_demo.model import ViT, ViTConfig  # noqa: E402
-from vit_demo.training import configure_threads  # noqa: E402
+from vit_demo.training import BatchSplitter, configure_threads, forward_backward  # noqa: E402
 
 HYPERPARAMETERS = dict(image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1)
 
@@ -42,20 +52,39 @@ def training_images(limit: int) -> tuple[torch.Tensor, torch.Tensor, str]:
         return images, torch.randint(0, 10, (limit,), generator=generator), "random pixels (MNIST not found)"
 
 
-def timed_steps(model, optimizer, images, labels, batch_size: int, steps: int, offset: int) -> float:
-    """Seconds for `steps` training steps, the same code for either model."""
+@dataclass
+class Run:
+    model: torch.nn.Module
+    threads: int  # torch threads per operator
+    splitter: BatchSplitter | None
+    flops_per_image: int  # the matrix products of forward + backward
+
+    def __post_init__(self) -> None:
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-3, weight_decay=0.05, fused=True)
+
+
+def timed_steps(run: Run, images, labels, batch_size: int, steps: int, offset: int) -> float:
+    """Seconds for `steps` training steps."""
     spec = DATASETS["mnist"]
-    model.train()
+    torch.set_num_threads(run.threads)
+    run.model.train()
     n = len(images)
     started = time.perf_counter()
     for i in range(steps):
         first = ((offset + i) * batch_size) % (n - batch_size)
         batch = normalize(images[first : first + batch_size], spec)
-        loss = F.cross_entropy(model(batch), labels[first : first + batch_size])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        forward_backward(run.model, batch, labels[first : first + batch_size], splitter=run.splitter)
+        run.optimizer.step()
     return time.perf_counter() - started
+
+
+def profile_table(run: Run, images, labels, batch_size: int) -> str:
+    from torch.profiler import profile
+
+    with profile() as profiler:
+        timed_steps(run, images, labels, batch_size, 20, 0)
+    return profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
 
 
 def main() -> None:
@@ -64,39 +93,54 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="training steps per round")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    parser.add_argument("--profile", action="store_true", help="also print a per-operator profile of both models")
     args = parser.parse_args()
 
     from vit_pytorch import ViT as LucidrainsViT
 
     configure_threads(args.threads)
+    threads = torch.get_num_threads()
     images, labels, source = training_images(args.batch_size * 64)
+    config = ViTConfig(**HYPERPARAMETERS)
+    ours, theirs = 3 * config.forward_flops(cls_only=True), 3 * config.forward_flops()
+    trainer_splitter = BatchSplitter.for_device(torch.device("cpu"))  # what train() would take
     torch.manual_seed(0)
-    models = {
-        "vit_demo": ViT(**HYPERPARAMETERS),
-        "vit-pytorch": LucidrainsViT(**HYPERPARAMETERS, dim_head=16),
+    runs = {
+        "vit_demo": Run(ViT(**HYPERPARAMETERS), threads, trainer_splitter, ours),
+        "vit-pytorch": Run(LucidrainsViT(**HYPERPARAMETERS, dim_head=16), threads, None, theirs),
     }
-    optimizers = {name: torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.05, fused=True) for name, m in models.items()}
-    sizes = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
-    flops_per_image = 3 * ViTConfig(**HYPERPARAMETERS).forward_flops()
+    app_splitter = BatchSplitter(workers=2, threads_per_worker=1) if threads >= 2 else None
+    if app_splitter is not None:
+        runs |= {
+            "app: vit_demo, split": Run(ViT(**HYPERPARAMETERS), 1, app_splitter, ours),
+            "app: vit_demo, plain": Run(ViT(**HYPERPARAMETERS), 1, None, ours),
+            "app: vit-pytorch, plain": Run(LucidrainsViT(**HYPERPARAMETERS, dim_head=16), 1, None, theirs),
+        }
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, data: {source}")
-    print(f"batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds per model, alternating")
-    for name in models:
-        print(f"  {name:12s} {sizes[name]:,} parameters")
-    for name in models:  # warm up allocators and kernels
-        timed_steps(models[name], optimizers[name], images, labels, args.batch_size, 5, 0)
+    print(f"torch {torch.__version__}, {threads} threads, data: {source}")
+    print(f"batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds per run, alternating")
+    for name in ("vit_demo", "vit-pytorch"):
+        print(f"  {name:12s} {sum(p.numel() for p in runs[name].model.parameters()):,} parameters")
+    for run in runs.values():  # warm up allocators and kernels
+        timed_steps(run, images, labels, args.batch_size, 5, 0)
 
-    rates: dict[str, list[float]] = {name: [] for name in models}
+    rates: dict[str, list[float]] = {name: [] for name in runs}
     for round_index in range(args.rounds):
-        for name in models:
-            seconds = timed_steps(models[name], optimizers[name], images, labels, args.batch_size, args.steps, round_index * args.steps)
+        for name, run in runs.items():
+            seconds = timed_steps(run, images, labels, args.batch_size, args.steps, round_index * args.steps)
             rates[name].append(args.steps * args.batch_size / seconds)
 
     medians = {name: statistics.median(values) for name, values in rates.items()}
     for name, value in medians.items():
         spread = f"{min(rates[name]):,.0f}-{max(rates[name]):,.0f}"
-        gflops = value * flops_per_image / 1e9
-        print(f"{name:12s} {value:8,.0f} images/s (rounds {spread})  {gflops:6.1f} GFLOP/s")
+        gflops = value * runs[name].flops_per_image / 1e9
+        print(f"{name:24s} {value:8,.0f} images/s (rounds {spread})  {gflops:6.1f} GFLOP/s")
+    if args.profile:
+        for name in ("vit_demo", "vit-pytorch"):
+            print(f"\n{name}, 20 steps, by operator:\n" + profile_table(runs[name], images, labels, args.batch_size))
+    for splitter in (trainer_splitter, app_splitter):
+        if splitter is not None:
+            splitter.close()
     print(f"ratio: {medians['vit_demo'] / medians['vit-pytorch']:.2f}")
 
 

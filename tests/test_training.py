@@ -5,11 +5,14 @@ import pytest
 import torch
 
 from vit_demo.training import (
+    BatchSplitter,
     TrainConfig,
+    available_cores,
     check_model_fits_dataset,
     create_model,
     evaluate,
     evaluation_slice,
+    forward_backward,
     learning_rate,
     run_to_completion,
     train,
@@ -150,6 +153,53 @@ def test_the_same_seed_gives_the_same_model(data_dir):
         )
         weights.append(model.pos_embedding.detach().clone())
     torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("batch", [6, 5, 1])
+def test_a_split_step_gives_the_whole_batchs_logits_loss_and_gradients(batch):
+    model = create_model("mnist", seed=0, **TINY).train()
+    images, targets = torch.randn(batch, 1, 28, 28), torch.arange(batch) % 10
+    results = []
+    splitter = BatchSplitter(workers=2)
+    try:
+        for split in (None, splitter):
+            model.zero_grad(set_to_none=True)
+            logits, loss = forward_backward(model, images, targets, label_smoothing=0.1, splitter=split)
+            results.append((logits, loss, [p.grad.clone() for p in model.parameters()]))
+    finally:
+        splitter.close()
+    (plain_logits, plain_loss, plain_grads), (split_logits, split_loss, split_grads) = results
+    torch.testing.assert_close(split_logits, plain_logits, atol=1e-5, rtol=1e-5)  # in the batch's order
+    torch.testing.assert_close(split_loss, plain_loss, atol=1e-6, rtol=1e-5)  # the whole batch's mean
+    for plain, split in zip(plain_grads, split_grads):
+        torch.testing.assert_close(split, plain, atol=1e-6, rtol=1e-4)
+
+
+def test_split_workers_each_run_their_own_intra_op_threads():
+    before = torch.get_num_threads()
+    splitter = BatchSplitter(workers=2, threads_per_worker=1)
+    try:
+        counts = list(splitter._pool.map(lambda _: torch.get_num_threads(), range(4)))
+    finally:
+        splitter.close()
+    assert counts == [1, 1, 1, 1]
+    torch.set_num_threads(before)
+
+
+def test_the_batch_is_split_only_where_the_callers_threads_leave_cores_idle(one_thread):
+    cores = available_cores()
+    splitter = BatchSplitter.for_device(torch.device("cpu"))  # one thread, as the app runs
+    try:
+        assert (splitter is None) if cores < 2 else (splitter.workers, splitter.threads_per_worker) == (2, 1)
+    finally:
+        if splitter is not None:
+            splitter.close()
+    torch.set_num_threads(cores)  # every core already in one step, as the CLI runs
+    try:
+        assert BatchSplitter.for_device(torch.device("cpu")) is None
+    finally:
+        torch.set_num_threads(1)
+    assert BatchSplitter.for_device(torch.device("cuda")) is None
 
 
 def test_the_evaluation_slice_is_fixed_by_the_seed_and_sized():

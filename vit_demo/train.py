@@ -32,6 +32,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, help="fraction of the run spent warming up the learning rate")
     parser.add_argument("--label-smoothing", type=float)
     parser.add_argument("--no-augment", action="store_true", help="train on the images as they are")
+    parser.add_argument("--shift", type=int, metavar="PIXELS", dest="augment_shift",
+                        help="augment with random shifts of up to this many pixels (default: the dataset's)")
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, dest="augment_flip",
+                        help="augment with random horizontal flips (default: the dataset's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-limit", type=int, help="use only the first N training images")
     parser.add_argument("--data-dir", help="folder holding the datasets (default: $VIT_DEMO_DATA, else a per-user cache)")
@@ -61,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             epochs=epochs,
             time_budget=args.time_budget,
             augment=not args.no_augment,
+            augment_shift=args.augment_shift,
+            augment_flip=args.augment_flip,
             seed=args.seed,
             data_dir=args.data_dir,
             train_limit=args.train_limit,

@@ -18,6 +18,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -43,6 +44,10 @@ class TrainConfig:
     label_smoothing: float = 0.0
     grad_clip: float = 1.0
     augment: bool = True
+    # None: the dataset's own augmentation (data.DATASETS); a number or a flag overrides it,
+    # e.g. long Fashion-MNIST runs, which do better with shifts and flips than short ones.
+    augment_shift: int | None = None
+    augment_flip: bool | None = None
     seed: int = 0
     data_dir: str | None = None
     train_limit: int | None = None  # use only the first N training images (quick demos, tests)
@@ -68,6 +73,17 @@ class TrainConfig:
             raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.augment_shift is not None and not 0 <= self.augment_shift < get_spec(self.dataset).image_size // 2:
+            raise ValueError(f"augment_shift must be 0 or a few pixels, got {self.augment_shift}")
+
+    def augmentation(self) -> DatasetSpec:
+        """The dataset's spec with this run's augmentation settings in it."""
+        spec = get_spec(self.dataset)
+        return replace(
+            spec,
+            augment_shift=spec.augment_shift if self.augment_shift is None else self.augment_shift,
+            augment_flip=spec.augment_flip if self.augment_flip is None else self.augment_flip,
+        )
 
     @property
     def total_epochs(self) -> float:
@@ -157,6 +173,83 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.999), fused=fused)
 
 
+class BatchSplitter:
+    """Data parallelism inside one training step, for CPUs with cores to spare.
+
+    The app runs every request with one torch thread on a 2-core machine, so that a
+    training does not starve everyone's predictions; a plain step would then leave the
+    second core idle. The splitter cuts each batch in `workers` slices and runs each
+    slice's forward and backward pass on its own thread: both cores train, and when a
+    prediction comes in the OS shares the cores out, with no OpenMP team left waiting at
+    a barrier for a descheduled thread. (Where one step may use every core, as in the CLI,
+    a plain step is as fast: benchmarks/RESULTS.md.)
+
+    PyTorch releases the GIL inside its operators, and autograd adds the slices'
+    gradients into the shared `.grad` under a lock. Each slice's loss is weighted by its
+    share of the batch, so the gradient is the whole batch's mean, as in a plain step;
+    with two workers even the rounding is the same run to run (a + b == b + a).
+    """
+
+    def __init__(self, workers: int, threads_per_worker: int = 1):
+        self.workers = workers
+        self.threads_per_worker = threads_per_worker
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="vit-train", initializer=self._init_worker)
+
+    def _init_worker(self) -> None:
+        # A thread takes the process-wide thread count at its first parallel operation
+        # (get_num_threads triggers that), so the worker's own count must be set after it.
+        torch.get_num_threads()
+        torch.set_num_threads(self.threads_per_worker)
+
+    @classmethod
+    def for_device(cls, device: torch.device) -> BatchSplitter | None:
+        """Two workers, each with the caller's torch thread count, on a CPU with cores
+        enough for both; None (one plain step) when the caller's threads already fill the
+        cores, or on a GPU, which runs a whole batch at once."""
+        if device.type != "cpu":
+            return None
+        threads = torch.get_num_threads()
+        return cls(workers=2, threads_per_worker=threads) if available_cores() >= 2 * threads else None
+
+    def forward_backward(
+        self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's logits and mean loss (both detached), the gradients accumulated in
+        the model's parameters."""
+        total = len(targets)
+
+        def slice_step(part: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            part_images, part_targets = part
+            logits = model(part_images)
+            loss = F.cross_entropy(logits, part_targets, label_smoothing=label_smoothing) * (len(part_targets) / total)
+            loss.backward()
+            return logits.detach(), loss.detach()
+
+        parts = zip(images.tensor_split(self.workers), targets.tensor_split(self.workers))
+        results = list(self._pool.map(slice_step, [part for part in parts if len(part[1])]))
+        return torch.cat([logits for logits, _ in results]), sum(loss for _, loss in results)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def forward_backward(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    label_smoothing: float = 0.0,
+    splitter: BatchSplitter | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step's forward and backward pass, split across `splitter`'s workers when given:
+    (logits, mean loss), detached; the gradients are left in the parameters."""
+    if splitter is not None:
+        return splitter.forward_backward(model, images, targets, label_smoothing)
+    logits = model(images)
+    loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+    loss.backward()
+    return logits.detach(), loss.detach()
+
+
 def learning_rate(progress: float, config: TrainConfig) -> float:
     """Linear warmup, then cosine decay reaching 0 exactly at progress 1."""
     progress = min(max(progress, 0.0), 1.0)
@@ -211,6 +304,7 @@ def train(
 ) -> Iterator[TrainProgress]:
     """Train `model` in place, yielding progress reports; the last one has `done=True`."""
     spec = get_spec(config.dataset)
+    augmentation = config.augmentation()
     check_model_fits_dataset(model, spec)
     device = pick_device(config.device)
     train_split = load_split(spec.key, train=True, data_dir=config.data_dir, limit=config.train_limit)
@@ -224,6 +318,7 @@ def train(
     images = train_split.images.to(device)
     labels = train_split.labels.to(device)
     optimizer = make_optimizer(model, config, device)
+    splitter = BatchSplitter.for_device(device)
     batch_size = min(config.batch_size, len(train_split))
     steps_per_epoch = math.ceil(len(train_split) / batch_size)
     total_steps = None if config.time_budget else max(1, round(config.total_epochs * steps_per_epoch))
@@ -278,12 +373,10 @@ def train(
                 index = order[first : first + batch_size]
                 batch = images[index]
                 if config.augment:
-                    batch = augment(batch, spec, generator)
-                logits = model(normalize(batch, spec))
+                    batch = augment(batch, augmentation, generator)
                 targets = labels[index]
-                loss = F.cross_entropy(logits, targets, label_smoothing=config.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                logits, loss = forward_backward(model, normalize(batch, spec), targets, config.label_smoothing, splitter)
                 if config.grad_clip:
                     nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
@@ -315,6 +408,8 @@ def train(
         )
     finally:
         model.eval()
+        if splitter is not None:
+            splitter.close()
 
 
 def run_to_completion(model: ViT, config: TrainConfig, should_stop: Callable[[], bool] | None = None) -> TrainProgress:
@@ -325,10 +420,18 @@ def run_to_completion(model: ViT, config: TrainConfig, should_stop: Callable[[],
     return last
 
 
+def available_cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
 def configure_threads(num_threads: int | None = None) -> None:
     """Use every core for intra-op work and one inter-op thread: these models are too small
     for inter-op parallelism to pay, and a second pool only competes for the two cores."""
-    torch.set_num_threads(num_threads or os.cpu_count() or 1)
+    torch.set_num_threads(num_threads or available_cores())
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set, or inter-op work already started in this process

@@ -12,11 +12,10 @@ import threading
 import time
 
 import torch
-import torch.nn.functional as F
 
 from ..model import ViTConfig
 from ..recipes import recipe_for
-from ..training import TrainConfig, create_model, make_optimizer, pick_device
+from ..training import BatchSplitter, TrainConfig, create_model, forward_backward, make_optimizer, pick_device
 
 TRAINING_FLOPS_PER_FORWARD = 3
 FALLBACK_FLOPS_PER_SECOND = 5e9  # until the measurement is in: a modest 2-core CPU
@@ -37,19 +36,24 @@ def measure_training_flops(steps: int = 5, batch_size: int = 64) -> float:
     images = torch.randn(batch_size, 1, 28, 28, device=device)
     labels = torch.randint(0, 10, (batch_size,), device=device)
 
+    splitter = BatchSplitter.for_device(device)  # the step exactly as the trainer takes it
+
     def step() -> None:
-        loss = F.cross_entropy(model(images), labels)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        forward_backward(model, images, labels, splitter=splitter)
         optimizer.step()
 
-    step()  # the first step pays for allocation and kernel selection
-    _synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _synchronize(device)
-    elapsed = time.perf_counter() - start
+    try:
+        step()  # the first step pays for allocation and kernel selection
+        _synchronize(device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _synchronize(device)
+        elapsed = time.perf_counter() - start
+    finally:
+        if splitter is not None:
+            splitter.close()
     return TRAINING_FLOPS_PER_FORWARD * model.config.forward_flops() * batch_size * steps / elapsed
 
 

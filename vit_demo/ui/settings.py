@@ -21,7 +21,7 @@ from pathlib import Path
 
 from gradio import processing_utils
 
-from ..training import configure_threads
+from ..training import available_cores, configure_threads
 
 
 def _env_number(name: str, kind: type, default):
@@ -71,7 +71,7 @@ def configure_torch_threads(settings: AppSettings) -> None:
     """On two cores one thread per operation leaves the other core to Explore requests
     while someone trains: the training then runs faster than with two threads fighting
     the predictions for both cores (measured on a 2-vCPU machine)."""
-    cores = os.cpu_count() or 1
+    cores = available_cores()
     configure_threads(settings.threads or (1 if cores <= 2 else cores - 1))
 
 
