@@ -1,25 +1,29 @@
 """Training throughput of vit_demo's ViT against lucidrains' vit-pytorch, side by side.
 
-    python benchmarks/train_throughput.py [--rounds 5] [--steps 30] [--batch-size 128] [--threads N] [--profile]
+    python benchmarks/train_throughput.py [--rounds 5] [--steps 30] [--batch-size 128] [--threads N]
+                                          [--no-compile] [--profile]
 
 Both models get the same hyperparameters (image 28, patch 7, dim 64, depth 4, heads 4,
 mlp_dim 128; vit-pytorch with dim_head=16 so both are the same size), the same optimizer
 (AdamW, fused), the same in-memory MNIST tensor (random pixels if the data is absent) and
 the same batch of 128 per optimizer step. The runs:
 
-    vit_demo                   our model, the step our trainer takes, every core per op
-    vit-pytorch                their model, the same plain step
-    app: vit_demo, split       one torch thread per op, as the app runs on two cores, with
-                               the batch split across two worker threads (training.BatchSplitter)
-    app: vit_demo, plain       one torch thread per op, one plain step: the second core idle
-    app: vit-pytorch, plain    the same for their model
+    vit_demo --compile --bf16     our model as `python -m vit_demo.train --compile --bf16`
+                                  trains it: TorchInductor, bfloat16 autocast
+    vit_demo                      our model, eager (the trainer's default step)
+    vit-pytorch                   their model, eager: how it is used
+    vit-pytorch --compile --bf16  their model with our compiled bf16 step, for fairness
+    app: ...                      one torch thread per op, as the app runs on two cores: our
+                                  step with the batch split across two worker threads
+                                  (training.BatchSplitter), and plain steps that leave the
+                                  second core idle
 
 Rounds alternate between the runs so that noise from a shared machine hits all alike; the
 median round is reported. GFLOP/s counts the matrix products each model actually computes
 in forward + backward (3x ViTConfig.forward_flops; ours skips the last block's patch
-queries, see Transformer.forward). The last line is `ratio: <vit_demo / vit-pytorch>`,
-both with every core per operator. `--profile` adds torch.profiler's per-operator table
-of those two runs.
+queries, see Transformer.forward). The last line is `ratio: <vit_demo --compile --bf16 /
+vit-pytorch>` (`<vit_demo / vit-pytorch>` with --no-compile). `--profile` adds
+torch.profiler's per-operator table of both eager models.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import torch  # noqa: E402
 
 from vit_demo.data import DATASETS, DatasetNotFoundError, load_split, normalize  # noqa: E402
 from vit_demo.model import ViT, ViTConfig  # noqa: E402
-from vit_demo.training import BatchSplitter, configure_threads, forward_backward  # noqa: E402
+from vit_demo.training import BatchSplitter, TrainingForward, configure_threads, forward_backward  # noqa: E402
 
 HYPERPARAMETERS = dict(image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1)
 
@@ -56,11 +60,14 @@ def training_images(limit: int) -> tuple[torch.Tensor, torch.Tensor, str]:
 class Run:
     model: torch.nn.Module
     threads: int  # torch threads per operator
-    splitter: BatchSplitter | None
     flops_per_image: int  # the matrix products of forward + backward
+    splitter: BatchSplitter | None = None
+    compiled: bool = False  # compiled, in bfloat16 autocast
 
     def __post_init__(self) -> None:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-3, weight_decay=0.05, fused=True)
+        cpu = torch.device("cpu")
+        self.forward = TrainingForward(self.model, cpu, compile=self.compiled, bf16=self.compiled)
 
 
 def timed_steps(run: Run, images, labels, batch_size: int, steps: int, offset: int) -> float:
@@ -74,7 +81,7 @@ def timed_steps(run: Run, images, labels, batch_size: int, steps: int, offset: i
         first = ((offset + i) * batch_size) % (n - batch_size)
         batch = normalize(images[first : first + batch_size], spec)
         run.optimizer.zero_grad(set_to_none=True)
-        forward_backward(run.model, batch, labels[first : first + batch_size], splitter=run.splitter)
+        forward_backward(run.forward, batch, labels[first : first + batch_size], splitter=run.splitter)
         run.optimizer.step()
     return time.perf_counter() - started
 
@@ -93,6 +100,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="training steps per round")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    parser.add_argument("--no-compile", action="store_true", help="leave out the compiled runs")
     parser.add_argument("--profile", action="store_true", help="also print a per-operator profile of both models")
     args = parser.parse_args()
 
@@ -103,26 +111,37 @@ def main() -> None:
     images, labels, source = training_images(args.batch_size * 64)
     config = ViTConfig(**HYPERPARAMETERS)
     ours, theirs = 3 * config.forward_flops(cls_only=True), 3 * config.forward_flops()
-    trainer_splitter = BatchSplitter.for_device(torch.device("cpu"))  # what train() would take
     torch.manual_seed(0)
     runs = {
-        "vit_demo": Run(ViT(**HYPERPARAMETERS), threads, trainer_splitter, ours),
-        "vit-pytorch": Run(LucidrainsViT(**HYPERPARAMETERS, dim_head=16), threads, None, theirs),
+        "vit_demo --compile --bf16": Run(ViT(**HYPERPARAMETERS), threads, ours, compiled=True),
+        "vit_demo": Run(ViT(**HYPERPARAMETERS), threads, ours),
+        "vit-pytorch": Run(LucidrainsViT(**HYPERPARAMETERS, dim_head=16), threads, theirs),
+        "vit-pytorch --compile --bf16": Run(LucidrainsViT(**HYPERPARAMETERS, dim_head=16), threads, theirs, compiled=True),
     }
+    if args.no_compile:
+        runs = {name: run for name, run in runs.items() if not run.compiled}
     app_splitter = BatchSplitter(workers=2, threads_per_worker=1) if threads >= 2 else None
     if app_splitter is not None:
         runs |= {
-            "app: vit_demo, split": Run(ViT(**HYPERPARAMETERS), 1, app_splitter, ours),
-            "app: vit_demo, plain": Run(ViT(**HYPERPARAMETERS), 1, None, ours),
-            "app: vit-pytorch, plain": Run(LucidrainsViT(**HYPERPARAMETERS, dim_head=16), 1, None, theirs),
+            "app: vit_demo, split": Run(ViT(**HYPERPARAMETERS), 1, ours, splitter=app_splitter),
+            "app: vit_demo, plain": Run(ViT(**HYPERPARAMETERS), 1, ours),
+            "app: vit-pytorch, plain": Run(LucidrainsViT(**HYPERPARAMETERS, dim_head=16), 1, theirs),
         }
 
     print(f"torch {torch.__version__}, {threads} threads, data: {source}")
     print(f"batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds per run, alternating")
     for name in ("vit_demo", "vit-pytorch"):
         print(f"  {name:12s} {sum(p.numel() for p in runs[name].model.parameters()):,} parameters")
-    for run in runs.values():  # warm up allocators and kernels
-        timed_steps(run, images, labels, args.batch_size, 5, 0)
+    for name, run in list(runs.items()):
+        torch.set_num_threads(run.threads)
+        started = time.perf_counter()
+        problem = run.forward.warm_up(normalize(images[: args.batch_size], DATASETS["mnist"]), labels[: args.batch_size])
+        if problem:
+            print(f"  {name}: {problem}; left out")
+            del runs[name]
+        elif run.compiled:
+            print(f"  {name}: compiled in {time.perf_counter() - started:.1f} s (Inductor's on-disk cache makes later runs quicker)")
+        timed_steps(run, images, labels, args.batch_size, 5, 0)  # allocators and kernels
 
     rates: dict[str, list[float]] = {name: [] for name in runs}
     for round_index in range(args.rounds):
@@ -134,14 +153,22 @@ def main() -> None:
     for name, value in medians.items():
         spread = f"{min(rates[name]):,.0f}-{max(rates[name]):,.0f}"
         gflops = value * runs[name].flops_per_image / 1e9
-        print(f"{name:24s} {value:8,.0f} images/s (rounds {spread})  {gflops:6.1f} GFLOP/s")
+        print(f"{name:30s} {value:8,.0f} images/s (rounds {spread})  {gflops:6.1f} GFLOP/s")
     if args.profile:
         for name in ("vit_demo", "vit-pytorch"):
             print(f"\n{name}, 20 steps, by operator:\n" + profile_table(runs[name], images, labels, args.batch_size))
-    for splitter in (trainer_splitter, app_splitter):
-        if splitter is not None:
-            splitter.close()
-    print(f"ratio: {medians['vit_demo'] / medians['vit-pytorch']:.2f}")
+    if app_splitter is not None:
+        app_splitter.close()
+
+    def ratio(ours: str, theirs: str) -> str:
+        return f"{medians[ours] / medians[theirs]:.2f}" if ours in medians and theirs in medians else "n/a"
+
+    print(f"ratio, both eager: {ratio('vit_demo', 'vit-pytorch')}")
+    if "vit_demo --compile --bf16" in medians:
+        print(f"ratio, both compiled + bf16: {ratio('vit_demo --compile --bf16', 'vit-pytorch --compile --bf16')}")
+        print(f"ratio: {ratio('vit_demo --compile --bf16', 'vit-pytorch')}")
+    else:
+        print(f"ratio: {ratio('vit_demo', 'vit-pytorch')}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,23 @@ def test_cli_trains_and_saves_a_loadable_checkpoint(data_dir, tmp_path):
     assert model.config.dim == 32 and model.config.patch_size == 7
 
 
+def test_cli_trains_compiled_in_bf16_with_chosen_augmentation(data_dir, tmp_path):
+    out = tmp_path / "fast"
+    result = run_cli(
+        "--dataset", "fashion_mnist", "--epochs", "1", "--train-limit", "4000",
+        "--dim", "32", "--depth", "2", "--heads", "2", "--mlp-dim", "64",
+        "--compile", "--bf16", "--shift", "1", "--flip",
+        "--data-dir", str(data_dir), "--out", str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "could not compile" not in result.stderr
+    model, info = checkpoints.load(out)
+    recorded = info["training"]
+    assert (recorded["compile"], recorded["bf16"], recorded["augment_shift"], recorded["augment_flip"]) == (True, True, 1, True)
+    # A compiled step has one batch shape: 4,000 images make 31 full batches of 128.
+    assert recorded["steps"] == 31 and info["test_accuracy"] > 0.3
+
+
 def test_cli_explains_invalid_hyperparameters(tmp_path):
     result = run_cli("--dataset", "mnist", "--patch-size", "5", "--out", str(tmp_path / "x"))
     assert result.returncode == 2

@@ -7,6 +7,7 @@ import torch
 from vit_demo.training import (
     BatchSplitter,
     TrainConfig,
+    TrainingForward,
     available_cores,
     check_model_fits_dataset,
     create_model,
@@ -200,6 +201,46 @@ def test_the_batch_is_split_only_where_the_callers_threads_leave_cores_idle(one_
     finally:
         torch.set_num_threads(1)
     assert BatchSplitter.for_device(torch.device("cuda")) is None
+
+
+def test_a_compiled_bf16_step_matches_the_eager_step_to_bf16_precision():
+    """A real TorchInductor compile (~20 s the first time on a machine, then cached)."""
+    model = create_model("mnist", seed=0, **TINY).train()
+    images, targets = torch.randn(128, 1, 28, 28), torch.arange(128) % 10
+    cpu = torch.device("cpu")
+    fast = TrainingForward(model, cpu, compile=True, bf16=True)
+    assert fast.warm_up(images, targets) is None and fast.compiled
+    results = []
+    for forward in (TrainingForward(model, cpu), fast):
+        model.zero_grad(set_to_none=True)
+        logits, loss = forward_backward(forward, images, targets)
+        results.append((logits, loss, torch.cat([p.grad.flatten() for p in model.parameters()])))
+    torch._dynamo.reset()
+    (eager_logits, eager_loss, eager_grads), (fast_logits, fast_loss, fast_grads) = results
+    assert fast_logits.dtype == torch.float32
+    assert (fast_logits - eager_logits).abs().max() < 0.03 * eager_logits.abs().max()
+    assert abs(fast_loss - eager_loss) < 0.01 * eager_loss
+    assert torch.nn.functional.cosine_similarity(fast_grads, eager_grads, dim=0) > 0.99
+
+
+def test_without_a_working_compiler_training_runs_eagerly_and_says_why(monkeypatch):
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setattr(inductor_config.cpp, "cxx", (None, "/nonexistent/c++"))
+    monkeypatch.setattr(inductor_config, "fx_graph_cache", False)  # a cached graph needs no compiler
+    monkeypatch.setattr(functorch_config, "enable_autograd_cache", False)
+    model = create_model("mnist", seed=0, patch_size=14, dim=8, depth=1, heads=2, mlp_dim=16).train()
+    images, targets = torch.randn(4, 1, 28, 28), torch.arange(4)
+    forward = TrainingForward(model, torch.device("cpu"), compile=True)
+    try:
+        problem = forward.warm_up(images, targets)
+    finally:
+        torch._dynamo.reset()
+    assert problem.startswith("could not compile the model (") and problem.endswith("training without compiling")
+    assert not forward.compiled and all(p.grad is None for p in model.parameters())
+    logits, loss = forward_backward(forward, images, targets)
+    assert logits.shape == (4, 10) and loss > 0
 
 
 def test_the_evaluation_slice_is_fixed_by_the_seed_and_sized():

@@ -36,6 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="augment with random shifts of up to this many pixels (default: the dataset's)")
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, dest="augment_flip",
                         help="augment with random horizontal flips (default: the dataset's)")
+    parser.add_argument("--compile", action="store_true",
+                        help="compile the training step with TorchInductor (needs a C++ compiler; ~20 s the first time)")
+    parser.add_argument("--bf16", action="store_true", help="train in bfloat16 autocast (pays on CPUs with AVX512-BF16 or AMX, when compiled)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-limit", type=int, help="use only the first N training images")
     parser.add_argument("--data-dir", help="folder holding the datasets (default: $VIT_DEMO_DATA, else a per-user cache)")
@@ -67,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             augment=not args.no_augment,
             augment_shift=args.augment_shift,
             augment_flip=args.augment_flip,
+            compile=args.compile,
+            bf16=args.bf16,
             seed=args.seed,
             data_dir=args.data_dir,
             train_limit=args.train_limit,
