@@ -245,8 +245,8 @@ class Transformer(nn.Module):
     def forward(self, x: torch.Tensor, return_attention: bool = False, cls_only: bool = False):
         """`cls_only`: return only the CLS token's output, (B, 1, dim). The classifier reads
         nothing else, so the last block then computes nothing else: its patch tokens'
-        queries, attention rows and feed-forward would be thrown away. Same logits, one
-        block's work less (~1/depth of the FLOPs, benchmarks/RESULTS.md)."""
+        queries, attention rows and feed-forward would be thrown away. Same logits, most of
+        one block's work less (18 % of the default model's FLOPs, benchmarks/RESULTS.md)."""
         attentions = []
         last = len(self.layers) - 1
         for index, block in enumerate(self.layers):
