@@ -2,6 +2,8 @@
 code, so no test ever reaches the network."""
 
 import os
+import shutil
+import sys
 
 os.environ.setdefault("VIT_DEMO_DOWNLOAD", "0")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -17,6 +19,13 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 torch.set_num_threads(os.cpu_count() or 1)
+
+
+# TorchInductor compiles its kernels with this compiler (torch._inductor.config.cpp.cxx).
+CXX = os.environ.get("CXX", "clang++" if sys.platform == "darwin" else "g++")
+needs_cxx = pytest.mark.skipif(
+    shutil.which(CXX) is None, reason=f"no C++ compiler ({CXX}) for TorchInductor: --compile falls back to eager"
+)
 
 
 def real_data_dir() -> Path | None:

@@ -2,7 +2,7 @@ import subprocess
 import sys
 
 from vit_demo import checkpoints
-from conftest import REPO
+from conftest import REPO, needs_cxx
 
 
 def run_cli(*args, env_data_dir=None):
@@ -32,6 +32,7 @@ def test_cli_trains_and_saves_a_loadable_checkpoint(data_dir, tmp_path):
     assert model.config.dim == 32 and model.config.patch_size == 7
 
 
+@needs_cxx
 def test_cli_trains_compiled_in_bf16_with_chosen_augmentation(data_dir, tmp_path):
     out = tmp_path / "fast"
     result = run_cli(

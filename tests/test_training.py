@@ -4,6 +4,7 @@ import time
 import pytest
 import torch
 
+from conftest import needs_cxx
 from vit_demo.training import (
     BatchSplitter,
     TrainConfig,
@@ -203,6 +204,7 @@ def test_the_batch_is_split_only_where_the_callers_threads_leave_cores_idle(one_
     assert BatchSplitter.for_device(torch.device("cuda")) is None
 
 
+@needs_cxx
 def test_a_compiled_bf16_step_matches_the_eager_step_to_bf16_precision():
     """A real TorchInductor compile (~20 s the first time on a machine, then cached)."""
     model = create_model("mnist", seed=0, **TINY).train()
