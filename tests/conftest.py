@@ -21,6 +21,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 torch.set_num_threads(os.cpu_count() or 1)
 
 
+# The smallest model the tests train: 16 patches, 2 blocks of width 32.
+TINY = dict(patch_size=7, dim=32, depth=2, heads=2, mlp_dim=64)
+
 # TorchInductor compiles its kernels with this compiler (torch._inductor.config.cpp.cxx).
 CXX = os.environ.get("CXX", "clang++" if sys.platform == "darwin" else "g++")
 needs_cxx = pytest.mark.skipif(

@@ -5,11 +5,10 @@ import zipfile
 import pytest
 import torch
 
+from conftest import TINY
 from vit_demo import checkpoints
 from vit_demo.checkpoints import CheckpointError
 from vit_demo.training import create_model
-
-TINY = dict(patch_size=7, dim=32, depth=2, heads=2, mlp_dim=64)
 
 
 @pytest.fixture

@@ -1,17 +1,16 @@
 import pytest
 import torch
 
+from conftest import TINY
 from vit_demo import experiments
 from vit_demo.explain import attention_rollout
 from vit_demo.model import ViT, patchify
 from vit_demo.training import create_model
 
-SMALL = dict(patch_size=7, dim=32, depth=2, heads=2, mlp_dim=64)
-
 
 @pytest.fixture
 def model():
-    return create_model("mnist", seed=1, **SMALL).eval()
+    return create_model("mnist", seed=1, **TINY).eval()
 
 
 @pytest.fixture

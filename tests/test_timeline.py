@@ -2,11 +2,10 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import TINY
 from vit_demo.data import DATASETS, load_split, normalize
 from vit_demo.timeline import Timeline, save_gif, take_snapshot
 from vit_demo.training import TrainConfig, create_model, train
-
-SMALL = dict(patch_size=7, dim=32, depth=2, heads=2, mlp_dim=64)
 
 
 def snapshot_at(model, fraction, step=0):
@@ -14,7 +13,7 @@ def snapshot_at(model, fraction, step=0):
 
 
 def test_a_snapshot_is_small_and_shaped_like_the_model():
-    model = create_model("mnist", **SMALL).train()
+    model = create_model("mnist", **TINY).train()
     snapshot = snapshot_at(model, 0.5)
     assert model.training  # the mode it was in is restored
     assert snapshot.position_similarity.shape == (4, 4, 4, 4)
@@ -26,7 +25,7 @@ def test_a_snapshot_is_small_and_shaped_like_the_model():
 
 
 def test_the_timeline_stays_bounded_and_keeps_first_and_newest():
-    model = create_model("mnist", **SMALL).eval()
+    model = create_model("mnist", **TINY).eval()
     timeline = Timeline(capacity=6, every=0.01)
     for i in range(50):
         timeline.add(snapshot_at(model, i / 49, step=i))
@@ -40,7 +39,7 @@ def test_the_timeline_stays_bounded_and_keeps_first_and_newest():
 def test_snapshots_are_taken_at_regular_points_of_a_real_run(data_dir):
     spec = DATASETS["mnist"]
     probe = normalize(load_split("mnist", train=False, data_dir=data_dir, limit=1).images, spec)
-    model = create_model("mnist", seed=0, **SMALL)
+    model = create_model("mnist", seed=0, **TINY)
     timeline = Timeline(capacity=40, every=0.1)
     config = TrainConfig(dataset="mnist", epochs=1, train_limit=4000, test_limit=200, report_every=0.0, data_dir=str(data_dir))
     for progress in train(model, config):
@@ -65,7 +64,7 @@ def test_the_gif_has_one_frame_per_snapshot(tmp_path):
 def test_a_timeline_frame_renders_with_the_step_in_its_title():
     from vit_demo.plots import figure_to_image, plot_timeline_frame
 
-    model = create_model("mnist", **SMALL).eval()
+    model = create_model("mnist", **TINY).eval()
     snapshot = take_snapshot(model, torch.zeros(1, 1, 28, 28), step=120, epoch=0.5, fraction=0.5, test_accuracy=0.91)
     figure = plot_timeline_frame(snapshot, torch.zeros(28, 28, dtype=torch.uint8).numpy(), model.config)
     assert figure.texts[0].get_text() == "Step 120 · epoch 0.50 · test accuracy 91.0%"

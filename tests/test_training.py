@@ -4,7 +4,7 @@ import time
 import pytest
 import torch
 
-from conftest import needs_cxx
+from conftest import needs_cxx, TINY
 from vit_demo.training import (
     BatchSplitter,
     TrainConfig,
@@ -20,8 +20,6 @@ from vit_demo.training import (
     train,
 )
 from vit_demo.data import DATASETS, Split
-
-TINY = dict(patch_size=7, dim=32, depth=2, heads=2, mlp_dim=64)
 
 
 def test_learning_rate_warms_up_then_decays_to_zero_at_the_end():
