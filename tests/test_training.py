@@ -42,6 +42,7 @@ def test_learning_rate_warms_up_then_decays_to_zero_at_the_end():
         ({"batch_size": 0}, "batch_size must be a whole number of at least 1"),
         ({"lr": 5.0}, "learning rate must be between 0 and 1"),
         ({"dataset": "svhn"}, "unknown dataset 'svhn'"),
+        ({"augment_shift": 14}, r"augment_shift must be 0 to 13 pixels \(2 is typical\), got 14"),
     ],
 )
 def test_invalid_training_settings_are_explained(settings, message):

@@ -81,8 +81,9 @@ class TrainConfig:
             raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.augment_shift is not None and not 0 <= self.augment_shift < get_spec(self.dataset).image_size // 2:
-            raise ValueError(f"augment_shift must be 0 or a few pixels, got {self.augment_shift}")
+        largest_shift = get_spec(self.dataset).image_size // 2 - 1
+        if self.augment_shift is not None and not 0 <= self.augment_shift <= largest_shift:
+            raise ValueError(f"augment_shift must be 0 to {largest_shift} pixels (2 is typical), got {self.augment_shift}")
 
     def augmentation(self) -> DatasetSpec:
         """The dataset's spec with this run's augmentation settings in it."""
