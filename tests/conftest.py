@@ -34,7 +34,7 @@ needs_cxx = pytest.mark.skipif(
 def real_data_dir() -> Path | None:
     for candidate in (os.environ.get("VIT_DEMO_DATA"), SHARED_DATA):
         if candidate and (Path(candidate) / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
-            return Path(candidate)
+            return Path(candidate).resolve()  # tests link to files in it from other folders
     return None
 
 
