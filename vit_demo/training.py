@@ -233,10 +233,7 @@ class BatchSplitter:
 
         def slice_step(part: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
             part_images, part_targets = part
-            logits = model(part_images)
-            loss = F.cross_entropy(logits, part_targets, label_smoothing=label_smoothing) * (len(part_targets) / total)
-            loss.backward()
-            return logits.detach(), loss.detach()
+            return _backward_on(model, part_images, part_targets, label_smoothing, len(part_targets) / total)
 
         parts = zip(images.tensor_split(self.workers), targets.tensor_split(self.workers))
         results = list(self._pool.map(slice_step, [part for part in parts if len(part[1])]))
@@ -257,8 +254,22 @@ def forward_backward(
     (logits, mean loss), detached; the gradients are left in the parameters."""
     if splitter is not None:
         return splitter.forward_backward(model, images, targets, label_smoothing)
+    return _backward_on(model, images, targets, label_smoothing)
+
+
+def _backward_on(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    label_smoothing: float,
+    share_of_batch: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward and backward on a batch or a slice of one. A slice's loss is weighted by its
+    share of the batch, so the slices' gradients add up to the whole batch's mean."""
     logits = model(images)
     loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+    if share_of_batch != 1.0:
+        loss = loss * share_of_batch
     loss.backward()
     return logits.detach(), loss.detach()
 
