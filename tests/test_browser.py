@@ -80,3 +80,35 @@ def test_a_student_trains_a_model_and_explores_it(page, tmp_path):
     page.screenshot(path=str(tmp_path / "experiment.png"))
     assert (tmp_path / "train.png").stat().st_size > 10_000
     assert page.get_by_text("Error").count() == 0
+
+
+def test_a_lesson_link_sets_up_the_build_tab_and_nothing_resets_it(url, tmp_path):
+    lesson = "?dataset=fashion_mnist&preset=better&seed=3&lock=dataset,patch_size&hide=lr"
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        page.goto(url + lesson, wait_until="domcontentloaded")
+        page.locator("#lesson-banner").get_by_text("Your teacher set up this lesson").wait_for(timeout=30_000)
+        # Later events (the dataset's own defaults, the summary) must not undo the lesson:
+        # read the controls only once the page has been quiet for a while.
+        page.locator("#build-summary").get_by_text("Your ViT").wait_for(timeout=30_000)
+        page.wait_for_timeout(2_000)
+        fashion = page.locator("#build-dataset input[value=fashion_mnist]")
+        assert fashion.is_checked() and fashion.is_disabled()
+        assert page.locator("#build-preset input[value^=Better]").is_checked()
+        assert page.locator("#build-patch-size input").input_value() == "4"
+        assert page.locator("#build-patch-size input").is_disabled()
+        assert page.locator("#build-depth input[type=number]").input_value() == "6"
+        assert page.locator("#build-seed input").input_value() == "3"
+        assert page.locator("#build-lr").is_hidden()
+        assert "49 patches" in page.locator("#build-summary").inner_text()
+        page.screenshot(path=str(tmp_path / "lesson.png"))
+        browser.close()
+
+
+def test_choosing_a_dataset_brings_its_presets_and_patch_sizes(page):
+    page.locator("#build-summary").get_by_text("Your ViT").wait_for(timeout=30_000)
+    page.locator("#build-dataset").get_by_text("CIFAR-10 photos").click()
+    page.locator("#build-preset").get_by_text("Quick (~2 min)").wait_for(timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#build-patch-size input').value === '8'", timeout=30_000)
+    page.locator("#build-summary").get_by_text("16 patches", exact=False).wait_for(timeout=30_000)

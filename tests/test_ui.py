@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 from vit_demo import checkpoints
 from vit_demo.data import get_spec, load_split
 from vit_demo.model import ViTConfig
+from vit_demo.recipes import recipe_for
 from vit_demo.sessions import StopFlag, TrainingQueue, run_training
 from vit_demo.training import TrainConfig
 from vit_demo.ui import App, AppSettings, build_demo
@@ -88,9 +89,9 @@ def test_datasets_offer_only_patch_sizes_that_divide_their_images(app):
     assert patch_sizes("mnist") == [2, 4, 7, 14, 28]
     assert patch_sizes("cifar10") == [2, 4, 8, 16, 32]
     preset, heading, patch_dropdown, *knobs = app.build.choose_dataset("cifar10")
-    assert "Quick (~2 min)" in [label for label, _ in preset.choices]
+    assert "Quick (~2 min)" in preset["choices"] and preset["value"] == "Quick (~2 min)"
     assert "`channels` 3" in heading
-    assert patch_dropdown.value == 8 and [v for _, v in patch_dropdown.choices] == [2, 4, 8, 16, 32]
+    assert patch_dropdown["value"] == 8 and patch_dropdown["choices"] == [2, 4, 8, 16, 32]
 
 
 def test_time_estimates_follow_the_measured_speed():
@@ -449,28 +450,34 @@ class FakeRequest:
 
 
 def test_a_lesson_link_and_file_set_the_dataset_preset_seed_and_locks(app, tmp_path, monkeypatch):
-    from vit_demo.ui.teacher import LESSON_ENV, TeacherHandlers
+    from vit_demo.ui.teacher import KNOBS, LESSON_ENV, TeacherHandlers
 
     lesson_file = tmp_path / "lesson.json"
     lesson_file.write_text('{"title": "Lesson 2: patches", "dataset": "mnist", "lock": ["dataset"], "hide": ["lr"], '
                            '"seed": 1}')
     monkeypatch.setenv(LESSON_ENV, str(lesson_file))
-    teacher = TeacherHandlers(app.build.knob_values)
+    teacher = TeacherHandlers(app.build)
     request = FakeRequest({"dataset": "fashion_mnist", "preset": "better", "seed": "3", "lock": "patch_size,preset",
                            "dim": "lots"})
-    lesson, banner, dataset = teacher.start(request)
+    banner, heading, dataset, preset, *knobs = teacher.start("mnist", request)
+    knobs = dict(zip(KNOBS, knobs))
     assert dataset["value"] == "fashion_mnist" and dataset["interactive"] is False  # the link wins; the file locks
     assert "Lesson 2: patches" in banner.value and "dim='lots' does not fit" in banner.value
-    preset, *knobs = teacher.apply(lesson, "fashion_mnist")
-    knobs = dict(zip(("patch_size", "dim", "depth", "heads", "mlp_dim", "lr", "batch_size", "length", "seconds",
-                      "epochs", "seed"), knobs))
+    assert "`num_classes` 10" in heading
+    # The dataset's own settings and the lesson's arrive together: Better's knobs, then the lesson's.
     assert preset["value"].startswith("Better") and preset["interactive"] is False
+    assert preset["choices"] == [p.label for p in recipe_for("fashion_mnist").presets]
     assert knobs["patch_size"]["value"] == 4 and knobs["patch_size"]["interactive"] is False
+    assert knobs["patch_size"]["choices"] == [2, 4, 7, 14, 28]
     assert knobs["depth"]["value"] == 6 and knobs["seed"]["value"] == 3 and knobs["lr"]["visible"] is False
-    # No lesson: nothing changes.
+    assert knobs["epochs"] == gr.skip()  # neither the preset nor the lesson sets it
+    # A preset the dataset does not have is reported, and the dataset's first preset stands.
     monkeypatch.delenv(LESSON_ENV)
-    lesson, banner, dataset = teacher.start(FakeRequest({}))
-    assert banner == gr.skip() and dataset == gr.skip() and teacher.apply(lesson, "mnist") == [gr.skip()] * 12
+    banner, _, dataset, preset, *_ = teacher.start("mnist", FakeRequest({"dataset": "cifar10", "preset": "standard"}))
+    assert "preset='standard' is not one of cifar10's presets" in banner.value
+    assert dataset["value"] == "cifar10" and preset["value"] == recipe_for("cifar10").presets[0].label
+    # No lesson: nothing changes.
+    assert teacher.start("mnist", FakeRequest({})) == [gr.skip()] * 15
 
     link = teacher.share_link("mnist", "Quick (~30 s)", 7, 64, 4, 4, 128, 0.003, 128, "time", 30.0, 1, 3,
                               request=FakeRequest({}, referer="http://host:7860/?old=1"))
@@ -478,8 +485,10 @@ def test_a_lesson_link_and_file_set_the_dataset_preset_seed_and_locks(app, tmp_p
     assert "epochs" not in link and "seconds=30" in link
     # The link read back gives the same settings.
     from urllib.parse import parse_qsl, urlsplit
-    lesson, _, dataset = teacher.start(FakeRequest(dict(parse_qsl(urlsplit(link).query))))
-    assert dataset["value"] == "mnist" and lesson.values["seconds"] == 30 and lesson.values["preset"] == "Quick"
+    banner, _, dataset, preset, *knobs = teacher.start("fashion_mnist", FakeRequest(dict(parse_qsl(urlsplit(link).query))))
+    knobs = dict(zip(KNOBS, knobs))
+    assert dataset["value"] == "mnist" and preset["value"] == "Quick (~30 s)" and knobs["seconds"]["value"] == 30
+    assert knobs["seed"]["value"] == 3 and "Left out" not in banner.value
 
 
 # ------------------------------------------------------------------ compare runs

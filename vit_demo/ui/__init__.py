@@ -28,6 +28,7 @@ from .explore_tab import VIEWS, ExploreHandlers, render_explore_tab
 from .learn import LESSON_TITLES
 from .models import ModelLibrary, remove_files
 from .settings import AppSettings, configure_torch_threads, make_gradio_image_cache_atomic
+from .teacher import CONTROLS as LESSON_CONTROLS
 from .teacher import TeacherHandlers
 from .train_tab import TRAIN_OUTPUTS, TrainHandlers, render_train_tab
 
@@ -128,17 +129,11 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
         demo.load(app.build.describe, describe_inputs, [build.summary, *lessons], **private)
 
         # ---------------------------------------------------------------- Teacher mode
-        # A lesson (VIT_DEMO_LESSON and the link's query) sets the dataset first; its preset and
-        # knobs follow a moment later, after the dataset's own defaults (its `change` event) are in.
-        teacher = TeacherHandlers(app.build.knob_values)
-        lesson = gr.State(None)
-        knob_controls = [build.patch_size, build.dim, build.depth, build.heads, build.mlp_dim, build.lr,
-                         build.batch_size, build.length, build.seconds, build.epochs, build.seed]
-        demo.load(teacher.start, None, [lesson, lesson_banner, build.dataset], **private).then(
-            None, js="() => new Promise(resolve => setTimeout(resolve, 700))", **private
-        ).then(teacher.apply, [lesson, build.dataset], [build.preset, *knob_controls], **private)
-        share_inputs = [build.dataset, build.preset, *knob_controls]
-        gr.on([demo.load, *(control.change for control in share_inputs)], teacher.share_link, share_inputs,
+        # A lesson (VIT_DEMO_LESSON and the link's query) sets the dataset, preset and knobs.
+        teacher = TeacherHandlers(app.build)
+        lesson_controls = [getattr(build, name) for name in LESSON_CONTROLS]
+        demo.load(teacher.start, build.dataset, [lesson_banner, build.fixed_by_dataset, *lesson_controls], **private)
+        gr.on([demo.load, *(control.change for control in lesson_controls)], teacher.share_link, lesson_controls,
               share_link, trigger_mode="always_last", **private)
 
         # ---------------------------------------------------------------- Train

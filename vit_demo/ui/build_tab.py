@@ -14,7 +14,7 @@ import gradio as gr
 
 from ..data import DATASETS, get_spec
 from ..model import ViTConfig, divisors, estimated_training_memory_bytes, num_parameters
-from ..recipes import recipe_for
+from ..recipes import Preset, recipe_for
 from ..training import TrainConfig
 from .errors import user_errors
 from .estimates import TRAINING_FLOPS_PER_FORWARD, ThroughputMeter
@@ -28,11 +28,19 @@ BATCH_SIZES = [16, 32, 64, 128, 256, 512]
 DATASET_CHOICES = [("MNIST digits", "mnist"), ("Fashion-MNIST clothes", "fashion_mnist"), ("CIFAR-10 photos", "cifar10")]
 TIME = "time"
 EPOCHS = "epochs"
+# What a preset sets, in `BuildControls.preset_outputs` order.
+PRESET_KNOBS = ("patch_size", "dim", "depth", "heads", "mlp_dim", "lr", "batch_size", "length", "seconds")
 
 
 def patch_sizes(dataset: str) -> list[int]:
     """Every patch size that divides the dataset's images, except 1 (a pixel is no patch)."""
     return [d for d in divisors(get_spec(dataset).image_size) if d > 1]
+
+
+def find_preset(dataset: str, label: str | None) -> Preset:
+    """The dataset's preset called `label`; its first preset when it has none of that name."""
+    presets = recipe_for(dataset).presets
+    return next((p for p in presets if p.label == label), presets[0])
 
 
 def _whole(name: str, value) -> int:
@@ -160,8 +168,7 @@ class BuildControls:
         return [self.lr, self.batch_size, self.length, self.seconds, self.epochs, self.seed]
 
     def preset_outputs(self) -> list:
-        return [self.patch_size, self.dim, self.depth, self.heads, self.mlp_dim, self.lr, self.batch_size,
-                self.length, self.seconds]
+        return [getattr(self, name) for name in PRESET_KNOBS]
 
 
 class BuildHandlers:
@@ -173,7 +180,7 @@ class BuildHandlers:
         """The knobs of a preset, in `BuildControls.preset_outputs` order (the dataset's first
         preset when `preset_label` is not one of its own)."""
         recipe = recipe_for(dataset)
-        preset = next((p for p in recipe.presets if p.label == preset_label), recipe.presets[0])
+        preset = find_preset(dataset, preset_label)
         model = {**recipe.model, **preset.model}
         return [
             model["patch_size"], model["dim"], model["depth"], model["heads"], model["mlp_dim"],
@@ -189,20 +196,27 @@ class BuildHandlers:
             f"`num_classes` {spec.num_classes}"
         )
 
+    def dataset_settings(self, dataset: str, preset_label: str | None = None) -> dict[str, dict]:
+        """What choosing `dataset` and one of its presets (the first when `preset_label` is not
+        one of them) sets, as update keywords per control: the preset menu, the patch sizes
+        that divide the images, and the preset's knobs."""
+        presets = recipe_for(dataset).presets
+        preset = find_preset(dataset, preset_label)
+        settings = {name: {"value": value} for name, value in zip(PRESET_KNOBS, self.knob_values(dataset, preset.label))}
+        settings["patch_size"]["choices"] = patch_sizes(dataset)
+        settings["preset"] = {"choices": [p.label for p in presets], "value": preset.label, "info": preset.blurb}
+        return settings
+
     def choose_dataset(self, dataset: str) -> list:
         """New dataset: its presets, its patch sizes, the first preset's knobs."""
-        first = recipe_for(dataset).presets[0]
-        patch_size, *knobs = self.knob_values(dataset, first.label)
+        settings = self.dataset_settings(dataset)
         return [
-            gr.Radio(choices=[p.label for p in recipe_for(dataset).presets], value=first.label, info=first.blurb),
-            self.fixed_by_dataset(dataset),
-            gr.Dropdown(choices=patch_sizes(dataset), value=patch_size),
-            *knobs,
+            gr.update(**settings["preset"]), self.fixed_by_dataset(dataset),
+            *(gr.update(**settings[name]) for name in PRESET_KNOBS),
         ]
 
     def choose_preset(self, dataset: str, preset_label: str | None) -> list:
-        blurb = next((p.blurb for p in recipe_for(dataset).presets if p.label == preset_label), None)
-        return [gr.Radio(info=blurb), *self.knob_values(dataset, preset_label)]
+        return [gr.Radio(info=find_preset(dataset, preset_label).blurb), *self.knob_values(dataset, preset_label)]
 
     @staticmethod
     def show_length(length: str) -> list:
@@ -274,9 +288,9 @@ def render_build_tab(handlers: BuildHandlers, app: AppSettings) -> BuildControls
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            dataset = gr.Radio(DATASET_CHOICES, value=first, label="Dataset")
+            dataset = gr.Radio(DATASET_CHOICES, value=first, label="Dataset", elem_id="build-dataset")
             preset = gr.Radio([p.label for p in recipe_for(first).presets], value=first_preset.label,
-                              info=first_preset.blurb, label="Preset")
+                              info=first_preset.blurb, label="Preset", elem_id="build-preset")
             fixed = gr.Markdown(handlers.fixed_by_dataset(first))
             with gr.Row():
                 with gr.Column(min_width=240):
@@ -285,14 +299,15 @@ def render_build_tab(handlers: BuildHandlers, app: AppSettings) -> BuildControls
                     # and say what would fit, where Gradio would only say "not in the list".
                     patch_size = gr.Dropdown(patch_sizes(first), value=patch_value, allow_custom_value=True,
                                              label="patch_size (pixels per side)",
-                                             info="only sizes that divide the image")
+                                             info="only sizes that divide the image", elem_id="build-patch-size")
                     dim = gr.Slider(16, 256, value=dim_value, step=8, label="dim (numbers per token)")
-                    depth = gr.Slider(1, 12, value=depth_value, step=1, label="depth (blocks)")
+                    depth = gr.Slider(1, 12, value=depth_value, step=1, label="depth (blocks)", elem_id="build-depth")
                     heads = gr.Slider(1, 16, value=heads_value, step=1, label="heads (per block)")
                     mlp_dim = gr.Slider(32, 1024, value=mlp_value, step=32,
                                         label="mlp_dim (MLP width)")
                 with gr.Column(min_width=240):
-                    lr = gr.Slider(0.0001, 0.01, value=lr_value, step=0.0001, label="lr (learning rate)")
+                    lr = gr.Slider(0.0001, 0.01, value=lr_value, step=0.0001, label="lr (learning rate)",
+                                   elem_id="build-lr")
                     batch_size = gr.Dropdown(BATCH_SIZES, value=batch_value, allow_custom_value=True,
                                              label="batch_size (images per step)")
                     length = gr.Radio([("Time budget", TIME), ("Epochs", EPOCHS)], value=length_value,
@@ -300,7 +315,7 @@ def render_build_tab(handlers: BuildHandlers, app: AppSettings) -> BuildControls
                     seconds = gr.Slider(5, app.max_train_seconds, value=seconds_value, step=5, label="seconds",
                                         elem_id="build-seconds")
                     epochs = gr.Slider(0.5, 30, value=1, step=0.5, label="epochs", visible=False)
-                    seed = gr.Number(0, precision=0, label="seed (same seed → same start)")
+                    seed = gr.Number(0, precision=0, label="seed (same seed → same start)", elem_id="build-seed")
         with gr.Column(scale=2):
             summary = gr.Markdown(elem_id="build-summary")
             start = gr.Button("Train this model →", variant="primary", elem_id="build-start")
@@ -311,7 +326,9 @@ def render_build_tab(handlers: BuildHandlers, app: AppSettings) -> BuildControls
 def wire_build_tab(handlers: BuildHandlers, controls: BuildControls, lessons: list[gr.Markdown]) -> None:
     c = controls
     private = {"api_visibility": "private", "show_progress": "hidden", "queue": False}
-    c.dataset.change(handlers.choose_dataset, c.dataset, [c.preset, c.fixed_by_dataset, *c.preset_outputs()], **private)
+    # `input`, not `change`: only a person's choice resets the knobs to the dataset's first
+    # preset. A lesson link sets the dataset and its own knobs in one step (teacher.py).
+    c.dataset.input(handlers.choose_dataset, c.dataset, [c.preset, c.fixed_by_dataset, *c.preset_outputs()], **private)
     c.preset.input(handlers.choose_preset, [c.dataset, c.preset], [c.preset, *c.preset_outputs()], **private)
     c.length.change(handlers.show_length, c.length, [c.seconds, c.epochs], **private)
     describe_inputs = [*c.model_inputs(), c.lr, c.batch_size, c.length, c.seconds, c.epochs]

@@ -27,9 +27,10 @@ import gradio as gr
 
 from ..data import DATASETS
 from ..recipes import recipe_for
+from .build_tab import BuildHandlers
 
 LESSON_ENV = "VIT_DEMO_LESSON"
-# Build controls a lesson may set, lock or hide, in `lesson_outputs` order after the dataset.
+# Build controls a lesson may set, lock or hide, in the order of TeacherHandlers.start's outputs.
 KNOBS = ("patch_size", "dim", "depth", "heads", "mlp_dim", "lr", "batch_size", "length", "seconds", "epochs", "seed")
 CONTROLS = ("dataset", "preset", *KNOBS)
 NUMBERS = {"patch_size": int, "dim": int, "depth": int, "heads": int, "mlp_dim": int, "batch_size": int, "seed": int,
@@ -105,6 +106,15 @@ def lesson_from_request(request: gr.Request | None, path: str | None = None) -> 
     return parse_lesson(read_lesson_file(path if path is not None else os.environ.get(LESSON_ENV)), query)
 
 
+def banner_text(lesson: Lesson) -> str:
+    lines = [f"### {lesson.title}" if lesson.title else "### Your teacher set up this lesson"]
+    if lesson.lock:
+        lines.append(f"Fixed for this lesson: {', '.join(f'`{n}`' for n in sorted(lesson.lock))}.")
+    if lesson.problems:
+        lines.append("⚠️ Left out of the lesson link: " + "; ".join(lesson.problems) + ".")
+    return "\n\n".join(lines)
+
+
 def preset_label(dataset: str, wanted: str | None) -> str | None:
     """A preset of `dataset` named by its label or its first word ("quick" → "Quick (~30 s)")."""
     if not wanted:
@@ -115,59 +125,41 @@ def preset_label(dataset: str, wanted: str | None) -> str | None:
     return None
 
 
-def _update(name: str, lesson: Lesson, **values):
-    """An update for control `name`: the lesson's value, locked or hidden as it says."""
-    if name in lesson.values or name in lesson.lock or name in lesson.hide:
-        if name in lesson.lock:
-            values["interactive"] = False
-        if name in lesson.hide:
-            values["visible"] = False
-        return gr.update(**values)
-    return gr.skip()
-
-
 class TeacherHandlers:
-    def __init__(self, knob_values):
-        self.knob_values = knob_values  # BuildHandlers.knob_values: a preset's knobs
+    def __init__(self, build: BuildHandlers):
+        self.build = build
 
-    def start(self, request: gr.Request = None) -> tuple:
-        """Page load, first step: the lesson (kept for the second step), its banner, and the dataset."""
+    def start(self, dataset: str, request: gr.Request = None) -> list:
+        """Page load: the lesson's banner, the dataset's heading, and an update for every control
+        in `CONTROLS` order. The lesson's dataset comes with what choosing it sets (its presets,
+        patch sizes and first preset's knobs), then the lesson's preset, knobs, locks and hides
+        over it, all in one step, so nothing the dataset sets can land after the lesson."""
         lesson = lesson_from_request(request)
+        skip_all = [gr.skip()] * (2 + len(CONTROLS))
         if not lesson.active and not lesson.problems:
-            return lesson, gr.skip(), gr.skip()
-        lines = [f"### {lesson.title}" if lesson.title else "### Your teacher set up this lesson"]
-        locked = sorted(lesson.lock)
-        if locked:
-            lines.append(f"Fixed for this lesson: {', '.join(f'`{n}`' for n in locked)}.")
-        if lesson.problems:
-            lines.append("⚠️ Left out of the lesson link: " + "; ".join(lesson.problems) + ".")
-        dataset = _update("dataset", lesson, **({"value": lesson.values["dataset"]}
-                                                          if "dataset" in lesson.values else {}))
-        return lesson, gr.Markdown("\n\n".join(lines), visible=True), dataset
-
-    def apply(self, lesson: Lesson | None, dataset: str) -> list:
-        """Second step, once the dataset's own defaults are in: the preset, knobs, seed, locks."""
-        outputs = len(CONTROLS) - 1
-        if lesson is None or not lesson.active:
-            return [gr.skip()] * outputs
-        label = preset_label(dataset, lesson.values.get("preset"))
-        updates = []
-        if label is not None:
-            knobs = dict(zip(KNOBS[:-2], self.knob_values(dataset, label)))  # up to `seconds`
-            preset = gr.update(value=label, interactive="preset" not in lesson.lock,
-                               visible="preset" not in lesson.hide)
-        else:
-            knobs = {}
-            preset = _update("preset", lesson)
-        knobs.update({k: v for k, v in lesson.values.items() if k in KNOBS})
-        updates.append(preset)
-        for name in KNOBS:
-            values = {"value": knobs[name]} if name in knobs else {}
-            if name in knobs and name not in lesson.values and name not in lesson.lock and name not in lesson.hide:
-                updates.append(gr.update(**values))
-            else:
-                updates.append(_update(name, lesson, **values))
-        return updates
+            return skip_all
+        dataset = lesson.values.get("dataset", dataset)
+        updates: dict[str, dict] = {name: {} for name in CONTROLS}
+        wanted_preset = lesson.values.get("preset")
+        label = preset_label(dataset, wanted_preset)
+        if wanted_preset is not None and label is None:
+            lesson.problems.append(f"preset={wanted_preset!r} is not one of {dataset}'s presets")
+        if "dataset" in lesson.values or label is not None:
+            updates.update(self.build.dataset_settings(dataset, label))
+        if "dataset" in lesson.values:
+            updates["dataset"] = {"value": dataset}
+        for name, value in lesson.values.items():
+            if name in KNOBS:
+                updates[name]["value"] = value
+        for name in lesson.lock:
+            updates[name]["interactive"] = False
+        for name in lesson.hide:
+            updates[name]["visible"] = False
+        heading = self.build.fixed_by_dataset(dataset) if "dataset" in lesson.values else gr.skip()
+        return [
+            gr.Markdown(banner_text(lesson), visible=True), heading,
+            *(gr.update(**updates[name]) if updates[name] else gr.skip() for name in CONTROLS),
+        ]
 
     @staticmethod
     def share_link(dataset, preset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs,
