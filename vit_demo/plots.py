@@ -269,10 +269,9 @@ def plot_position_similarity(similarity) -> Figure:
     return figure
 
 
-def plot_embedding_filters(filters) -> Figure:
-    """`explain.embedding_filters` (k, C, p, p) -> the components as small images, each
-    stretched to its own range (only the pattern matters, not the scale)."""
-    filters = _numpy(filters)
+def _filter_mosaic(filters: np.ndarray, columns: int) -> tuple[np.ndarray, int]:
+    """(k, C, p, p) filters -> one RGBA mosaic of `columns` per row, each filter stretched to
+    its own range (only the pattern matters, not the scale); and the gap between tiles."""
     k, channels, p = filters.shape[:3]
     low = filters.min(axis=(1, 2, 3), keepdims=True)
     high = filters.max(axis=(1, 2, 3), keepdims=True)
@@ -281,12 +280,20 @@ def plot_embedding_filters(filters) -> Figure:
     if channels == 1:
         colour = np.repeat(colour, 3, axis=-1)
     tiles = np.concatenate((colour, np.ones((k, p, p, 1))), axis=-1)
+    gap = max(1, p // 4)
+    return _mosaic(tiles, columns, gap, fill=0.0), gap
+
+
+def plot_embedding_filters(filters) -> Figure:
+    """`explain.embedding_filters` (k, C, p, p) -> the components as small images."""
+    filters = _numpy(filters)
+    k, p = filters.shape[0], filters.shape[2]
     columns = min(k, 7)
     rows = math.ceil(k / columns)
-    gap = max(1, p // 4)
+    mosaic, gap = _filter_mosaic(filters, columns)
     figure = _new_figure(1.3 * columns + 0.6, 1.3 * rows + 1.4, "What the first layer looks for in a patch")
     ax = figure.add_subplot()
-    ax.imshow(_mosaic(tiles, columns, gap, fill=0.0), interpolation="nearest")
+    ax.imshow(mosaic, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.spines[:].set_visible(False)
@@ -402,10 +409,13 @@ def plot_patch_experiment(original, changed, class_names: Sequence[str], origina
 
 def plot_timeline_frame(snapshot, probe_display: np.ndarray, config: ViTConfig) -> Figure:
     """One `timeline.Snapshot`: positional-embedding similarity, the rollout on the probe
-    image and how far each head looks, as they were at that point of training."""
+    image, the first layer's filters and how far each head looks, as they were at that
+    point of training."""
     accuracy = "" if snapshot.test_accuracy is None else f" · test accuracy {snapshot.test_accuracy:.1%}"
-    figure = _new_figure(12, 4.4, f"Step {snapshot.step} · epoch {snapshot.epoch:.2f}{accuracy}")
-    similarity_ax, rollout_ax, distance_ax = figure.subplots(1, 3, gridspec_kw={"width_ratios": [1.1, 1, 1.2]})
+    figure = _new_figure(15, 4.4, f"Step {snapshot.step} · epoch {snapshot.epoch:.2f}{accuracy}")
+    similarity_ax, rollout_ax, filters_ax, distance_ax = figure.subplots(
+        1, 4, gridspec_kw={"width_ratios": [1.1, 1, 1, 1.2]}
+    )
 
     similarity = _numpy(snapshot.position_similarity)
     grid = similarity.shape[0]
@@ -421,6 +431,14 @@ def plot_timeline_frame(snapshot, probe_display: np.ndarray, config: ViTConfig) 
     heat = _overlay(rollout_ax, probe_display, _numpy(snapshot.probe_rollout), vmax=1.0)
     _style(rollout_ax, "rollout on a test image")
     del heat  # the same 0..1 scale as the rollout figure; its colour bar would crowd the frame
+
+    filters = _numpy(snapshot.filters)
+    filter_mosaic, _ = _filter_mosaic(filters, columns=math.ceil(len(filters) / 2))
+    filters_ax.imshow(filter_mosaic, interpolation="nearest")
+    filters_ax.set_xticks([])
+    filters_ax.set_yticks([])
+    filters_ax.spines[:].set_visible(False)
+    _style(filters_ax, "first-layer filters")
 
     distances = _numpy(snapshot.attention_distance)
     layers, heads = distances.shape

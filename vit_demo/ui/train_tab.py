@@ -525,7 +525,8 @@ def render_train_tab() -> TrainControls:
     with gr.Group(elem_id="train-timeline"):
         gr.Markdown(
             "**Training timeline.** A snapshot at regular points of the run: how alike the learned positions are, "
-            "where the model looks on one test image, and how far each head looks. Drag the slider to watch "
+            "where the model looks on one test image, what the first layer looks for in a patch, and how far "
+            "each head looks. Drag the slider to watch "
             "structure grow out of random noise.", padding=True,
         )
         with gr.Row(equal_height=False):
