@@ -27,11 +27,11 @@ import gradio as gr
 
 from ..data import DATASETS
 from ..recipes import recipe_for
-from .build_tab import BuildHandlers
+from .build_tab import PRESET_KNOBS, BuildHandlers
 
 LESSON_ENV = "VIT_DEMO_LESSON"
 # Build controls a lesson may set, lock or hide, in the order of TeacherHandlers.start's outputs.
-KNOBS = ("patch_size", "dim", "depth", "heads", "mlp_dim", "lr", "batch_size", "length", "seconds", "epochs", "seed")
+KNOBS = (*PRESET_KNOBS, "epochs", "seed")
 CONTROLS = ("dataset", "preset", *KNOBS)
 NUMBERS = {"patch_size": int, "dim": int, "depth": int, "heads": int, "mlp_dim": int, "batch_size": int, "seed": int,
            "seconds": float, "epochs": float, "lr": float}
