@@ -13,11 +13,16 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from pathlib import Path  # noqa: E402
 
-from vit_demo.ui import AppSettings, build_demo, configure_torch_threads, launch_options  # noqa: E402
+# A training process is started with multiprocessing's "spawn", which runs this file again
+# under the name "__mp_main__" before it imports its job: it needs no interface of its own.
+if __name__ != "__mp_main__":
+    from vit_demo.ui import App, AppSettings, build_demo, configure_torch_threads, launch_options
 
-settings = AppSettings.from_env(root=Path(__file__).resolve().parent)
-configure_torch_threads(settings)  # before build_demo: its throughput benchmark runs as the app will
-demo = build_demo(settings)
+    settings = AppSettings.from_env(root=Path(__file__).resolve().parent)
+    configure_torch_threads(settings)  # before the app starts its training processes, which take the same count
+    app = App(settings)
+    demo = build_demo(settings, app)
 
 if __name__ == "__main__":
+    app.wait_until_measured(timeout=60)  # the first visitor's presets are planned for this machine
     demo.launch(**launch_options(settings))

@@ -93,7 +93,9 @@ def app(tmp_path, tiny_checkpoints, one_thread):
     from ui_helpers import settings_for
     from vit_demo.ui import App
 
-    return App(settings_for(tmp_path, tiny_checkpoints))
+    app = App(settings_for(tmp_path, tiny_checkpoints))
+    yield app
+    app.close()
 
 
 @pytest.fixture
@@ -102,4 +104,6 @@ def trainer(tmp_path, tiny_checkpoints, data_dir, one_thread):
     from ui_helpers import settings_for
     from vit_demo.ui import App
 
-    return App(settings_for(tmp_path, tiny_checkpoints, data_dir))
+    app = App(settings_for(tmp_path, tiny_checkpoints, data_dir))
+    yield app
+    app.close()

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from ui_helpers import serving, settings_for
+from ui_helpers import serving_app, settings_for
 
 pytestmark = pytest.mark.browser
 
@@ -22,9 +22,14 @@ if CHROMIUM is None:
 
 
 @pytest.fixture(scope="module")
-def url(data_dir, tiny_checkpoints, tmp_path_factory):
-    with serving(settings_for(tmp_path_factory.mktemp("app"), tiny_checkpoints, data_dir, train_limit=1024)) as address:
-        yield address
+def served(data_dir, tiny_checkpoints, tmp_path_factory):
+    with serving_app(settings_for(tmp_path_factory.mktemp("app"), tiny_checkpoints, data_dir, train_limit=1024)) as both:
+        yield both
+
+
+@pytest.fixture(scope="module")
+def url(served):
+    return served[0]
 
 
 @pytest.fixture
@@ -82,7 +87,9 @@ def test_a_student_trains_a_model_and_explores_it(page, tmp_path):
     assert page.get_by_text("Error").count() == 0
 
 
-def test_a_lesson_link_sets_up_the_build_tab_and_nothing_resets_it(url, tmp_path):
+def test_a_lesson_link_sets_up_the_build_tab_and_nothing_resets_it(served, tmp_path):
+    url, app = served
+    better = app.build.preset_plan("fashion_mnist", "Better (~3 min)").candidate  # as this machine plans it
     lesson = "?dataset=fashion_mnist&preset=better&seed=3&lock=dataset,patch_size&hide=lr"
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
@@ -96,12 +103,12 @@ def test_a_lesson_link_sets_up_the_build_tab_and_nothing_resets_it(url, tmp_path
         fashion = page.locator("#build-dataset input[value=fashion_mnist]")
         assert fashion.is_checked() and fashion.is_disabled()
         assert page.locator("#build-preset input[value^=Better]").is_checked()
-        assert page.locator("#build-patch-size input").input_value() == "4"
+        assert page.locator("#build-patch-size input").input_value() == str(better.patch_size)
         assert page.locator("#build-patch-size input").is_disabled()
-        assert page.locator("#build-depth input[type=number]").input_value() == "6"
+        assert page.locator("#build-depth input[type=number]").input_value() == str(better.depth)
         assert page.locator("#build-seed input").input_value() == "3"
         assert page.locator("#build-lr").is_hidden()
-        assert "49 patches" in page.locator("#build-summary").inner_text()
+        assert f"{(28 // better.patch_size) ** 2} patches" in page.locator("#build-summary").inner_text()
         page.screenshot(path=str(tmp_path / "lesson.png"))
         browser.close()
 

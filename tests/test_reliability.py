@@ -169,12 +169,13 @@ def test_the_memory_cap_comes_from_the_environment(monkeypatch, tmp_path, tiny_c
 
 def test_a_model_too_slow_for_the_time_limit_says_how_long_and_what_to_lower(tmp_path, tiny_checkpoints):
     hurried = App(settings_for(tmp_path, tiny_checkpoints, max_train_seconds=30))
-    # 405 MFLOP per image: 611 MB fits in memory, but 20 steps and a first score need about
-    # 6.7 min at the meter's first guess of 5 GFLOP/s.
+    # 405 MFLOP per image: 611 MB fits in memory, but 20 steps (3 forward passes' worth each,
+    # the last block for the CLS token alone) and a first score need about 6.6 min at the
+    # meter's first guess of 5 GFLOP/s.
     slow = train_inputs(dataset="cifar10", patch_size=2, dim=64, depth=12, heads=4, mlp_dim=128, batch_size=16)
     message = refused(hurried.train.train, **slow)
     assert message.startswith("This model is too slow for this server: 20 training steps with batch_size 16 "
-                              "and a first score would take about 6.7 min (405 MFLOP per image)")
+                              "and a first score would take about 6.6 min (405 MFLOP per image)")
     assert "over the 30 s limit of one run (VIT_DEMO_MAX_TRAIN_SECONDS)" in message
     assert "raise patch_size (now 2: 256 patches" in message
 

@@ -25,7 +25,7 @@ from vit_demo.ui.build_tab import patch_sizes
 from vit_demo.ui.experiment_tab import parse_patches
 from vit_demo.ui import experiment_tab
 from vit_demo.ui.errors import user_errors
-from vit_demo.ui.estimates import ThroughputMeter
+from vit_demo.planning import ThroughputMeter
 from vit_demo.ui.explore_tab import VIEWS
 from vit_demo.ui.learn import LESSON_TITLES, lesson
 from vit_demo.ui.models import MINE, UPLOADED, ModelLibrary
@@ -97,8 +97,8 @@ def test_datasets_offer_only_patch_sizes_that_divide_their_images(app):
 def test_time_estimates_follow_the_measured_speed():
     meter = ThroughputMeter()
     config = ViTConfig(image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1)
-    meter.record_run(config, images_per_second=1000)
-    assert meter.seconds_per_epoch(config, 60_000) == pytest.approx(60)
+    meter.record_run(config, 128, images_per_second=1000)
+    assert meter.seconds_per_epoch(config, 128, 60_000) == pytest.approx(60)
     assert meter.source == "measured in the last training run"
 
 
@@ -464,20 +464,26 @@ def test_a_lesson_link_and_file_set_the_dataset_preset_seed_and_locks(app, tmp_p
     assert dataset["value"] == "fashion_mnist" and dataset["interactive"] is False  # the link wins; the file locks
     assert "Lesson 2: patches" in banner.value and "dim='lots' does not fit" in banner.value
     assert "`num_classes` 10" in heading
-    # The dataset's own settings and the lesson's arrive together: Better's knobs, then the lesson's.
+    # The dataset's own settings and the lesson's arrive together: Better's knobs (this
+    # machine's plan for it), then the lesson's.
     assert preset["value"].startswith("Better") and preset["interactive"] is False
     assert preset["choices"] == [p.label for p in recipe_for("fashion_mnist").presets]
-    assert knobs["patch_size"]["value"] == 4 and knobs["patch_size"]["interactive"] is False
+    better = app.build.preset_plan("fashion_mnist", preset["value"]).candidate
+    assert knobs["patch_size"]["value"] == better.patch_size and knobs["patch_size"]["interactive"] is False
     assert knobs["patch_size"]["choices"] == [2, 4, 7, 14, 28]
-    assert knobs["depth"]["value"] == 6 and knobs["seed"]["value"] == 3 and knobs["lr"]["visible"] is False
+    assert knobs["depth"]["value"] == better.depth and knobs["seed"]["value"] == 3 and knobs["lr"]["visible"] is False
     assert knobs["epochs"] == gr.skip()  # neither the preset nor the lesson sets it
     # A preset the dataset does not have is reported, and the dataset's first preset stands.
     monkeypatch.delenv(LESSON_ENV)
     banner, _, dataset, preset, *_ = teacher.start("mnist", FakeRequest({"dataset": "cifar10", "preset": "standard"}))
     assert "preset='standard' is not one of cifar10's presets" in banner.value
     assert dataset["value"] == "cifar10" and preset["value"] == recipe_for("cifar10").presets[0].label
-    # No lesson: nothing changes.
-    assert teacher.start("mnist", FakeRequest({})) == [gr.skip()] * 15
+    # No lesson: no banner, and the first preset's knobs are this machine's plan for it as it stands now.
+    banner, heading, dataset, preset, *knobs = teacher.start("mnist", FakeRequest({}))
+    assert banner == heading == dataset == gr.skip()
+    quick = app.build.preset_plan("mnist", None).candidate
+    assert preset["value"] == recipe_for("mnist").presets[0].label
+    assert dict(zip(KNOBS, knobs))["depth"]["value"] == quick.depth
 
     link = teacher.share_link("mnist", "Quick (~30 s)", 7, 64, 4, 4, 128, 0.003, 128, "time", 30.0, 1, 3,
                               request=FakeRequest({}, referer="http://host:7860/?old=1"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from vit_demo.ui import AppSettings, build_demo, launch_options
+from vit_demo.ui import App, AppSettings, build_demo, launch_options
 from vit_demo.ui.train_tab import TRAIN_OUTPUTS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,13 +44,22 @@ def one_torch_thread():
 
 
 @contextmanager
-def serving(settings: AppSettings):
-    """The app launched on 127.0.0.1 (a free port) for the block; yields its URL."""
+def serving_app(settings: AppSettings):
+    """The app launched on 127.0.0.1 (a free port) for the block; yields its URL and its App."""
     with one_torch_thread():
-        demo = build_demo(settings)  # queued as the app is, with its own limits
+        app = App(settings)
+        demo = build_demo(settings, app)  # queued as the app is, with its own limits
         options = {k: v for k, v in launch_options(settings).items() if k not in ("server_name", "server_port")}
         _, address, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **options)
         try:
-            yield address
+            yield address, app
         finally:
             demo.close()
+            app.close()
+
+
+@contextmanager
+def serving(settings: AppSettings):
+    """The app launched on 127.0.0.1 (a free port) for the block; yields its URL."""
+    with serving_app(settings) as (address, _):
+        yield address

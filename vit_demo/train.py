@@ -3,7 +3,10 @@
     python -m vit_demo.train --dataset mnist --time-budget 60 --out runs/mnist-60s
 
 Model and training defaults come from the dataset's recipe (`vit_demo.recipes`); any flag
-overrides them.
+overrides them. A `--time-budget` run that names no model, batch size or learning rate is
+planned for this machine: every candidate of the recipe is timed here for a few steps, and
+the one whose measured accuracy is best for the images the budget buys is trained
+(`vit_demo.planning`).
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import argparse
 import sys
 import time
 
-from . import checkpoints
+from . import checkpoints, planning
 from .data import DATASETS, DatasetCorruptError, DatasetNotFoundError
-from .recipes import MODEL_FIELDS_IN_RECIPES, recipe_for
-from .training import TrainConfig, configure_threads, create_model, train
+from .recipes import MODEL_FIELDS_IN_RECIPES, Candidate, recipe_for
+from .step import configure_threads
+from .training import TrainConfig, create_model, train
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,9 +40,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="augment with random shifts of up to this many pixels (default: the dataset's)")
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, dest="augment_flip",
                         help="augment with random horizontal flips (default: the dataset's)")
-    parser.add_argument("--compile", action="store_true",
-                        help="compile the training step with TorchInductor (needs a C++ compiler; ~20 s the first time)")
-    parser.add_argument("--bf16", action="store_true", help="train in bfloat16 autocast (pays on CPUs with AVX512-BF16 or AMX, when compiled)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                        help="compile the training step with TorchInductor (needs a C++ compiler; ~20 s the first time). "
+                             "Default: only for runs of 5 minutes or more, kept only if it is faster here")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction,
+                        help="train in bfloat16 autocast. Default: only where the CPU multiplies bfloat16 natively "
+                             "(AVX512-BF16 or AMX) and the step is compiled, or on a GPU that does; kept only if faster")
+    parser.add_argument("--force-step", action="store_true",
+                        help="take --compile/--bf16 exactly as given, even where this machine makes them slower")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-limit", type=int, help="use only the first N training images")
     parser.add_argument("--data-dir", help="folder holding the datasets (default: $VIT_DEMO_DATA, else a per-user cache)")
@@ -48,10 +57,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def plan_for_budget(dataset: str, seconds: float, device: str | None) -> tuple[Candidate, str]:
+    """The recipe candidate this machine trains best in `seconds`, and a line that says why."""
+    candidates = recipe_for(dataset).candidates
+    meter = planning.ThroughputMeter()
+    for speeds in planning.measure_speeds(dataset, candidates, device=device):
+        meter.record_speeds(speeds, candidates, dataset)
+    plan = planning.plan(dataset, seconds, candidates, meter)
+    expected = plan.expected.describe() if plan.expected else "not measured"
+    return plan.candidate, (f"plan: {plan.candidate.name}, the best of {len(candidates)} candidates timed here for "
+                            f"{seconds:g} s: {plan.images_per_second:,.0f} images/s, expected test accuracy {expected}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_threads(args.threads)
     recipe = recipe_for(args.dataset)
+    shape_given = any(getattr(args, name) is not None for name in (*MODEL_FIELDS_IN_RECIPES, "batch_size", "lr"))
+    if args.time_budget is not None and not shape_given:
+        candidate, line = plan_for_budget(args.dataset, args.time_budget, args.device)
+        print(line, flush=True)
+        for name, value in {**candidate.model, "batch_size": candidate.batch_size, "lr": candidate.lr}.items():
+            setattr(args, name, value)
     model_settings = {name: getattr(args, name) or recipe.model[name] for name in MODEL_FIELDS_IN_RECIPES}
     overrides = {
         "batch_size": args.batch_size,
@@ -72,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             augment_flip=args.augment_flip,
             compile=args.compile,
             bf16=args.bf16,
+            force_step=args.force_step,
             seed=args.seed,
             data_dir=args.data_dir,
             train_limit=args.train_limit,
@@ -90,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     last = None
     try:
         for last in train(model, config):
+            for note in last.notes:
+                bar.write(f"note: {note}", file=sys.stderr)
             bar.n = round(last.fraction * 1000)
             postfix = f"ep {last.epoch:.2f} loss {last.train_loss:.3f} {last.images_per_second:,.0f} img/s"
             if last.test_accuracy is not None:
@@ -108,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     info["test_accuracy"] = last.test_accuracy
     info["training"] = {
         **{k: v for k, v in vars(config).items() if k not in ("data_dir", "device")},
+        "step_path": last.step_path,
         "steps": last.step,
         "epochs_completed": round(last.epoch, 3),
         "seconds": round(wall, 1),

@@ -3,23 +3,22 @@
 The UI (or the CLI) iterates over `train(...)`; each yielded `TrainProgress` is a snapshot
 of the run, produced at least every `report_every` seconds, so a browser can draw curves
 while the model learns. Stopping is cooperative and quick: `should_stop()` is checked
-after every optimizer step, and closing the generator (what Gradio does when a user
+before every optimizer step, and closing the generator (what Gradio does when a user
 presses Stop or closes the tab) ends the run after the current step. Either way the
 model is left in eval mode with the weights of its last completed step.
 
 The recipe is tuned for very short runs from scratch: AdamW, a short linear warmup,
 cosine decay that reaches zero exactly when the budget (epochs or seconds) runs out,
-label smoothing, gradient clipping, and light batched augmentation.
+label smoothing, gradient clipping, and light batched augmentation. How each step is
+taken (eager or compiled, float32 or bfloat16, one batch or split over two threads) is
+`step.py`'s business: the fastest path this machine offers.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
-import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -28,6 +27,7 @@ from torch import nn
 
 from .data import DatasetSpec, Split, augment, get_spec, load_split, normalize
 from .model import ViT
+from .step import BatchSplitter, FastestStep, Machine, eager_step_seconds, pick_device, plan_step
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,13 @@ class TrainConfig:
     # e.g. long Fashion-MNIST runs, which do better with shifts and flips than short ones.
     augment_shift: int | None = None
     augment_flip: bool | None = None
-    # CPU speed-ups for long or repeated runs (benchmarks/RESULTS.md): compile the training
-    # forward and backward with TorchInductor (the first compile of a model shape takes
-    # ~20 s; later runs read it from Inductor's on-disk cache), and compute in bfloat16
-    # (autocast) where the CPU multiplies bfloat16 natively. bf16 pays only when compiled:
-    # eagerly, the casts cost more than the faster matrix products save.
-    compile: bool = False
-    bf16: bool = False
+    # How to take each step (step.plan_step): compile it with TorchInductor, compute in
+    # bfloat16 autocast. None leaves it to the machine: compiled only for long runs, bf16
+    # only where it is native. True asks for it, and is still turned down (in one line)
+    # where this machine makes it slower, unless `force_step`.
+    compile: bool | None = None
+    bf16: bool | None = None
+    force_step: bool = False
     seed: int = 0
     data_dir: str | None = None
     train_limit: int | None = None  # use only the first N training images (quick demos, tests)
@@ -108,7 +108,7 @@ class TrainProgress:
     train_loss: float  # exponential moving average over recent steps
     train_accuracy: float  # likewise
     images_per_second: float
-    elapsed: float
+    elapsed: float  # seconds since the run started (set-up and compiling included); the final score's time is not
     eta: float
     lr: float
     test_accuracy: float | None = None  # latest evaluation
@@ -118,21 +118,14 @@ class TrainProgress:
     stopped: bool = False  # ended early by a stop request
     final_test_images: int = 0  # how many test images the final score used
     confusion: torch.Tensor | None = field(default=None, repr=False)  # (classes, classes), rows = true class
+    step_path: str = ""  # how steps are taken ("eager fp32", "compiled bf16", "timing ...")
+    notes: tuple[str, ...] = ()  # what the machine decided since the last report, one line each
+    step_seconds: float = 0.0  # of `elapsed`, the time spent in training steps (the rest: evaluating, setting up)
 
     def to_dict(self) -> dict:
         values = asdict(self)
         values["confusion"] = None if self.confusion is None else self.confusion.tolist()
         return values
-
-
-def pick_device(preferred: str | None = None) -> torch.device:
-    if preferred:
-        return torch.device(preferred)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def check_model_fits_dataset(model: ViT, spec: DatasetSpec) -> None:
@@ -182,136 +175,6 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.999), fused=fused)
 
 
-class BatchSplitter:
-    """Data parallelism inside one training step, for CPUs with cores to spare.
-
-    The app runs every request with one torch thread on a 2-core machine, so that a
-    training does not starve everyone's predictions; a plain step would then leave the
-    second core idle. The splitter cuts each batch in `workers` slices and runs each
-    slice's forward and backward pass on its own thread: both cores train, and when a
-    prediction comes in the OS shares the cores out, with no OpenMP team left waiting at
-    a barrier for a descheduled thread. (Where one step may use every core, as in the CLI,
-    a plain step is as fast: benchmarks/RESULTS.md.)
-
-    PyTorch releases the GIL inside its operators, and autograd adds the slices'
-    gradients into the shared `.grad` under a lock. Each slice's loss is weighted by its
-    share of the batch, so the gradient is the whole batch's mean, as in a plain step;
-    with two workers even the rounding is the same run to run (a + b == b + a).
-    """
-
-    def __init__(self, workers: int, threads_per_worker: int = 1):
-        self.workers = workers
-        self.threads_per_worker = threads_per_worker
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="vit-train", initializer=self._init_worker)
-
-    def _init_worker(self) -> None:
-        # A thread takes the process-wide thread count at its first parallel operation
-        # (get_num_threads triggers that), so the worker's own count must be set after it.
-        torch.get_num_threads()
-        torch.set_num_threads(self.threads_per_worker)
-
-    @classmethod
-    def for_device(cls, device: torch.device) -> BatchSplitter | None:
-        """Two workers, each with the caller's torch thread count, on a CPU with cores
-        enough for both; None (one plain step) when the caller's threads already fill the
-        cores, or on a GPU, which runs a whole batch at once."""
-        if device.type != "cpu":
-            return None
-        threads = torch.get_num_threads()
-        return cls(workers=2, threads_per_worker=threads) if available_cores() >= 2 * threads else None
-
-    def forward_backward(
-        self,
-        model: Callable[[torch.Tensor], torch.Tensor],
-        images: torch.Tensor,
-        targets: torch.Tensor,
-        label_smoothing: float = 0.0,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch's logits and mean loss (both detached), the gradients accumulated in
-        the model's parameters."""
-        total = len(targets)
-
-        def slice_step(part: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-            part_images, part_targets = part
-            return _backward_on(model, part_images, part_targets, label_smoothing, len(part_targets) / total)
-
-        parts = zip(images.tensor_split(self.workers), targets.tensor_split(self.workers))
-        results = list(self._pool.map(slice_step, [part for part in parts if len(part[1])]))
-        return torch.cat([logits for logits, _ in results]), sum(loss for _, loss in results)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-
-
-def forward_backward(
-    model: Callable[[torch.Tensor], torch.Tensor],
-    images: torch.Tensor,
-    targets: torch.Tensor,
-    label_smoothing: float = 0.0,
-    splitter: BatchSplitter | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One step's forward and backward pass, split across `splitter`'s workers when given:
-    (logits, mean loss), detached; the gradients are left in the parameters."""
-    if splitter is not None:
-        return splitter.forward_backward(model, images, targets, label_smoothing)
-    return _backward_on(model, images, targets, label_smoothing)
-
-
-def _backward_on(
-    model: Callable[[torch.Tensor], torch.Tensor],
-    images: torch.Tensor,
-    targets: torch.Tensor,
-    label_smoothing: float,
-    share_of_batch: float = 1.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward and backward on a batch or a slice of one. A slice's loss is weighted by its
-    share of the batch, so the slices' gradients add up to the whole batch's mean."""
-    logits = model(images)
-    loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
-    if share_of_batch != 1.0:
-        loss = loss * share_of_batch
-    loss.backward()
-    return logits.detach(), loss.detach()
-
-
-class TrainingForward:
-    """The forward pass the training step takes: the model itself, or compiled, or in
-    bfloat16 autocast (logits come back as float32 either way). Evaluation always runs the
-    plain model, so no compile is spent on the evaluation batch sizes."""
-
-    def __init__(self, model: nn.Module, device: torch.device, compile: bool = False, bf16: bool = False):
-        self.model = model
-        self.device = device
-        self.bf16 = bf16
-        self.compiled = compile
-        self._forward = model
-        if compile:
-            # On a CPU, a C++ wrapper around the generated kernels instead of a Python one:
-            # these models run hundreds of tiny kernels per step (measured 16.9 vs 17.8 ms).
-            # An option of this compile only, not a change to Inductor's global config.
-            options = {"cpp_wrapper": True} if device.type == "cpu" else None
-            self._forward = torch.compile(model, dynamic=False, options=options)
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            return self._forward(images).float()
-
-    def warm_up(self, images: torch.Tensor, targets: torch.Tensor) -> str | None:
-        """Compile now, on one batch (the gradients are thrown away). If compiling fails
-        (no C++ compiler, an unsupported platform), train without it and say why."""
-        if not self.compiled:
-            return None
-        try:
-            forward_backward(self, images, targets)
-            return None
-        except Exception as error:  # noqa: BLE001 - any compiler failure means: run eagerly
-            self._forward, self.compiled = self.model, False
-            first_line = (str(error).strip().splitlines() or [""])[0][:200]
-            return f"could not compile the model ({type(error).__name__}: {first_line}); training without compiling"
-        finally:
-            self.model.zero_grad(set_to_none=True)
-
-
 def learning_rate(progress: float, config: TrainConfig) -> float:
     """Linear warmup, then cosine decay reaching 0 exactly at progress 1."""
     progress = min(max(progress, 0.0), 1.0)
@@ -359,129 +222,172 @@ def evaluation_slice(test_split: Split, seed: int, size: int) -> Split:
     return Split(test_split.images[chosen], test_split.labels[chosen])
 
 
+class _Run:
+    """The state of one training run; `train` drives it."""
+
+    def __init__(self, model: ViT, config: TrainConfig):
+        spec = get_spec(config.dataset)
+        check_model_fits_dataset(model, spec)
+        self.model, self.config, self.spec = model, config, spec
+        self.augmentation = config.augmentation()
+        self.device = pick_device(config.device)
+        train_split = load_split(spec.key, train=True, data_dir=config.data_dir, limit=config.train_limit)
+        self.test_split = load_split(spec.key, train=False, data_dir=config.data_dir, limit=config.test_limit)
+        if len(train_split) == 0 or len(self.test_split) == 0:
+            raise ValueError("the training and test sets must each hold at least one image")
+        self.probe_split = evaluation_slice(self.test_split, config.seed, config.eval_subset)
+        self.generator = torch.Generator().manual_seed(config.seed)  # the epochs' orders
+        self.augment_generator = self.generator if self.device.type == "cpu" else (
+            torch.Generator(device=self.device).manual_seed(config.seed))
+
+        model.to(self.device).train()
+        # The whole training set lives on the device, so a GPU step never waits for a copy.
+        self.images = train_split.images.to(self.device)
+        self.labels = train_split.labels.to(self.device)
+        self.optimizer = make_optimizer(model, config, self.device)
+        self.batch_size = min(config.batch_size, len(train_split))
+        self.started = time.perf_counter()  # compiling counts against the budget: the user waits for it
+        first_images, first_targets = normalize(self.images[: self.batch_size], spec), self.labels[: self.batch_size]
+        splitter = BatchSplitter.for_device(self.device)
+        n = len(train_split)
+        machine = Machine.detect(self.device)
+        expected_seconds = config.time_budget
+        if expected_seconds is None and config.compile is None and machine.compiler:
+            # Whether a compile would pay depends on how long the run is in seconds.
+            steps = config.total_epochs * n / self.batch_size
+            expected_seconds = steps * eager_step_seconds(model, first_images, first_targets, splitter)
+        candidates, self.notes = plan_step(machine, config.compile, config.bf16, config.force_step, expected_seconds)
+        self.stepper = FastestStep.for_paths(model, self.device, candidates, splitter)
+        self.stepper.prepare(first_images, first_targets)
+        # A compiled step has one fixed batch shape: the last, partial batch of each epoch is
+        # left out (the order is reshuffled every epoch, so no image is left out for good).
+        self.drop_partial = any(forward.compiled for forward in self.stepper.forwards)
+        self.steps_per_epoch = n // self.batch_size if self.drop_partial else math.ceil(n / self.batch_size)
+        self.total_steps = None if config.time_budget else max(1, round(config.total_epochs * self.steps_per_epoch))
+        self.evaluation_points = [(i + 1) / config.evaluations for i in range(config.evaluations)]
+        self.step = 0
+        self.step_seconds = 0.0
+        # Running averages stay on the device: reading a number each step would make a GPU
+        # wait for every step to finish before queueing the next.
+        self.smooth_loss = self.smooth_accuracy = None
+        self.test_loss = self.test_accuracy = None
+        self.last_report = self.started
+        self.stopped = False
+
+    def progress(self) -> float:
+        if self.config.time_budget:
+            return (time.perf_counter() - self.started) / self.config.time_budget
+        return self.step / self.total_steps
+
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Normalised, augmented batches and their labels, epoch after epoch, until the budget is spent."""
+        last_start = len(self.images) - (self.batch_size - 1 if self.drop_partial else 0)
+        while True:
+            order = torch.randperm(len(self.images), generator=self.generator).to(self.device)
+            for first in range(0, last_start, self.batch_size):
+                if self.progress() >= 1.0:
+                    return
+                index = order[first : first + self.batch_size]
+                batch = self.images[index]
+                if self.config.augment:
+                    batch = augment(batch, self.augmentation, self.augment_generator)
+                yield normalize(batch, self.spec), self.labels[index]
+
+    def take_step(self, images: torch.Tensor, targets: torch.Tensor) -> None:
+        started = time.perf_counter()
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.progress(), self.config)
+        self.optimizer.zero_grad(set_to_none=True)
+        logits, loss = self.stepper(images, targets, self.config.label_smoothing)
+        if self.config.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        accuracy = (logits.argmax(1) == targets).float().mean()
+        if self.smooth_loss is None:
+            self.smooth_loss, self.smooth_accuracy = loss, accuracy
+        else:
+            self.smooth_loss = 0.95 * self.smooth_loss + 0.05 * loss
+            self.smooth_accuracy = 0.95 * self.smooth_accuracy + 0.05 * accuracy
+        self.step_seconds += time.perf_counter() - started
+
+    def evaluate_if_due(self) -> bool:
+        """Score the probe slice when the run passes one of its evaluation points (the last
+        point, the end, is the final report's)."""
+        due = False
+        while self.evaluation_points and self.evaluation_points[0] < 1.0 and self.progress() >= self.evaluation_points[0]:
+            self.evaluation_points.pop(0)
+            due = True
+        if due:
+            self.test_loss, self.test_accuracy, _ = evaluate(self.model, self.probe_split, self.spec)
+        return due
+
+    def report_due(self) -> bool:
+        return time.perf_counter() - self.last_report >= self.config.report_every
+
+    def report(self, evaluated: bool = False, ended_at: float | None = None, **extra) -> TrainProgress:
+        """`ended_at`: when the training ended, for the final report (its scoring is not training time)."""
+        now = time.perf_counter()
+        self.last_report = now
+        elapsed = (ended_at or now) - self.started
+        fraction = min(self.progress(), 1.0)
+        eta = self.config.time_budget - elapsed if self.config.time_budget else elapsed / max(fraction, 1e-9) * (1 - fraction)
+        notes, self.notes = (*self.notes, *self.stepper.notes), []
+        self.stepper.notes = []
+        return TrainProgress(
+            step=self.step,
+            total_steps=self.total_steps,
+            epoch=self.step / self.steps_per_epoch,
+            fraction=fraction,
+            train_loss=float(self.smooth_loss) if self.smooth_loss is not None else float("nan"),
+            train_accuracy=float(self.smooth_accuracy) if self.smooth_accuracy is not None else float("nan"),
+            images_per_second=self.step * self.batch_size / max(elapsed, 1e-9),
+            elapsed=elapsed,
+            eta=max(eta, 0.0),
+            lr=self.optimizer.param_groups[0]["lr"],
+            test_accuracy=self.test_accuracy,
+            test_loss=self.test_loss,
+            evaluated=evaluated,
+            step_path=self.stepper.path,
+            notes=notes,
+            step_seconds=self.step_seconds,
+            **extra,
+        )
+
+    def final_report(self) -> TrainProgress:
+        # A stopped run is scored on the quick probe slice so Stop stays quick; a finished
+        # run is scored on the whole test set.
+        ended_at = time.perf_counter()
+        final_split = self.probe_split if self.stopped else self.test_split
+        self.test_loss, self.test_accuracy, confusion = evaluate(self.model, final_split, self.spec, with_confusion=True)
+        return self.report(evaluated=True, ended_at=ended_at, done=True, stopped=self.stopped,
+                           final_test_images=len(final_split), confusion=confusion)
+
+    def close(self) -> None:
+        self.model.eval()
+        if self.stepper.splitter is not None:
+            self.stepper.splitter.close()
+
+
 def train(
     model: ViT,
     config: TrainConfig,
     should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[TrainProgress]:
     """Train `model` in place, yielding progress reports; the last one has `done=True`."""
-    spec = get_spec(config.dataset)
-    augmentation = config.augmentation()
-    check_model_fits_dataset(model, spec)
-    device = pick_device(config.device)
-    train_split = load_split(spec.key, train=True, data_dir=config.data_dir, limit=config.train_limit)
-    test_split = load_split(spec.key, train=False, data_dir=config.data_dir, limit=config.test_limit)
-    if len(train_split) == 0 or len(test_split) == 0:
-        raise ValueError("the training and test sets must each hold at least one image")
-    probe_split = evaluation_slice(test_split, config.seed, config.eval_subset)
-    generator = torch.Generator().manual_seed(config.seed)
-
-    model.to(device).train()
-    images = train_split.images.to(device)
-    labels = train_split.labels.to(device)
-    optimizer = make_optimizer(model, config, device)
-    batch_size = min(config.batch_size, len(train_split))
-    # A compiled step has one fixed batch shape: the last, partial batch of each epoch is
-    # left out (the order is reshuffled every epoch, so no image is left out for good).
-    drop_partial = config.compile
-    steps_per_epoch = len(train_split) // batch_size if drop_partial else math.ceil(len(train_split) / batch_size)
-    total_steps = None if config.time_budget else max(1, round(config.total_epochs * steps_per_epoch))
-    evaluation_points = [(i + 1) / config.evaluations for i in range(config.evaluations)] if config.evaluations else []
-
-    start = time.perf_counter()  # compiling counts against the budget: the user waits for it
-    forward = TrainingForward(model, device, compile=config.compile, bf16=config.bf16)
-    compile_problem = forward.warm_up(
-        normalize(images[:batch_size], spec), labels[:batch_size]
-    )
-    if compile_problem:
-        warnings.warn(compile_problem, RuntimeWarning, stacklevel=2)
-    # The two-worker step and a compiled forward do not mix: one compiled graph per thread.
-    splitter = None if forward.compiled else BatchSplitter.for_device(device)
-    last_report = start
-    step = 0
-    smooth_loss = smooth_accuracy = None
-    test_loss = test_accuracy = None
-    stopped = False
-
-    def progress_now() -> float:
-        if config.time_budget:
-            return (time.perf_counter() - start) / config.time_budget
-        return step / total_steps
-
-    def report(evaluated: bool = False, **extra) -> TrainProgress:
-        elapsed = time.perf_counter() - start
-        fraction = min(progress_now(), 1.0)
-        eta = config.time_budget - elapsed if config.time_budget else elapsed / max(fraction, 1e-9) * (1 - fraction)
-        return TrainProgress(
-            step=step,
-            total_steps=total_steps,
-            epoch=step / steps_per_epoch,
-            fraction=fraction,
-            train_loss=smooth_loss if smooth_loss is not None else float("nan"),
-            train_accuracy=smooth_accuracy if smooth_accuracy is not None else float("nan"),
-            images_per_second=step * batch_size / max(elapsed, 1e-9),
-            elapsed=elapsed,
-            eta=max(eta, 0.0),
-            lr=optimizer.param_groups[0]["lr"],
-            test_accuracy=test_accuracy,
-            test_loss=test_loss,
-            evaluated=evaluated,
-            **extra,
-        )
-
+    run = _Run(model, config)
     try:
-        finished = False
-        while not finished:
-            order = torch.randperm(len(images), generator=generator).to(device)
-            for first in range(0, len(order) - (batch_size - 1 if drop_partial else 0), batch_size):
-                if progress_now() >= 1.0:
-                    finished = True
-                    break
-                if should_stop is not None and should_stop():
-                    stopped = finished = True
-                    break
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(progress_now(), config)
-                index = order[first : first + batch_size]
-                batch = images[index]
-                if config.augment:
-                    batch = augment(batch, augmentation, generator)
-                targets = labels[index]
-                optimizer.zero_grad(set_to_none=True)
-                logits, loss = forward_backward(forward, normalize(batch, spec), targets, config.label_smoothing, splitter)
-                if config.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                step += 1
-
-                # Reading the loss forces a sync on a GPU; on the CPU it is free.
-                batch_loss = loss.item()
-                batch_accuracy = (logits.argmax(1) == targets).float().mean().item()
-                smooth_loss = batch_loss if smooth_loss is None else 0.95 * smooth_loss + 0.05 * batch_loss
-                smooth_accuracy = batch_accuracy if smooth_accuracy is None else 0.95 * smooth_accuracy + 0.05 * batch_accuracy
-
-                evaluated = False
-                while evaluation_points and progress_now() >= evaluation_points[0] and evaluation_points[0] < 1.0:
-                    evaluation_points.pop(0)
-                    evaluated = True
-                if evaluated:
-                    test_loss, test_accuracy, _ = evaluate(model, probe_split, spec)
-                now = time.perf_counter()
-                if evaluated or now - last_report >= config.report_every:
-                    last_report = now
-                    yield report(evaluated=evaluated)
-
-        # A stopped run is scored on the quick probe slice so Stop stays quick; a finished
-        # run is scored on the whole test set.
-        final_split = probe_split if stopped else test_split
-        test_loss, test_accuracy, confusion = evaluate(model, final_split, spec, with_confusion=True)
-        yield report(
-            evaluated=True, done=True, stopped=stopped, final_test_images=len(final_split), confusion=confusion
-        )
+        for images, targets in run.batches():
+            if should_stop is not None and should_stop():
+                run.stopped = True
+                break
+            run.take_step(images, targets)
+            evaluated = run.evaluate_if_due()
+            if evaluated or run.report_due():
+                yield run.report(evaluated)
+        yield run.final_report()
     finally:
-        model.eval()
-        if splitter is not None:
-            splitter.close()
+        run.close()
 
 
 def run_to_completion(model: ViT, config: TrainConfig, should_stop: Callable[[], bool] | None = None) -> TrainProgress:
@@ -490,25 +396,3 @@ def run_to_completion(model: ViT, config: TrainConfig, should_stop: Callable[[],
     for last in train(model, config, should_stop):
         pass
     return last
-
-
-def available_cores() -> int:
-    """The cores this process may run on (a container's CPU set, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS and Windows have no affinity call
-        return os.cpu_count() or 1
-
-
-def configure_threads(num_threads: int | None = None) -> None:
-    """Use every core for intra-op work and one inter-op thread: these models are too small
-    for inter-op parallelism to pay, and a second pool only competes for the two cores."""
-    torch.set_num_threads(num_threads or available_cores())
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set, or inter-op work already started in this process
-        pass
-
-
-def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -15,22 +15,39 @@ directly); `build_demo` lays out the components and wires the events, and
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import threading
 
 import gradio as gr
+import torch
 
-from .. import checkpoints, images
-from ..sessions import TrainingQueue
+from .. import checkpoints, images, planning
+from ..data import DATASETS
+from ..planning import ThroughputMeter
+from ..recipes import recipe_for
+from ..sessions import TrainingQueue, run_training
+from ..worker import TrainingProcesses
 from .build_tab import BuildHandlers, render_build_tab, wire_build_tab
-from .estimates import ThroughputMeter
 from . import experiment_tab
 from .explore_tab import VIEWS, ExploreHandlers, render_explore_tab
+from .hosting import train_on_gpu
 from .learn import LESSON_TITLES
 from .models import ModelLibrary, remove_files
 from .settings import AppSettings, configure_torch_threads, make_gradio_image_cache_atomic
 from .teacher import CONTROLS as LESSON_CONTROLS
 from .teacher import TeacherHandlers
 from .train_tab import TRAIN_OUTPUTS, TrainHandlers, render_train_tab
+
+log = logging.getLogger("vit_demo.ui")
+
+
+def dataset_shape(dataset: str) -> tuple:
+    """Datasets of one image shape and class count train a candidate at one speed."""
+    spec = DATASETS[dataset]
+    return (spec.channels, spec.image_size, spec.num_classes)
+
 
 # People who may wait inside the train event for a seat (a class of 30, and some);
 # beyond that Gradio's own queue holds them, showing their place as well.
@@ -63,6 +80,11 @@ CSS = """
 /* Seven views a row at 1366 px: tighter tab buttons keep "Patch experiments" out of the overflow menu. */
 #explore-views .tab-wrapper button, #explore-views .tab-container button { padding-left: 8px !important; padding-right: 8px !important; }
 #train-timeline-gif { min-height: 0; }
+/* During a training the status tracker redraws its elapsed-time counter every frame and pulses the
+   border of what is generating: measured, that kept the browser's renderer busy for seconds of
+   every 30-second run, on the cores the training needs. The bar and the metrics line say enough. */
+#train-progress .progress-text { display: none; }
+.generating { animation: none !important; }
 /* Mistakes: each item is a picture beside its rollout, twice as wide as it is tall. */
 #train-mistakes .grid-container { grid-auto-rows: auto !important; }
 #train-mistakes .thumbnail-item { height: auto !important; aspect-ratio: 2 / 1; }
@@ -81,9 +103,50 @@ class App:
         self.library = ModelLibrary(settings.checkpoint_dir)
         self.meter = ThroughputMeter()
         self.trainings = TrainingQueue(settings.max_trainings)
+        # One training process per seat; on a ZeroGPU Space the lent GPU's worker instead.
+        self.processes = None if settings.zero_gpu else TrainingProcesses(settings.max_trainings, torch.get_num_threads())
+        run = train_on_gpu if self.processes is None else functools.partial(self.processes.run, run_training)
         self.build = BuildHandlers(settings, self.meter)
-        self.train = TrainHandlers(settings, self.meter, self.trainings)
+        self.train = TrainHandlers(settings, self.meter, self.trainings, run)
         self.explore = ExploreHandlers(self.library, settings.examples_dir)
+        self.measured = threading.Event()
+
+    def start_measuring(self) -> None:
+        """Time every recipe candidate in a training process, in the background: what plans
+        need to know of this machine. (Not on ZeroGPU: timing there would spend GPU quota.)"""
+        if self.processes is None:
+            self.measured.set()
+            return
+        threading.Thread(target=self._measure, name="vit-demo-measure", daemon=True).start()
+
+    def wait_until_measured(self, timeout: float) -> bool:
+        """Block until the machine is measured (so the first visitor's plan is this machine's)."""
+        return self.measured.wait(timeout)
+
+    def _measure(self) -> None:
+        try:
+            self._measure_each_shape()
+        finally:
+            self.measured.set()
+
+    def _measure_each_shape(self) -> None:
+        measured = set()
+        for dataset in DATASETS:
+            candidates = tuple(c for c in recipe_for(dataset).candidates if (dataset_shape(dataset), c) not in measured)
+            measured.update((dataset_shape(dataset), c) for c in candidates)
+            if not candidates:
+                continue
+            try:
+                for speeds in self.processes.run(planning.measure_speeds, dataset, candidates):
+                    self.meter.record_speeds(speeds, candidates, dataset)
+            except Exception:  # noqa: BLE001 - estimates fall back to a guess; training still works
+                log.exception("could not measure this machine's training speed")
+                return
+
+    def close(self) -> None:
+        """End the training processes (the server is shutting down, or a test is done)."""
+        if self.processes is not None:
+            self.processes.close()
 
 
 def show_train_tab():
@@ -94,7 +157,9 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
     """The whole interface, its queue configured; call `.launch(**launch_options(settings))`."""
     app = app or App(settings)
     make_gradio_image_cache_atomic()  # concurrent identical pictures must not be served half-written
-    app.meter.start_measuring()
+    if app.processes is not None:
+        app.processes.start()  # warm before the first Start: torch imported, ready to train
+    app.start_measuring()
     private = {"api_visibility": "private", "show_progress": "hidden"}
     exploring = {"concurrency_id": "explore", "concurrency_limit": settings.max_explores}
 

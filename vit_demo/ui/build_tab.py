@@ -12,18 +12,16 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from .. import planning
 from ..data import DATASETS, get_spec
 from ..model import ViTConfig, divisors, estimated_training_memory_bytes, num_parameters
-from ..recipes import Preset, recipe_for
+from ..planning import Plan, ThroughputMeter, format_duration
+from ..recipes import Candidate, Preset, recipe_for
 from ..training import TrainConfig
 from .errors import user_errors
-from .estimates import TRAINING_FLOPS_PER_FORWARD, ThroughputMeter
 from .learn import LESSON_TITLES, lesson
 from .settings import AppSettings
 
-# Images in each training set (the published sizes). The data is not read just to count it.
-TRAIN_IMAGES = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000}
-TEST_IMAGES = 10_000
 BATCH_SIZES = [16, 32, 64, 128, 256, 512]
 DATASET_CHOICES = [("MNIST digits", "mnist"), ("Fashion-MNIST clothes", "fashion_mnist"), ("CIFAR-10 photos", "cifar10")]
 TIME = "time"
@@ -70,76 +68,22 @@ def model_config(dataset: str, settings: dict) -> ViTConfig:
 def train_config(
     dataset: str, lr, batch_size, length: str, seconds, epochs, seed, app: AppSettings
 ) -> TrainConfig:
-    """The TrainConfig of the knobs: the dataset's recipe for everything the page does not show."""
-    extras = {k: v for k, v in recipe_for(dataset).training.items() if k not in ("lr", "batch_size")}
-    return TrainConfig(
-        dataset=get_spec(dataset).key,
-        time_budget=float(seconds) if length == TIME else None,
-        epochs=float(epochs) if length == EPOCHS else None,
-        lr=float(lr),
-        batch_size=_whole("batch size", batch_size),
-        seed=_whole("seed", seed if seed is not None else 0),
-        data_dir=app.data_dir,
-        train_limit=app.train_limit,
-        test_limit=app.test_limit,
-        **extras,
+    """The TrainConfig of the knobs (planning.app_train_config does the rest)."""
+    return planning.app_train_config(
+        dataset, float(lr), _whole("batch size", batch_size), _whole("seed", seed if seed is not None else 0),
+        time_budget=float(seconds) if length == TIME else None, epochs=float(epochs) if length == EPOCHS else None,
+        data_dir=app.data_dir, train_limit=app.train_limit, test_limit=app.test_limit,
     )
-
-
-# The least a run must manage within the server's time limit to show anything: this many
-# training steps, plus scoring the starting point and the stopped model (see vit_demo.training).
-MIN_USEFUL_STEPS = 20
-SCORED_IMAGES = 2 * 1000 + 2000  # the starting point's two 1000-image slices, the stopped run's probe slice
-
-
-def _what_to_lower(config: ViTConfig, batch_size: int) -> str:
-    bigger = [p for p in divisors(config.image_size) if p > config.patch_size]
-    raise_patch = (f"raise patch_size (now {config.patch_size}: {config.num_patches} patches; "
-                   f"{', '.join(map(str, bigger))} also divide {config.image_size})" if bigger else None)
-    knobs = ", ".join(
-        f"{name} (now {value})" for name, value in
-        (("batch_size", batch_size), ("depth", config.depth), ("dim", config.dim), ("mlp_dim", config.mlp_dim))
-    )
-    return f"{raise_patch + ', or lower ' if raise_patch else 'lower '}{knobs}"
 
 
 def check_fits_server(config: ViTConfig, batch_size: int, app: AppSettings, meter: ThroughputMeter) -> None:
-    """Refuse, with a ValueError that says how big and what to lower, a model this server
-    cannot train: estimated memory over `app.max_train_memory_mb`, or so slow that not even
-    a few steps and their scoring fit in `app.max_train_seconds`."""
-    memory_mb = estimated_training_memory_bytes(config, batch_size) / 2**20
-    if memory_mb > app.max_train_memory_mb:
-        raise ValueError(
-            f"This model is too big for this server: training it with batch_size {batch_size} needs about "
-            f"{_size(memory_mb)} of memory, over the {_size(app.max_train_memory_mb)} limit "
-            f"(VIT_DEMO_MAX_TRAIN_MEMORY_MB). To fit, {_what_to_lower(config, batch_size)}."
-        )
-    flops = config.forward_flops() * (TRAINING_FLOPS_PER_FORWARD * MIN_USEFUL_STEPS * batch_size + SCORED_IMAGES)
-    seconds = flops / meter.flops_per_second
-    if seconds > app.max_train_seconds:
-        raise ValueError(
-            f"This model is too slow for this server: {MIN_USEFUL_STEPS} training steps with batch_size {batch_size} "
-            f"and a first score would take about {_duration(seconds)} ({config.forward_flops() / 1e6:,.0f} MFLOP per "
-            f"image), over the {_duration(app.max_train_seconds)} limit of one run (VIT_DEMO_MAX_TRAIN_SECONDS). "
-            f"To fit, {_what_to_lower(config, batch_size)}."
-        )
+    planning.check_fits_server(config, batch_size, app.max_train_memory_mb, app.max_train_seconds, meter)
 
 
-def _size(megabytes: float) -> str:
-    return f"{megabytes / 1024:,.1f} GB" if megabytes >= 1024 else f"{megabytes:,.0f} MB"
-
-
-def train_images(dataset: str, app: AppSettings) -> int:
-    total = TRAIN_IMAGES[get_spec(dataset).key]
-    return min(total, app.train_limit) if app.train_limit else total
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+def matching_candidate(dataset: str, config: ViTConfig, batch_size: int, lr: float) -> Candidate | None:
+    """The recipe candidate the knobs describe, if they describe one."""
+    knobs = Candidate(config.patch_size, config.dim, config.depth, config.heads, config.mlp_dim, batch_size, lr)
+    return next((c for c in recipe_for(dataset).candidates if c == knobs), None)
 
 
 @dataclass
@@ -176,16 +120,18 @@ class BuildHandlers:
         self.app = app
         self.meter = meter
 
+    def preset_plan(self, dataset: str, preset_label: str | None) -> Plan:
+        """The preset's candidate this machine trains best in the preset's time (capped by the server's limit)."""
+        preset = find_preset(dataset, preset_label)
+        seconds = min(preset.time_budget, self.app.max_train_seconds)
+        return planning.plan(dataset, seconds, preset.candidates, self.meter)
+
     def knob_values(self, dataset: str, preset_label: str | None) -> list:
         """The knobs of a preset, in `BuildControls.preset_outputs` order (the dataset's first
         preset when `preset_label` is not one of its own)."""
-        recipe = recipe_for(dataset)
-        preset = find_preset(dataset, preset_label)
-        model = {**recipe.model, **preset.model}
-        return [
-            model["patch_size"], model["dim"], model["depth"], model["heads"], model["mlp_dim"],
-            recipe.training["lr"], recipe.training["batch_size"], TIME, min(preset.time_budget, self.app.max_train_seconds),
-        ]
+        plan = self.preset_plan(dataset, preset_label)
+        c = plan.candidate
+        return [c.patch_size, c.dim, c.depth, c.heads, c.mlp_dim, c.lr, c.batch_size, TIME, plan.seconds]
 
     @staticmethod
     def fixed_by_dataset(dataset: str) -> str:
@@ -240,26 +186,35 @@ class BuildHandlers:
             warning = f"### ⚠️ This model cannot be trained here\n\n{error}"
             return [warning] + [gr.skip()] * len(LESSON_TITLES)
         spec = get_spec(dataset)
-        images = train_images(dataset, self.app)
-        return [self.summary(config, spec.key, batch, length, seconds, epochs, images),
+        images = planning.train_images(dataset, self.app.train_limit)
+        return [self.summary(config, spec.key, batch, float(lr), length, seconds, epochs, images),
                 *lesson(config, spec, batch, float(lr), images)]
 
-    def summary(self, config: ViTConfig, dataset: str, batch_size: int, length, seconds, epochs, images: int) -> str:
+    def summary(self, config: ViTConfig, dataset: str, batch_size: int, lr: float, length, seconds, epochs,
+                images: int) -> str:
         counts = config.parameter_counts()
         rows = "\n".join(f"| `{name}` | {count:,} |" for name, count in counts.items())
-        epoch_seconds = self.meter.seconds_per_epoch(config, images)
-        test_images = min(TEST_IMAGES, self.app.test_limit or TEST_IMAGES)
+        epoch_seconds = self.meter.seconds_per_epoch(config, batch_size, images)
+        spec = get_spec(dataset)
+        test_images = min(spec.test_images, self.app.test_limit or spec.test_images)
         scoring = self.meter.seconds_to_score(config, test_images)
         if length == TIME:
-            run = (f"In **{_duration(float(seconds))}** it sees about **{float(seconds) / epoch_seconds:.1f} epochs**, "
-                   f"then scores {test_images:,} test images (≈ {_duration(scoring)}).")
+            run = (f"In **{format_duration(float(seconds))}** it sees about **{float(seconds) / epoch_seconds:.1f} epochs**, "
+                   f"then scores {test_images:,} test images (≈ {format_duration(scoring)}).")
             run_seconds = float(seconds)
         else:
             run_seconds = float(epochs) * epoch_seconds + scoring
-            run = f"**{float(epochs):g} epochs** take about **{_duration(run_seconds)}**, testing included."
+            run = f"**{float(epochs):g} epochs** take about **{format_duration(run_seconds)}**, testing included."
         if run_seconds > self.app.max_train_seconds:
-            run += f" ⚠️ Runs stop at the {_duration(self.app.max_train_seconds)} limit of this server."
+            run += f" ⚠️ Runs stop at the {format_duration(self.app.max_train_seconds)} limit of this server."
+        if self.app.zero_gpu:
+            run += (f" This Space trains on a GPU that Hugging Face ZeroGPU lends for one run at a time, for at most "
+                    f"{format_duration(self.app.max_train_seconds)} of training: a free account has 5 GPU minutes a "
+                    f"day. Explore runs on the CPU and costs none of them.")
         memory = estimated_training_memory_bytes(config, batch_size) / 2**20
+        seen = (float(epochs) * images if length == EPOCHS else
+                planning.images_in(float(seconds), self.meter.images_per_second(config, batch_size),
+                                   TrainConfig().evaluations, TrainConfig().eval_subset))
         return f"""### Your ViT
 **({config.channels}, {config.image_size}, {config.image_size}) → {config.num_patches} patches of \
 {config.patch_size}×{config.patch_size}×{config.channels} = {config.patch_dim} values → \
@@ -273,10 +228,24 @@ class BuildHandlers:
 {rows}
 | **total** | **{num_parameters(counts):,}** |
 
-**Speed on this machine:** one epoch ({images:,} images) ≈ **{_duration(epoch_seconds)}** \
+**Speed on this machine:** one epoch ({images:,} images) ≈ **{format_duration(epoch_seconds)}** \
 ({config.forward_flops() / 1e6:.1f} MFLOP per image, {self.meter.flops_per_second / 1e9:.1f} GFLOP/s \
 {self.meter.source}). {run} Memory ≈ {memory:.0f} MB.
+
+{self.expected_accuracy(config, dataset, batch_size, lr, seen)}
 """
+
+    def expected_accuracy(self, config: ViTConfig, dataset: str, batch_size: int, lr: float, images: float) -> str:
+        """What the measured table says this run will score, in one line."""
+        candidate = matching_candidate(dataset, config, batch_size, lr)
+        expected = planning.default_table().expect(dataset, candidate, images) if candidate else None
+        if expected is None or self.app.train_limit:
+            return ("**Expected test accuracy:** not measured for these settings: train it and see, "
+                    "then compare runs below the Train tab's curves.")
+        spread = f"; runs with other seeds differed by up to {100 * expected.spread:.1f} points" if expected.spread else ""
+        return (f"**Expected test accuracy:** {expected.describe()}, from runs of this shape measured on "
+                f"{get_spec(dataset).title.split(' (')[0]} at "
+                f"{expected.measured_images[0]:,}–{expected.measured_images[1]:,} images{spread}.")
 
 
 def render_build_tab(handlers: BuildHandlers, app: AppSettings) -> BuildControls:

@@ -17,12 +17,14 @@ import gradio as gr
 
 from ..checkpoints import CheckpointError
 from ..data import DatasetCorruptError, DatasetNotFoundError
+from ..worker import TrainingProcessDied
 
 log = logging.getLogger("vit_demo.ui")
 
 # ValueError covers the model's and the trainer's settings checks, CheckpointError and
-# images.ImageError; the dataset errors name the missing files and how to set VIT_DEMO_DATA.
-EXPECTED_ERRORS = (ValueError, CheckpointError, DatasetNotFoundError, DatasetCorruptError)
+# images.ImageError; the dataset errors name the missing files and how to set VIT_DEMO_DATA;
+# a training process that died says what to try.
+EXPECTED_ERRORS = (ValueError, CheckpointError, DatasetNotFoundError, DatasetCorruptError, TrainingProcessDied)
 
 
 def _as_html(message: str) -> str:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from gradio import processing_utils
 
-from ..training import available_cores, configure_threads
+from ..step import available_cores, configure_threads
+from .hosting import ZERO_GPU_TRAIN_SECONDS, on_zero_gpu
 
 
 def _env_number(name: str, kind: type, default):
@@ -50,20 +51,27 @@ class AppSettings:
     test_limit: int | None = None
     threads: int | None = None
     work_dir: Path = Path(tempfile.gettempdir()) / "vit_demo"  # checkpoints to download, stop flags
+    zero_gpu: bool = False  # a ZeroGPU Space: trainings run on a GPU lent per run (hosting.py)
 
     @classmethod
     def from_env(cls, root: Path) -> AppSettings:
-        """Settings for an app whose checkpoints/ and examples/ folders sit in `root`."""
+        """Settings for an app whose checkpoints/ and examples/ folders sit in `root`. On a
+        ZeroGPU Space a run is capped at what one GPU lease allows."""
+        zero_gpu = on_zero_gpu()
+        max_train_seconds = _env_number("VIT_DEMO_MAX_TRAIN_SECONDS", float, 600.0)
+        if zero_gpu:
+            max_train_seconds = min(max_train_seconds, ZERO_GPU_TRAIN_SECONDS)
         return cls(
             checkpoint_dir=Path(os.environ.get("VIT_DEMO_CHECKPOINTS") or root / "checkpoints"),
             examples_dir=root / "examples",
             max_trainings=_env_number("VIT_DEMO_MAX_TRAININGS", int, 1),
-            max_train_seconds=_env_number("VIT_DEMO_MAX_TRAIN_SECONDS", float, 600.0),
+            max_train_seconds=max_train_seconds,
             max_train_memory_mb=_env_number("VIT_DEMO_MAX_TRAIN_MEMORY_MB", float, 2048.0),
             max_explores=_env_number("VIT_DEMO_MAX_EXPLORES", int, 2),
             train_limit=_env_number("VIT_DEMO_TRAIN_LIMIT", int, None),
             test_limit=_env_number("VIT_DEMO_TEST_LIMIT", int, None),
             threads=_env_number("VIT_DEMO_THREADS", int, None),
+            zero_gpu=zero_gpu,
         )
 
 

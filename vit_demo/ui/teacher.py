@@ -131,21 +131,19 @@ class TeacherHandlers:
 
     def start(self, dataset: str, request: gr.Request = None) -> list:
         """Page load: the lesson's banner, the dataset's heading, and an update for every control
-        in `CONTROLS` order. The lesson's dataset comes with what choosing it sets (its presets,
-        patch sizes and first preset's knobs), then the lesson's preset, knobs, locks and hides
-        over it, all in one step, so nothing the dataset sets can land after the lesson."""
+        in `CONTROLS` order. The preset's knobs come from this machine's plan as it stands now
+        (the layout was built before the machine was measured). A lesson's dataset comes with
+        what choosing it sets (its presets, patch sizes and first preset's knobs), then the
+        lesson's preset, knobs, locks and hides over it, all in one step, so nothing the
+        dataset sets can land after the lesson."""
         lesson = lesson_from_request(request)
-        skip_all = [gr.skip()] * (2 + len(CONTROLS))
-        if not lesson.active and not lesson.problems:
-            return skip_all
         dataset = lesson.values.get("dataset", dataset)
-        updates: dict[str, dict] = {name: {} for name in CONTROLS}
         wanted_preset = lesson.values.get("preset")
         label = preset_label(dataset, wanted_preset)
         if wanted_preset is not None and label is None:
             lesson.problems.append(f"preset={wanted_preset!r} is not one of {dataset}'s presets")
-        if "dataset" in lesson.values or label is not None:
-            updates.update(self.build.dataset_settings(dataset, label))
+        updates: dict[str, dict] = {name: {} for name in CONTROLS}
+        updates.update(self.build.dataset_settings(dataset, label))
         if "dataset" in lesson.values:
             updates["dataset"] = {"value": dataset}
         for name, value in lesson.values.items():
@@ -155,11 +153,10 @@ class TeacherHandlers:
             updates[name]["interactive"] = False
         for name in lesson.hide:
             updates[name]["visible"] = False
+        shown = lesson.active or bool(lesson.problems)
+        banner = gr.Markdown(banner_text(lesson), visible=True) if shown else gr.skip()
         heading = self.build.fixed_by_dataset(dataset) if "dataset" in lesson.values else gr.skip()
-        return [
-            gr.Markdown(banner_text(lesson), visible=True), heading,
-            *(gr.update(**updates[name]) if updates[name] else gr.skip() for name in CONTROLS),
-        ]
+        return [banner, heading, *(gr.update(**updates[name]) if updates[name] else gr.skip() for name in CONTROLS)]
 
     @staticmethod
     def share_link(dataset, preset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs,

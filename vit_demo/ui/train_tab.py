@@ -16,6 +16,7 @@ import hashlib
 import io
 import math
 import shutil
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +28,12 @@ from PIL import Image
 
 from .. import checkpoints, plots, timeline as timelines
 from ..data import DatasetSpec, get_spec, load_split
-from ..sessions import StartingPoint, StopFlag, TrainingQueue, TrainingUpdate, run_training
+from ..sessions import StartingPoint, StopFlag, TrainingQueue, TrainingUpdate
 from ..model import ViTConfig, num_parameters
+from ..planning import ThroughputMeter
 from ..training import TrainConfig, TrainProgress, create_model
 from .build_tab import check_fits_server, model_config, model_settings, train_config
 from .errors import user_errors
-from .estimates import ThroughputMeter
 from .figures import render
 from . import compare, mistakes
 from .models import MINE, LoadedModel
@@ -40,6 +41,7 @@ from .settings import AppSettings
 
 PROBES = 8  # fixed test images whose predictions are shown while the model learns
 WAIT_POLL_SECONDS = 0.5
+CURVE_SECONDS = 2.0  # the live curves are sent at most this often (and with every evaluation)
 MIN_STEPS_FOR_SPEED = 20  # a run stopped sooner says little about this machine's speed
 
 # What `TrainHandlers.train` yields, in this order; `frame` fills in the ones left unchanged.
@@ -56,16 +58,6 @@ def frame(**values) -> tuple:
     if unknown:
         raise KeyError(f"not a Train output: {', '.join(sorted(unknown))}")
     return tuple(values.get(name, gr.skip()) for name in TRAIN_OUTPUTS)
-
-
-def on_gpu_when_available(function, seconds: float):
-    """On a ZeroGPU Space the `spaces` package lends a GPU to the functions it decorates
-    (elsewhere its decorator changes nothing); without the package, run as is."""
-    try:
-        import spaces
-    except ImportError:
-        return function
-    return spaces.GPU(duration=int(seconds) + 60)(function)
 
 
 def _clock(seconds: float) -> str:
@@ -131,26 +123,40 @@ def probe_strip(images: torch.Tensor, labels: torch.Tensor, probabilities: torch
 
 
 class BackgroundRenderer:
-    """Draws figures on a worker thread so the training keeps stepping meanwhile (on two
-    cores it uses the core the training leaves free). Only the newest request waiting is
-    drawn: a slow drawing skips stale ones instead of falling behind."""
+    """Draws figures on a worker thread so updates keep flowing meanwhile. Only the newest
+    request waiting is drawn: a slow drawing skips stale ones instead of falling behind.
 
-    def __init__(self, draw):
+    Drawing takes CPU from the training on the same cores, so it keeps to a budget: after a
+    drawing that took d seconds the next starts no sooner than d / `max_share` seconds after
+    this one started (a 0.1 s figure at most every 4 s at the default 2.5 %). The run's last
+    request is drawn at once (`finish`)."""
+
+    def __init__(self, draw, max_share: float = 0.025):
         self._draw = draw
+        self.max_share = max_share
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vit-demo-figures")
         self._running: Future | None = None
         self._next = None
+        self._not_before = 0.0
 
     def request(self, data) -> None:
         self._next = data
         self._start_if_idle()
 
-    def _start_if_idle(self) -> None:
-        if self._next is not None and (self._running is None or self._running.done()):
-            self._running, self._next = self._executor.submit(self._draw, self._next), None
+    def _start_if_idle(self, now_anyway: bool = False) -> None:
+        idle = self._running is None or self._running.done()
+        if self._next is not None and idle and (now_anyway or time.monotonic() >= self._not_before):
+            self._running, self._next = self._executor.submit(self._timed_draw, self._next), None
+
+    def _timed_draw(self, data):
+        started = time.monotonic()
+        drawing = self._draw(data)
+        self._not_before = started + (time.monotonic() - started) / self.max_share
+        return drawing
 
     def ready(self):
         """The newest finished drawing not handed out yet, else None."""
+        self._start_if_idle()
         if self._running is None or not self._running.done():
             return None
         drawing, self._running = self._running.result(), None
@@ -158,11 +164,13 @@ class BackgroundRenderer:
         return drawing
 
     def finish(self):
-        """Wait for what is requested; the last drawing (None if none is pending)."""
+        """Draw what is requested now, wait for it; the last drawing (None if none was pending)."""
         drawing = None
+        self._start_if_idle(now_anyway=self._running is None)
         while self._running is not None:
             self._running.result()
             drawing = self.ready()
+            self._start_if_idle(now_anyway=self._running is None)
         return drawing
 
     def close(self) -> None:
@@ -229,11 +237,14 @@ def _session_key(request: gr.Request | None) -> str:
 
 
 class TrainHandlers:
-    def __init__(self, app: AppSettings, meter: ThroughputMeter, queue: TrainingQueue):
+    """`run` trains: `run_training`'s arguments in, its updates out, wherever it runs
+    (a training process, or a ZeroGPU worker: see hosting.py)."""
+
+    def __init__(self, app: AppSettings, meter: ThroughputMeter, queue: TrainingQueue, run):
         self.app = app
         self.meter = meter
         self.queue = queue
-        self._run = on_gpu_when_available(run_training, app.max_train_seconds)
+        self._run = run
 
     def _stop_flag(self, request: gr.Request | None) -> StopFlag:
         return StopFlag(self.app.work_dir / "stop" / _session_key(request))
@@ -279,8 +290,8 @@ class TrainHandlers:
                 f"**Training** on {train_images:,} {spec.title} images. "
                 f"Press **Stop** to end early: the model so far is kept."
             )
-            for update in self._run(settings, training, probes.images, stop, self.app.max_train_seconds,
-                                    TIMELINE_CAPACITY):
+            for update in self._run(settings, training, probes.images, stop=stop,
+                                    max_seconds=self.app.max_train_seconds, timeline_capacity=TIMELINE_CAPACITY):
                 if update.position_similarity is not None:
                     positions.request(update.position_similarity)
                 drawn = positions.finish() if update.state_dict is not None else positions.ready()
@@ -288,15 +299,16 @@ class TrainHandlers:
                 if update.snapshot is not None:
                     record.timeline.add(update.snapshot)  # thins exactly as the run's own timeline
                     frames.request(update.snapshot)
-                    changes.update(timeline=record, timeline_slider=timeline_slider(record))
+                    changes["timeline"] = record
                 drawn_frame = frames.finish() if update.state_dict is not None else frames.ready()
-                if drawn_frame is not None:
-                    changes["timeline_frame"] = drawn_frame
+                if drawn_frame is not None:  # the slider moves with the frame it shows
+                    changes.update(timeline_frame=drawn_frame, timeline_slider=timeline_slider(record))
                 if update.probe_probabilities is not None:
                     changes["probes"] = probe_strip(probes.images, probes.labels, update.probe_probabilities, spec)
                 p = update.progress
                 if p is None:
                     curves.start(update.start)
+                    curves_sent = time.monotonic()
                     yield frame(status=status, metrics="Step 0: the model is still random, its guesses are chance.",
                                 loss=curves.loss(), accuracy=curves.accuracy(), **changes)
                     progress(0.0, desc="Training")
@@ -308,8 +320,12 @@ class TrainHandlers:
                                 **self._compare(runs, config, dataset, settings, lr, batch_size, length, seconds, epochs,
                                                 seed, update, curves))
                     continue
-                yield frame(status=status, metrics=self._metrics(p), loss=curves.loss(), accuracy=curves.accuracy(),
-                            **changes)
+                # Every report moves the numbers; the curves are redrawn (in the browser, the
+                # dearest part of an update) every CURVE_SECONDS, and with each evaluation.
+                if p.evaluated or time.monotonic() - curves_sent >= CURVE_SECONDS:
+                    changes.update(loss=curves.loss(), accuracy=curves.accuracy())
+                    curves_sent = time.monotonic()
+                yield frame(metrics=self._metrics(p), **changes)
                 # After the yield: the bar shows while the next steps run (a yield replaces it).
                 progress(p.fraction, desc=f"Training: step {p.step:,}")
         finally:
@@ -352,7 +368,7 @@ class TrainHandlers:
         model.load_state_dict(update.state_dict)
         model.eval()
         if p.step >= MIN_STEPS_FOR_SPEED:
-            self.meter.record_run(config, p.images_per_second)
+            self.meter.record_run(config, training.batch_size, p.images_per_second)
         info = checkpoints.default_info(spec.key)
         info["test_accuracy"] = p.test_accuracy
         info["training"] = {
@@ -489,9 +505,10 @@ def render_train_tab() -> TrainControls:
                 download = gr.DownloadButton("Download model (.zip)", interactive=False, elem_id="train-download")
             # The progress bar needs a component of its own that no update rewrites.
             progress_bar = gr.Markdown("", min_height=70, elem_id="train-progress")
+            # No LaTeX to look for in these two: the metrics line is redrawn every second.
             status = gr.Markdown("Press **Start** to train the model you built on the **① Build** tab.",
-                                 elem_id="train-status")
-            metrics = gr.Markdown(elem_id="train-metrics")
+                                 latex_delimiters=[], elem_id="train-status")
+            metrics = gr.Markdown(latex_delimiters=[], elem_id="train-metrics")
             with gr.Row():
                 loss = gr.LinePlot(x="step", y="loss", label="Loss (lower is better)", elem_id="train-loss")
                 # A fixed colour map: without it the plot keeps the series of its first update

@@ -1,0 +1,223 @@
+"""A preset trained live in the app, against the same run without the UI, in one session.
+
+    VIT_DEMO_DATA=../shared/data python benchmarks/live_training.py [--dataset mnist] [--preset Quick]
+                                                                     [--via client browser] [--rounds 1]
+
+1. The preset is planned for this machine as the app plans it (every candidate timed in a
+   training process), and its knobs are fixed for both runs below.
+2. Without the UI: `run_to_completion` with the app's TrainConfig and the app's step (one
+   torch thread per operation, the batch split over two threads on 2 cores): what
+   benchmarks/app_presets.py measures.
+3. In the app: `python app.py` started on a free port, the same knobs trained through
+   gradio_client (`--via client`) and/or by headless Chromium pressing Start on a page
+   opened with a teacher link that sets them (`--via browser`, Debian's chromium).
+
+For each app run it prints the images/s and test accuracy the app reported, the ratio to
+the run without the UI, and where the CPU went during the run: seconds of CPU time used
+by the training process, by the server process (drawing figures, sending updates), and by
+the browser, out of the run's wall time times the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import psutil
+import torch
+
+from vit_demo import planning
+from vit_demo.data import get_spec
+from vit_demo.recipes import recipe_for
+from vit_demo.sessions import run_training  # noqa: F401 - the job a TrainingProcess runs is found by name
+from vit_demo.step import Machine, available_cores, configure_threads
+from vit_demo.training import create_model, run_to_completion
+from vit_demo.worker import TrainingProcess
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def app_threads() -> int:
+    cores = available_cores()
+    return int(os.environ.get("VIT_DEMO_THREADS") or (1 if cores <= 2 else cores - 1))
+
+
+def plan_preset(dataset: str, preset_prefix: str):
+    recipe = recipe_for(dataset)
+    preset = next(p for p in recipe.presets if p.label.startswith(preset_prefix))
+    meter = planning.ThroughputMeter()
+    process = TrainingProcess(threads=app_threads())
+    try:
+        for speeds in process.run(planning.measure_speeds, dataset, preset.candidates):
+            meter.record_speeds(speeds, preset.candidates, dataset)
+    finally:
+        process.close()
+    return preset, planning.plan(dataset, preset.time_budget, preset.candidates, meter)
+
+
+def without_ui(dataset: str, plan: planning.Plan) -> tuple[float, float]:
+    c = plan.candidate
+    config = planning.app_train_config(dataset, c.lr, c.batch_size, 0, time_budget=plan.seconds)
+    configure_threads(app_threads())
+    final = run_to_completion(create_model(dataset, seed=0, **c.model), config)
+    return final.images_per_second, final.test_accuracy
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class CpuClock:
+    """CPU seconds used by groups of processes between `start` and `stop`."""
+
+    def __init__(self, groups: dict[str, callable]):
+        self.groups = groups  # name -> function returning the group's processes now
+
+    @staticmethod
+    def _seconds(processes) -> dict[int, float]:
+        times = {}
+        for process in processes:
+            try:
+                t = process.cpu_times()
+                times[process.pid] = t.user + t.system
+            except psutil.Error:
+                pass
+        return times
+
+    def start(self) -> None:
+        self._before = {name: self._seconds(find()) for name, find in self.groups.items()}
+        self._started = time.perf_counter()
+
+    def stop(self) -> None:
+        self.wall = time.perf_counter() - self._started
+        self.used = {}
+        for name, find in self.groups.items():
+            after = self._seconds(find())
+            self.used[name] = sum(t - self._before[name].get(pid, 0.0) for pid, t in after.items())
+
+
+def read_result(status: str, metrics: str) -> tuple[float, float]:
+    speed = float(re.search(r"([\d,]+) images/s", metrics).group(1).replace(",", ""))
+    accuracy = float(re.search(r"Test accuracy: ([\d.]+)%", status).group(1)) / 100
+    return speed, accuracy
+
+
+def knobs_of(dataset: str, plan: planning.Plan) -> dict:
+    c = plan.candidate
+    return dict(dataset=get_spec(dataset).key, patch_size=c.patch_size, dim=c.dim, depth=c.depth, heads=c.heads,
+                mlp_dim=c.mlp_dim, lr=c.lr, batch_size=c.batch_size, length="time", seconds=plan.seconds, seed=0)
+
+
+def train_via_client(url: str, knobs: dict, clock: CpuClock) -> tuple[str, str]:
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    clock.start()
+    outputs = client.predict(**knobs, epochs=1, api_name="/train")
+    clock.stop()
+    return outputs[0], outputs[1]
+
+
+def train_via_browser(url: str, knobs: dict, clock: CpuClock, screenshot: Path) -> tuple[str, str]:
+    from playwright.sync_api import sync_playwright
+
+    link = f"{url}?{urlencode({k: v for k, v in knobs.items()})}"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        page.goto(link, wait_until="domcontentloaded")
+        page.get_by_text("Your ViT").wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)  # the lesson's knobs land with the page's load event
+        clock.start()
+        page.locator("#build-start").click()
+        status = page.locator("#train-status")
+        status.get_by_text("Test accuracy:").wait_for(timeout=(knobs["seconds"] + 120) * 1000)
+        clock.stop()  # before the browser closes and its processes' times are gone
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(screenshot), full_page=True)
+        result = status.inner_text(), page.locator("#train-metrics").inner_text()
+        browser.close()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--preset", default="Quick", help="the start of a preset's label")
+    parser.add_argument("--via", nargs="+", default=["client", "browser"], choices=["client", "browser"])
+    parser.add_argument("--rounds", type=int, default=1, help="times to repeat the whole comparison")
+    parser.add_argument("--screenshot", default=str(Path(tempfile.gettempdir()) / "live_training.png"))
+    args = parser.parse_args()
+    if "browser" in args.via and shutil.which("chromium") is None:
+        sys.exit("chromium is not installed (apt-get install chromium); use --via client")
+
+    print(Machine.detect(torch.device("cpu")).describe())
+    print(f"torch {torch.__version__}; app threads per operation: {app_threads()}")
+    preset, plan = plan_preset(args.dataset, args.preset)
+    c = plan.candidate
+    print(f"{args.dataset}, {preset.label}: planned {c.name} for {plan.seconds:g} s "
+          f"({plan.images_per_second:,.0f} images/s timed; expected {plan.expected.describe() if plan.expected else '?'})")
+
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "1"}
+    server = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    sys.exit("the app did not start")
+                time.sleep(0.5)
+        server_process = psutil.Process(server.pid)
+
+        def training_processes():
+            return [p for p in server_process.children(recursive=True) if "chrom" not in p.name()]
+
+        def browsers():
+            return [p for p in psutil.process_iter(["name"]) if "chrom" in (p.info["name"] or "")]
+
+        clock = CpuClock({"training process": training_processes, "server": lambda: [server_process],
+                          "browser": browsers})
+        cores = available_cores()
+        for round_index in range(args.rounds):
+            reference_speed, reference_accuracy = without_ui(args.dataset, plan)
+            print(f"round {round_index + 1}: without the UI  {reference_speed:8,.0f} images/s  "
+                  f"{reference_accuracy:.2%} test accuracy")
+            for via in args.via:
+                if via == "client":
+                    status, metrics = train_via_client(url, knobs_of(args.dataset, plan), clock)
+                else:
+                    status, metrics = train_via_browser(url, knobs_of(args.dataset, plan), clock, Path(args.screenshot))
+                speed, accuracy = read_result(status, metrics)
+                split = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in clock.used.items())
+                print(f"round {round_index + 1}: app via {via:7s} {speed:8,.0f} images/s  {accuracy:.2%} test accuracy  "
+                      f"ratio {speed / reference_speed:.2f}")
+                print(f"    CPU over {clock.wall:.1f} s x {cores} cores: {split}")
+        if "browser" in args.via:
+            print(f"screenshot: {args.screenshot}")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main()

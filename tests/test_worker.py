@@ -1,0 +1,86 @@
+"""Trainings in a spawned process: what they yield comes back, a stop crosses over, and a
+process that dies is reported and replaced."""
+
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+from conftest import TINY
+from vit_demo.data import load_split
+from vit_demo.sessions import StopFlag, run_training
+from vit_demo.training import TrainConfig, create_model
+from vit_demo.worker import TrainingProcess, TrainingProcessDied
+
+
+@pytest.fixture(scope="module")
+def process():
+    worker = TrainingProcess(threads=1)
+    yield worker
+    worker.close()
+
+
+def config(folder, **changes) -> TrainConfig:
+    values = dict(dataset="mnist", epochs=1, train_limit=1024, test_limit=256, data_dir=str(folder))
+    return TrainConfig(**{**values, **changes})
+
+
+def test_a_run_in_the_process_streams_its_updates_and_returns_its_weights(process, data_dir, tmp_path):
+    probes = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
+    updates = list(process.run(run_training, TINY, config(data_dir), probes, stop=StopFlag(tmp_path / "stop")))
+    assert updates[0].progress is None and updates[-1].progress.done and len(updates) >= 3
+    weights = updates[-1].state_dict
+    model = create_model("mnist", **TINY)
+    model.load_state_dict(weights)  # the weights of the model trained over there
+    assert not torch.equal(model.pos_embedding, create_model("mnist", **TINY).pos_embedding)
+    assert process.alive  # warm for the next run
+
+
+def test_a_stop_reaches_the_process_within_a_second(process, data_dir, tmp_path):
+    probes = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
+    stop = StopFlag(tmp_path / "stop")
+    run = process.run(run_training, TINY, config(data_dir, epochs=None, time_budget=60), probes, stop=stop)
+    for update in run:
+        if update.progress is not None:
+            break
+    asked = time.perf_counter()
+    stop.request()
+    last = list(run)[-1]
+    assert last.progress.stopped and last.state_dict is not None
+    assert time.perf_counter() - asked < 1.0
+
+
+def test_errors_come_back_as_themselves(process, data_dir):
+    bad = config(data_dir / "nowhere")
+    with pytest.raises(Exception, match="Missing files") as error:
+        list(process.run(run_training, TINY, bad, torch.zeros(1, 1, 28, 28, dtype=torch.uint8)))
+    assert type(error.value).__name__ == "DatasetNotFoundError"
+
+
+def test_a_reader_that_leaves_early_frees_the_process_for_the_next_job(process, data_dir, tmp_path):
+    probes = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
+    stop = StopFlag(tmp_path / "stop")
+    run = process.run(run_training, TINY, config(data_dir, epochs=None, time_budget=60), probes, stop=stop)
+    next(run), next(run)
+    run.close()  # the browser tab was closed
+    assert stop()  # the job was asked to stop, and read to its end
+    updates = list(process.run(run_training, TINY, config(data_dir, epochs=0.1), probes))
+    assert updates[-1].progress.done
+
+
+def test_a_process_killed_mid_run_is_reported_and_replaced(data_dir, tmp_path):
+    worker = TrainingProcess(threads=1)
+    try:
+        probes = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
+        run = worker.run(run_training, TINY, config(data_dir, epochs=None, time_budget=60), probes,
+                         stop=StopFlag(tmp_path / "stop"))
+        next(run)
+        os.kill(worker.pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
+        with pytest.raises(TrainingProcessDied, match="killed, most likely for lack of memory"):
+            list(run)
+        updates = list(worker.run(run_training, TINY, config(data_dir, epochs=0.1), probes))
+        assert updates[-1].progress.done
+    finally:
+        worker.close()

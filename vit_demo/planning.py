@@ -1,0 +1,374 @@
+"""Planning a run before it starts: which shape a time budget buys on this machine, what
+accuracy to expect, how long it takes, whether the server can afford it, and the
+`TrainConfig` it becomes. The Build tab, the Train tab, the command line and the
+benchmarks all plan through here.
+
+Two measurements meet here. One does not depend on the machine: how accurate each
+recipe candidate gets after N training images (`AccuracyTable`, recorded by
+benchmarks/accuracy_vs_images.py). The other is only true of this machine: how many
+images per second it trains each candidate (`ThroughputMeter`, timed at start-up by
+`measure_speeds` in the process that trains, and corrected by every real run). A budget
+of S seconds buys each candidate about `speed * S` images; `plan` picks the candidate
+whose measured accuracy at that many images is highest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .data import augment, get_spec, normalize
+from .model import ViTConfig, divisors, estimated_training_memory_bytes
+from .recipes import Candidate, recipe_for
+from .sessions import STARTING_POINT_IMAGES
+from .step import BatchSplitter, forward_backward, pick_device, synchronize
+from .training import TrainConfig, create_model, make_optimizer
+
+TRAINING_FLOPS_PER_FORWARD = 3  # a training step costs about a forward pass and a backward twice as dear
+FALLBACK_FLOPS_PER_SECOND = 5e9  # until the measurement is in: a modest 2-core CPU
+# The least a run must manage within the server's time limit to show anything: this many
+# training steps, plus scoring the starting point and the stopped model.
+MIN_USEFUL_STEPS = 20
+APP_REPORT_SECONDS = 1.0  # the app's live view: one update a second is live enough, and cheap to draw and send
+
+ACCURACY_TABLE = Path(__file__).resolve().parent / "measured" / "accuracy_vs_images.json"
+
+
+# ----------------------------------------------------------------------------- accuracy vs images
+
+
+def read_accuracy_table(path: Path = ACCURACY_TABLE) -> dict:
+    if not path.is_file():
+        return {"rows": []}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_accuracy_table(table: dict, path: Path = ACCURACY_TABLE) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        json.dump(table, file, indent=1)
+        file.write("\n")
+    os.replace(staging, path)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a measured table says a run of `images` images scores."""
+
+    accuracy: float  # on the full test set, averaged over the measured seeds
+    images: int  # the images the plan expects the run to see
+    measured_images: tuple[int, int]  # the smallest and largest image counts measured for this candidate
+    spread: float  # the largest gap between two seeds at one measured point (0 with one seed)
+
+    @property
+    def beyond_measured(self) -> bool:
+        """More images than the table measured: the accuracy is a floor."""
+        return self.images > self.measured_images[1]
+
+    @property
+    def below_measured(self) -> bool:
+        """Fewer images than the table measured: the accuracy is a ceiling."""
+        return self.images < self.measured_images[0]
+
+    def describe(self) -> str:
+        if self.below_measured:
+            return (f"below {self.accuracy:.1%} (it sees about {self.images:,} images, fewer than the "
+                    f"{self.measured_images[0]:,} measured)")
+        if self.beyond_measured:
+            return f"at least {self.accuracy:.1%} (about {self.images:,} images)"
+        return f"about {self.accuracy:.1%} (about {self.images:,} images)"
+
+
+class AccuracyTable:
+    """Measured (images, accuracy) points per dataset and candidate."""
+
+    def __init__(self, table: dict | None = None):
+        table = read_accuracy_table() if table is None else table
+        points: dict[tuple[str, str], dict[int, list[float]]] = {}
+        for row in table.get("rows", []):
+            points.setdefault((row["dataset"], row["candidate"]), {}).setdefault(row["images"], []).append(
+                row["test_accuracy"])
+        self._points = {key: sorted(by_images.items()) for key, by_images in points.items()}
+
+    def measured(self, dataset: str, candidate: Candidate) -> bool:
+        return (get_spec(dataset).key, candidate.name) in self._points
+
+    def expect(self, dataset: str, candidate: Candidate, images: float) -> Expectation | None:
+        """Interpolated linearly in log(images) between the measured points; held at the
+        nearest end outside them. None where this candidate was never measured."""
+        points = self._points.get((get_spec(dataset).key, candidate.name))
+        if not points:
+            return None
+        xs = [n for n, _ in points]
+        ys = [statistics.fmean(accuracies) for _, accuracies in points]
+        spread = max(max(a) - min(a) for _, a in points)
+        images = max(int(images), 1)
+        if images <= xs[0]:
+            accuracy = ys[0]
+        elif images >= xs[-1]:
+            accuracy = ys[-1]
+        else:
+            upper = next(i for i, n in enumerate(xs) if n >= images)
+            x0, x1 = math.log(xs[upper - 1]), math.log(xs[upper])
+            weight = (math.log(images) - x0) / (x1 - x0)
+            accuracy = ys[upper - 1] + weight * (ys[upper] - ys[upper - 1])
+        return Expectation(accuracy, images, (xs[0], xs[-1]), spread)
+
+
+# ----------------------------------------------------------------------------- this machine's speed
+
+
+def measure_speeds(dataset: str, candidates: tuple[Candidate, ...], steps: int = 4,
+                   device: str | None = None) -> Iterator[dict[str, float]]:
+    """Training images per second of each candidate, each step taken as the trainer takes it
+    (the batch split over two threads where the cores allow, augmentation included).
+
+    A generator yielding one dict, so a training process can run it as a job (worker.py)."""
+    spec = get_spec(dataset)
+    device = pick_device(device)
+    splitter = BatchSplitter.for_device(device)
+    generator = torch.Generator().manual_seed(0)
+    speeds = {}
+    try:
+        for candidate in candidates:
+            model = create_model(spec.key, **candidate.model).to(device).train()
+            optimizer = make_optimizer(model, TrainConfig(dataset=spec.key), device)
+            shape = (candidate.batch_size, spec.channels, spec.image_size, spec.image_size)
+            pixels = torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator).to(device)
+            labels = torch.randint(0, spec.num_classes, (candidate.batch_size,), generator=generator).to(device)
+
+            def step() -> None:
+                optimizer.zero_grad(set_to_none=True)
+                forward_backward(model, normalize(augment(pixels, spec, generator), spec), labels, splitter=splitter)
+                optimizer.step()
+
+            step()  # the first step pays for allocation and kernel selection
+            synchronize(device)
+            started = time.perf_counter()
+            for _ in range(steps):
+                step()
+            synchronize(device)
+            speeds[candidate.name] = steps * candidate.batch_size / (time.perf_counter() - started)
+    finally:
+        if splitter is not None:
+            splitter.close()
+    yield speeds
+
+
+class ThroughputMeter:
+    """How fast this machine trains: images per second per candidate shape, timed at
+    start-up, and as the last real run of each shape achieved; training FLOP/s for any
+    other shape.
+
+    Plans use only the start-up figures (`planning_speed`): they stay the same for the
+    server's life, so every student who picks a preset gets the same model. Time estimates
+    use the freshest figure (`images_per_second`), a real run's when there is one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._startup: dict[tuple, float] = {}  # (shape, batch size) -> training images per second
+        self._runs: dict[tuple, float] = {}
+        self._flops_per_second: float | None = None
+        self._source = "a first guess while this machine is being measured"
+
+    def record_speeds(self, speeds: dict[str, float], candidates: tuple[Candidate, ...], dataset: str) -> None:
+        """The start-up measurement (`measure_speeds`): every candidate's speed, and the
+        machine's FLOP/s from the fastest."""
+        spec = get_spec(dataset)
+        measured = [c for c in candidates if c.name in speeds]
+        with self._lock:
+            for candidate in measured:
+                self._startup[_speed_key(_config(spec.key, candidate), candidate.batch_size)] = speeds[candidate.name]
+            if self._flops_per_second is None and measured:
+                self._flops_per_second = max(_training_flops(_config(spec.key, c)) * speeds[c.name] for c in measured)
+                self._source = "measured by a short benchmark at start-up"
+
+    def record_run(self, config: ViTConfig, batch_size: int, images_per_second: float) -> None:
+        """A real run's speed: for its own shape, and as this machine's FLOP/s."""
+        if images_per_second <= 0:
+            return
+        with self._lock:
+            self._runs[_speed_key(config, batch_size)] = images_per_second
+            self._flops_per_second = _training_flops(config) * images_per_second
+            self._source = "measured in the last training run"
+
+    @property
+    def flops_per_second(self) -> float:
+        with self._lock:
+            return self._flops_per_second or FALLBACK_FLOPS_PER_SECOND
+
+    @property
+    def source(self) -> str:
+        """Where the figures come from, as words for the page."""
+        with self._lock:
+            return self._source
+
+    def images_per_second(self, config: ViTConfig, batch_size: int) -> float:
+        """The last run's speed for this shape, else the start-up one, else an estimate from its FLOPs."""
+        key = _speed_key(config, batch_size)
+        with self._lock:
+            measured = self._runs.get(key) or self._startup.get(key)
+        return measured or self.flops_per_second / _training_flops(config)
+
+    def planning_speed(self, config: ViTConfig, batch_size: int) -> float:
+        """The start-up speed for this shape (an estimate from its FLOPs until it is in)."""
+        with self._lock:
+            measured = self._startup.get(_speed_key(config, batch_size))
+            flops = self._flops_per_second if self._startup else None
+        return measured or (flops or FALLBACK_FLOPS_PER_SECOND) / _training_flops(config)
+
+    def seconds_per_epoch(self, config: ViTConfig, batch_size: int, images: int) -> float:
+        return images / self.images_per_second(config, batch_size)
+
+    def seconds_to_score(self, config: ViTConfig, images: int) -> float:
+        return config.forward_flops() * images / self.flops_per_second
+
+
+def _config(dataset: str, candidate: Candidate) -> ViTConfig:
+    spec = get_spec(dataset)
+    return ViTConfig(image_size=spec.image_size, num_classes=spec.num_classes, channels=spec.channels, **candidate.model)
+
+
+def _training_flops(config: ViTConfig) -> float:
+    return TRAINING_FLOPS_PER_FORWARD * config.forward_flops(cls_only=True)
+
+
+def _speed_key(config: ViTConfig, batch_size: int) -> tuple:
+    return (config.image_size, config.channels, config.num_classes, config.patch_size, config.dim, config.depth,
+            config.heads, config.mlp_dim, batch_size)
+
+
+# ----------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True)
+class Plan:
+    dataset: str
+    seconds: float
+    candidate: Candidate
+    images_per_second: float
+    expected: Expectation | None  # None: this candidate's accuracy was never measured
+
+    @property
+    def images(self) -> int:
+        return self.expected.images if self.expected else 0
+
+
+def images_in(seconds: float, images_per_second: float, evaluations: int, eval_images: int) -> int:
+    """Training images a time budget buys: the budget less the evaluations during the run
+    (scoring an image costs about a third of training on it)."""
+    return max(int(images_per_second * seconds - evaluations * eval_images / TRAINING_FLOPS_PER_FORWARD), 0)
+
+
+def plan(dataset: str, seconds: float, candidates: tuple[Candidate, ...], meter: ThroughputMeter,
+         table: AccuracyTable | None = None, evaluations: int | None = None) -> Plan:
+    """The candidate with the best measured accuracy for what `seconds` buy on this machine
+    (the first candidate when none was measured)."""
+    table = table or default_table()
+    defaults = TrainConfig(dataset=get_spec(dataset).key)
+    evaluations = defaults.evaluations if evaluations is None else evaluations
+    plans = []
+    for candidate in candidates:
+        speed = meter.planning_speed(_config(dataset, candidate), candidate.batch_size)
+        images = images_in(seconds, speed, evaluations, defaults.eval_subset)
+        plans.append(Plan(get_spec(dataset).key, seconds, candidate, speed, table.expect(dataset, candidate, images)))
+
+    def merit(p: Plan) -> tuple[float, float]:
+        if p.expected is None:
+            return (-1.0, 0.0)
+        # Below the measured range the figure is a ceiling: rank by how near the range it gets.
+        if p.expected.below_measured:
+            return (0.0, p.expected.images / p.expected.measured_images[0])
+        return (1.0 + p.expected.accuracy, 0.0)
+
+    return max(plans, key=merit)
+
+
+_default_table: AccuracyTable | None = None
+
+
+def default_table() -> AccuracyTable:
+    """The shipped table, read once per process."""
+    global _default_table
+    if _default_table is None:
+        _default_table = AccuracyTable()
+    return _default_table
+
+
+# ----------------------------------------------------------------------------- what the server allows
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def format_size(megabytes: float) -> str:
+    return f"{megabytes / 1024:,.1f} GB" if megabytes >= 1024 else f"{megabytes:,.0f} MB"
+
+
+def _what_to_lower(config: ViTConfig, batch_size: int) -> str:
+    bigger = [p for p in divisors(config.image_size) if p > config.patch_size]
+    raise_patch = (f"raise patch_size (now {config.patch_size}: {config.num_patches} patches; "
+                   f"{', '.join(map(str, bigger))} also divide {config.image_size})" if bigger else None)
+    knobs = ", ".join(
+        f"{name} (now {value})" for name, value in
+        (("batch_size", batch_size), ("depth", config.depth), ("dim", config.dim), ("mlp_dim", config.mlp_dim))
+    )
+    return f"{raise_patch + ', or lower ' if raise_patch else 'lower '}{knobs}"
+
+
+def check_fits_server(config: ViTConfig, batch_size: int, max_memory_mb: float, max_seconds: float,
+                      meter: ThroughputMeter) -> None:
+    """Refuse, with a ValueError that says how big and what to lower, a model this server
+    cannot train: estimated memory over `max_memory_mb`, or so slow that not even a few
+    steps and their scoring fit in `max_seconds`."""
+    memory_mb = estimated_training_memory_bytes(config, batch_size) / 2**20
+    if memory_mb > max_memory_mb:
+        raise ValueError(
+            f"This model is too big for this server: training it with batch_size {batch_size} needs about "
+            f"{format_size(memory_mb)} of memory, over the {format_size(max_memory_mb)} limit "
+            f"(VIT_DEMO_MAX_TRAIN_MEMORY_MB). To fit, {_what_to_lower(config, batch_size)}."
+        )
+    scored = 2 * STARTING_POINT_IMAGES + TrainConfig().eval_subset  # the starting point, the stopped run's slice
+    seconds = (MIN_USEFUL_STEPS * batch_size / meter.images_per_second(config, batch_size)
+               + meter.seconds_to_score(config, scored))
+    if seconds > max_seconds:
+        raise ValueError(
+            f"This model is too slow for this server: {MIN_USEFUL_STEPS} training steps with batch_size {batch_size} "
+            f"and a first score would take about {format_duration(seconds)} ({config.forward_flops() / 1e6:,.0f} MFLOP "
+            f"per image), over the {format_duration(max_seconds)} limit of one run (VIT_DEMO_MAX_TRAIN_SECONDS). "
+            f"To fit, {_what_to_lower(config, batch_size)}."
+        )
+
+
+def app_train_config(dataset: str, lr: float, batch_size: int, seed: int, *, time_budget: float | None = None,
+                     epochs: float | None = None, data_dir: str | None = None, train_limit: int | None = None,
+                     test_limit: int | None = None) -> TrainConfig:
+    """The TrainConfig of a run the app starts: the dataset's recipe for everything the page
+    does not show, and one live update a second."""
+    extras = {k: v for k, v in recipe_for(dataset).training.items() if k not in ("lr", "batch_size")}
+    return TrainConfig(
+        dataset=get_spec(dataset).key, time_budget=time_budget, epochs=epochs, lr=lr, batch_size=batch_size,
+        seed=seed, data_dir=data_dir, train_limit=train_limit, test_limit=test_limit,
+        report_every=APP_REPORT_SECONDS, **extras,
+    )
+
+
+def train_images(dataset: str, train_limit: int | None = None) -> int:
+    total = get_spec(dataset).train_images
+    return min(total, train_limit) if train_limit else total

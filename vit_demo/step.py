@@ -1,0 +1,478 @@
+"""One training step, and how to take it fastest on the machine it runs on.
+
+A step is forward, backward and the optimizer. There are several ways to take it: eagerly
+or compiled by TorchInductor, in float32 or in bfloat16 autocast, on one batch or on a
+batch split over two worker threads (`BatchSplitter`). Which is fastest depends on the
+machine, and getting it wrong is expensive: bfloat16 trains these models ~10x *slower*
+on a CPU without native bfloat16 units (an AVX2-only AMD EPYC, benchmarks/RESULTS.md),
+while a compiled bf16 step is 1.4x faster on one with AMX. So nothing here assumes a
+CPU feature:
+
+- `Machine.detect()` reads what the hardware offers (torch's CPU capability, native
+  bfloat16, a C++ compiler for Inductor, a GPU);
+- `plan_step` turns what was asked for (`compile`/`bf16`: True, False or None for
+  "decide") into candidate paths, leaving out the ones this machine cannot run well and
+  saying why in one line each;
+- `FastestStep` takes the first real training steps on each candidate in turn, times
+  them, and keeps the fastest, so a run never ends up slower than the plain eager step.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
+def configure_threads(num_threads: int | None = None) -> None:
+    """Use every core for intra-op work and one inter-op thread: these models are too small
+    for inter-op parallelism to pay, and a second pool only competes for the cores."""
+    torch.set_num_threads(num_threads or available_cores())
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set, or inter-op work already started in this process
+        pass
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    """`preferred` if given, else CUDA, else Apple MPS, else the CPU."""
+    if preferred:
+        return torch.device(preferred)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (timing a GPU step needs it; a CPU has none)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+# ----------------------------------------------------------------------------- the machine
+
+# TorchInductor builds its CPU kernels with this compiler (torch._inductor.config.cpp.cxx).
+CXX = os.environ.get("CXX", "clang++" if sys.platform == "darwin" else "g++")
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the hardware offers a training step."""
+
+    device: torch.device
+    name: str  # the CPU's or GPU's model name
+    cores: int
+    cpu_capability: str  # the vector instructions torch's CPU kernels use: "AVX512", "AVX2", ...
+    native_bf16: bool  # bfloat16 matrix units on the training device (AVX512-BF16 or AMX; a GPU's)
+    bf16_units: str  # which ones, for the line that describes the machine
+    compiler: bool  # TorchInductor can build kernels here
+
+    @classmethod
+    def detect(cls, device: torch.device | None = None) -> Machine:
+        device = device or pick_device()
+        if device.type == "cuda":
+            index = device.index if device.index is not None else torch.cuda.current_device()
+            native = torch.cuda.is_bf16_supported()
+            return cls(device, torch.cuda.get_device_name(index), available_cores(), cpu_capability(), native,
+                       "CUDA" if native else "", compiler_available(device))
+        units = cpu_bf16_units() if device.type == "cpu" else ""
+        name = _cpu_name() if device.type == "cpu" else f"Apple GPU ({device.type})"
+        return cls(device, name, available_cores(), cpu_capability(), bool(units), units, compiler_available(device))
+
+    def describe(self) -> str:
+        """One line: which machine a speed figure comes from."""
+        if self.device.type == "cpu":
+            bf16 = f"native bfloat16 ({self.bf16_units})" if self.native_bf16 else "no native bfloat16"
+            return (f"CPU: {self.name}, {self.cores} core{'s' if self.cores != 1 else ''}, "
+                    f"torch capability {self.cpu_capability}, {bf16}")
+        bf16 = "bfloat16" if self.native_bf16 else "no bfloat16"
+        return f"{self.device.type.upper()}: {self.name}, {bf16}; host CPU capability {self.cpu_capability}"
+
+
+def cpu_capability() -> str:
+    """torch's own word for the vector instructions its CPU kernels were dispatched to."""
+    try:
+        return torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # older torch
+        return "unknown"
+
+
+@cache
+def cpu_bf16_units() -> str:
+    """The CPU's native bfloat16 units that torch's kernels will use ("AMX", "AVX512-BF16"),
+    or "" where bfloat16 is only emulated.
+
+    Two things must hold: the CPU has the units (its flags), and oneDNN, which runs the
+    matrix products, is allowed to use them (it answers False when capped below AVX-512,
+    e.g. by ONEDNN_MAX_CPU_ISA=AVX2, and on CPUs without AVX-512)."""
+    flags = _cpu_flags()
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return ""  # Apple CPUs: torch's CPU bfloat16 matmuls are not accelerated
+    try:
+        onednn_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        onednn_bf16 = False
+    if not onednn_bf16 or cpu_capability() not in ("AVX512", "AMX"):
+        return ""
+    if "amx_bf16" in flags:
+        return "AMX"
+    if "avx512_bf16" in flags:
+        return "AVX512-BF16"
+    return ""
+
+
+def compiler_available(device: torch.device) -> bool:
+    """Inductor needs a C++ compiler for CPU kernels, Triton for CUDA ones."""
+    if device.type == "cpu":
+        return shutil.which(CXX) is not None
+    if device.type == "cuda":
+        try:
+            import triton  # noqa: F401
+        except ImportError:
+            return False
+        return True
+    return False
+
+
+# ----------------------------------------------------------------------------- the step itself
+
+
+class BatchSplitter:
+    """Data parallelism inside one training step, for CPUs with cores to spare.
+
+    Where each operation runs on one torch thread (the app's trainings, so that a training
+    never makes everyone's predictions wait for both cores), a plain step would leave the
+    other cores idle. The splitter cuts each batch in `workers` slices and runs each slice's
+    forward and backward pass on its own thread: every core trains, and when other work
+    comes in the OS shares the cores out, with no OpenMP team left waiting at a barrier
+    for a descheduled thread. (Where one step may use every core, as in the CLI, a plain
+    step is as fast: benchmarks/RESULTS.md.)
+
+    PyTorch releases the GIL inside its operators, and autograd adds the slices'
+    gradients into the shared `.grad` under a lock. Each slice's loss is weighted by its
+    share of the batch, so the gradient is the whole batch's mean, as in a plain step;
+    with two workers even the rounding is the same run to run (a + b == b + a).
+    """
+
+    def __init__(self, workers: int, threads_per_worker: int = 1):
+        self.workers = workers
+        self.threads_per_worker = threads_per_worker
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="vit-train", initializer=self._init_worker)
+
+    def _init_worker(self) -> None:
+        # A thread takes the process-wide thread count at its first parallel operation
+        # (get_num_threads triggers that), so the worker's own count must be set after it.
+        torch.get_num_threads()
+        torch.set_num_threads(self.threads_per_worker)
+
+    @classmethod
+    def for_device(cls, device: torch.device) -> BatchSplitter | None:
+        """Two workers, each with the caller's torch thread count, on a CPU with cores
+        enough for both; None (one plain step) when the caller's threads already fill the
+        cores, or on a GPU, which runs a whole batch at once."""
+        if device.type != "cpu":
+            return None
+        threads = torch.get_num_threads()
+        return cls(workers=2, threads_per_worker=threads) if available_cores() >= 2 * threads else None
+
+    def forward_backward(
+        self,
+        model: Callable[[torch.Tensor], torch.Tensor],
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        label_smoothing: float = 0.0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's logits and mean loss (both detached), the gradients accumulated in
+        the model's parameters."""
+        total = len(targets)
+
+        def slice_step(part: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            part_images, part_targets = part
+            return _backward_on(model, part_images, part_targets, label_smoothing, len(part_targets) / total)
+
+        parts = zip(images.tensor_split(self.workers), targets.tensor_split(self.workers))
+        results = list(self._pool.map(slice_step, [part for part in parts if len(part[1])]))
+        return torch.cat([logits for logits, _ in results]), sum(loss for _, loss in results)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def forward_backward(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    label_smoothing: float = 0.0,
+    splitter: BatchSplitter | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step's forward and backward pass, split across `splitter`'s workers when given:
+    (logits, mean loss), detached; the gradients are left in the parameters."""
+    if splitter is not None:
+        return splitter.forward_backward(model, images, targets, label_smoothing)
+    return _backward_on(model, images, targets, label_smoothing)
+
+
+def _backward_on(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    label_smoothing: float,
+    share_of_batch: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward and backward on a batch or a slice of one. A slice's loss is weighted by its
+    share of the batch, so the slices' gradients add up to the whole batch's mean."""
+    logits = model(images)
+    loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+    if share_of_batch != 1.0:
+        loss = loss * share_of_batch
+    loss.backward()
+    return logits.detach(), loss.detach()
+
+
+class TrainingForward:
+    """The forward pass a training step takes: the model itself, or compiled, or in
+    bfloat16 autocast (logits come back as float32 either way). Evaluation always runs the
+    plain model, so no compile is spent on the evaluation batch sizes."""
+
+    def __init__(self, model: nn.Module, device: torch.device, compile: bool = False, bf16: bool = False):
+        self.model = model
+        self.device = device
+        self.bf16 = bf16
+        self.compiled = compile
+        self._forward = model
+        if compile:
+            # On a CPU, a C++ wrapper around the generated kernels instead of a Python one:
+            # these models run hundreds of tiny kernels per step (measured 16.9 vs 17.8 ms).
+            # An option of this compile only, not a change to Inductor's global config.
+            options = {"cpp_wrapper": True} if device.type == "cpu" else None
+            self._forward = torch.compile(model, dynamic=False, options=options)
+
+    @property
+    def name(self) -> str:
+        return f"{'compiled' if self.compiled else 'eager'} {'bf16' if self.bf16 else 'fp32'}"
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return self._forward(images).float()
+
+    def warm_up(self, images: torch.Tensor, targets: torch.Tensor) -> str | None:
+        """Compile now, on one batch (the gradients are thrown away). If compiling fails
+        (no C++ compiler, an unsupported platform), train without it and say why."""
+        if not self.compiled:
+            return None
+        try:
+            forward_backward(self, images, targets)
+            return None
+        except Exception as error:  # noqa: BLE001 - any compiler failure means: run eagerly
+            self._forward, self.compiled = self.model, False
+            first_line = (str(error).strip().splitlines() or [""])[0][:200]
+            return f"could not compile the model ({type(error).__name__}: {first_line}); training without compiling"
+        finally:
+            self.model.zero_grad(set_to_none=True)
+
+
+# ----------------------------------------------------------------------------- choosing the path
+
+# A compile costs ~20 s the first time a model shape is seen (~2 s from Inductor's cache)
+# and gains 0-40 % per step (benchmarks/RESULTS.md): only a run this long is sure to win it back.
+COMPILE_PAYS_AFTER_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class StepPath:
+    compile: bool
+    bf16: bool
+
+    @property
+    def name(self) -> str:
+        return f"{'compiled' if self.compile else 'eager'} {'bf16' if self.bf16 else 'fp32'}"
+
+
+EAGER_FP32 = StepPath(compile=False, bf16=False)
+
+
+def plan_step(
+    machine: Machine,
+    compile: bool | None,
+    bf16: bool | None,
+    force: bool = False,
+    expected_seconds: float | None = None,
+) -> tuple[list[StepPath], list[str]]:
+    """The paths worth timing for this request on this machine, and one line per request
+    that this machine turns down.
+
+    `compile`/`bf16`: True asks for it, False refuses it, None leaves it to the machine
+    (compile only for runs of `COMPILE_PAYS_AFTER_SECONDS` or more; bfloat16 only where it
+    is native, and on a CPU only compiled: eager bf16 is slower there even with AMX).
+    `force`: take exactly what was asked, whatever the machine says (no timing, no notes).
+    The plain eager fp32 step is always among the candidates unless forced, so the timed
+    choice can never be slower than it.
+    """
+    if force:
+        return [StepPath(bool(compile), bool(bf16))], []
+    notes = []
+    long_run = expected_seconds is None or expected_seconds >= COMPILE_PAYS_AFTER_SECONDS
+    want_compile = compile if compile is not None else long_run
+    if want_compile and not machine.compiler:
+        if compile:
+            notes.append(f"--compile: no compiler for TorchInductor here ({CXX if machine.device.type == 'cpu' else 'triton'}"
+                         " not found); training without compiling")
+        want_compile = False
+    want_bf16 = bf16 if bf16 is not None else machine.native_bf16
+    if want_bf16 and not machine.native_bf16:
+        if bf16:
+            notes.append(f"--bf16: this {machine.device.type.upper()} has no native bfloat16 "
+                         f"(capability {machine.cpu_capability}, no AVX512-BF16 or AMX), where bfloat16 trains up to "
+                         "10x slower; training in float32 (--force-step to use bf16 anyway)")
+        want_bf16 = False
+    if want_bf16 and machine.device.type == "cpu" and not want_compile:
+        if bf16:
+            notes.append("--bf16: an uncompiled bfloat16 step is slower than float32 on a CPU; "
+                         "training in float32 (add --compile, or --force-step)")
+        want_bf16 = False
+    candidates = [EAGER_FP32]
+    if want_compile:
+        candidates.append(StepPath(compile=True, bf16=False))
+        if want_bf16:
+            candidates.append(StepPath(compile=True, bf16=True))
+    elif want_bf16:  # a GPU: autocast pays there without a compile
+        candidates.append(StepPath(compile=False, bf16=True))
+    return candidates, notes
+
+
+def eager_step_seconds(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
+                       splitter: BatchSplitter | None = None, steps: int = 2) -> float:
+    """Seconds per forward-backward of the plain eager step, after one untimed warm-up step
+    (the gradients are thrown away): what a run's length in steps is worth in time."""
+    device = images.device
+    try:
+        forward_backward(model, images, targets, splitter=splitter)
+        synchronize(device)
+        started = time.perf_counter()
+        for _ in range(steps):
+            forward_backward(model, images, targets, splitter=splitter)
+        synchronize(device)
+        return (time.perf_counter() - started) / steps
+    finally:
+        model.zero_grad(set_to_none=True)
+
+
+class FastestStep:
+    """Trains on each candidate path in turn for the first steps of a run, times them, then
+    keeps the fastest for the rest of the run. The timed steps are real training steps:
+    nothing is thrown away, and a run on one candidate pays nothing.
+
+    Compiling happens in `prepare` (its time is the run's, the person waits for it); a
+    path whose compile fails is dropped with the compiler's reason.
+    """
+
+    ROUNDS = 3  # rounds of STEPS_PER_ROUND steps on every candidate, alternating
+    STEPS_PER_ROUND = 2
+
+    def __init__(self, forwards: list[TrainingForward], device: torch.device, splitter: BatchSplitter | None = None):
+        self.device = device
+        self.splitter = splitter
+        self.forwards = list(forwards)
+        self.notes: list[str] = []
+        self._times: dict[int, list[float]] = {}
+        self._steps = 0
+        self.chosen: TrainingForward | None = self.forwards[0] if len(self.forwards) == 1 else None
+
+    @classmethod
+    def for_paths(cls, model: nn.Module, device: torch.device, paths: list[StepPath],
+                  splitter: BatchSplitter | None = None) -> FastestStep:
+        return cls([TrainingForward(model, device, compile=p.compile, bf16=p.bf16) for p in paths], device, splitter)
+
+    def prepare(self, images: torch.Tensor, targets: torch.Tensor) -> None:
+        kept = []
+        for forward in self.forwards:
+            problem = forward.warm_up(images, targets)
+            if problem:  # it fell back to eager: a twin of the eager candidate, unless it is the only one
+                self.notes.append(problem)
+                if kept:
+                    continue
+            kept.append(forward)
+        self.forwards = kept
+        self._times = {index: [] for index in range(len(kept))}
+        if len(kept) == 1:
+            self.chosen = kept[0]
+
+    def _splitter_for(self, forward: TrainingForward) -> BatchSplitter | None:
+        # One compiled graph per thread: the two-worker split is an eager path's.
+        return None if forward.compiled else self.splitter
+
+    @property
+    def path(self) -> str:
+        """The chosen path's name, or "timing ..." while the candidates are being timed."""
+        if self.chosen is not None:
+            return self.chosen.name
+        return "timing " + " / ".join(f.name for f in self.forwards)
+
+    def __call__(self, images: torch.Tensor, targets: torch.Tensor, label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and backward (the caller zeroes gradients and steps the optimizer)."""
+        if self.chosen is not None:
+            return forward_backward(self.chosen, images, targets, label_smoothing, self._splitter_for(self.chosen))
+        index = (self._steps // self.STEPS_PER_ROUND) % len(self.forwards)
+        forward = self.forwards[index]
+        synchronize(self.device)
+        started = time.perf_counter()
+        result = forward_backward(forward, images, targets, label_smoothing, self._splitter_for(forward))
+        synchronize(self.device)
+        self._times[index].append(time.perf_counter() - started)
+        self._steps += 1
+        if self._steps == self.ROUNDS * self.STEPS_PER_ROUND * len(self.forwards):
+            self._choose()
+        return result
+
+    def _choose(self) -> None:
+        medians = {index: statistics.median(times) for index, times in self._times.items()}
+        best = min(medians, key=medians.get)
+        self.chosen = self.forwards[best]
+        if len(medians) > 1:
+            timings = ", ".join(f"{self.forwards[i].name} {1 / medians[i]:,.1f} steps/s" for i in medians)
+            self.notes.append(f"fastest step here: {self.chosen.name} ({timings})")
