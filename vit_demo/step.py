@@ -288,8 +288,10 @@ class TrainingForward:
         if compile:
             # On a CPU, a C++ wrapper around the generated kernels instead of a Python one:
             # these models run hundreds of tiny kernels per step (measured 16.9 vs 17.8 ms).
-            # An option of this compile only, not a change to Inductor's global config.
-            options = {"cpp_wrapper": True} if device.type == "cpu" else None
+            # Not with bfloat16: in torch 2.14.1 that step corrupts the heap and aborts the
+            # process on an AMX Xeon (benchmarks/RESULTS.md). An option of this compile only,
+            # not a change to Inductor's global config.
+            options = {"cpp_wrapper": True} if device.type == "cpu" and not bf16 else None
             self._forward = torch.compile(model, dynamic=False, options=options)
 
     @property
