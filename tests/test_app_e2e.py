@@ -11,6 +11,7 @@ from gradio_client.exceptions import AppError
 
 from vit_demo import checkpoints
 from ui_helpers import EXAMPLE, serving, settings_for
+from vit_demo.ui.train_tab import TRAIN_OUTPUTS
 
 TINY_MODEL = dict(dataset="mnist", patch_size=7, dim=32, depth=2, heads=4, mlp_dim=64, lr=0.003, batch_size=128, seed=0)
 
@@ -69,7 +70,8 @@ def test_train_streams_progress_then_explore_shows_the_new_model(client):
 
 def test_stop_ends_the_training_early(client):
     job = client.submit(**TINY_MODEL, length="time", seconds=60, epochs=1, api_name="/train")
-    while not any("Step" in str(output[1]) for output in job.outputs()):
+    metrics = TRAIN_OUTPUTS.index("metrics")
+    while not any("Step" in str(output[metrics]) for output in job.outputs()):
         assert not job.done(), job.result()
         time.sleep(0.1)
     started = time.perf_counter()

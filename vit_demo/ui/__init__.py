@@ -35,10 +35,11 @@ from .explore_tab import VIEWS, ExploreHandlers, render_explore_tab
 from .hosting import train_on_gpu
 from .learn import LESSON_TITLES
 from .models import ModelLibrary, remove_files
-from .settings import AppSettings, configure_torch_threads, make_gradio_image_cache_atomic
+from .gradio_patches import calm_queue, make_gradio_image_cache_atomic
+from .settings import AppSettings, configure_torch_threads
 from .teacher import CONTROLS as LESSON_CONTROLS
 from .teacher import TeacherHandlers
-from .train_tab import TRAIN_OUTPUTS, TrainHandlers, render_train_tab
+from .train_tab import POLL_SECONDS, TRAIN_OUTPUTS, TrainHandlers, render_train_tab
 
 log = logging.getLogger("vit_demo.ui")
 
@@ -80,11 +81,11 @@ CSS = """
 /* Seven views a row at 1366 px: tighter tab buttons keep "Patch experiments" out of the overflow menu. */
 #explore-views .tab-wrapper button, #explore-views .tab-container button { padding-left: 8px !important; padding-right: 8px !important; }
 #train-timeline-gif { min-height: 0; }
-/* During a training the status tracker redraws its elapsed-time counter every frame and pulses the
-   border of what is generating: measured, that kept the browser's renderer busy for seconds of
-   every 30-second run, on the cores the training needs. The bar and the metrics line say enough. */
-#train-progress .progress-text { display: none; }
-.generating { animation: none !important; }
+/* The Train tab draws its own progress bar (train_tab.progress_html): Gradio's status tracker
+   would redraw its timer every frame of a training, on the cores the training needs. */
+#train-progress [data-testid=status-tracker] { display: none !important; }
+.train-bar { display: flex; align-items: center; gap: 10px; font-family: var(--font-mono); font-size: 0.9rem; }
+.train-bar progress { flex: 1; height: 14px; accent-color: var(--color-accent); }
 /* Mistakes: each item is a picture beside its rollout, twice as wide as it is tall. */
 #train-mistakes .grid-container { grid-auto-rows: auto !important; }
 #train-mistakes .thumbnail-item { height: auto !important; aspect-ratio: 2 / 1; }
@@ -203,7 +204,7 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
 
         # ---------------------------------------------------------------- Train
         train_outputs = {
-            "status": train.status, "metrics": train.metrics, "loss": train.loss, "accuracy": train.accuracy,
+            "status": train.status, "progress_bar": train.progress_bar, "metrics": train.metrics, "loss": train.loss, "accuracy": train.accuracy,
             "positions": train.positions, "probes": train.probes, "confusion": train.confusion,
             "download": train.download, "my_model": my_model, "views": train.views, "explore_model": explore.model,
             "timeline": my_timeline, "timeline_slider": train.timeline_slider, "timeline_frame": train.timeline_frame,
@@ -212,18 +213,24 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
             "compare_accuracy": train.compare_accuracy,
         }
         controls = [build.start, train.start, train.stop]
+        outputs_of_train = [train_outputs[name] for name in TRAIN_OUTPUTS]
+        train_inputs = [*build.model_inputs(), *build.training_inputs(), my_runs]
         build.start.click(show_train_tab, None, steps, queue=False, **private)
-        training = gr.on(
+        # The page starts a run, then polls it each second (train_tab.LiveRun); when it ends,
+        # `finished` changes and Explore shows the new model.
+        live = gr.Timer(POLL_SECONDS, active=False)
+        finished = gr.Textbox(visible=False)
+        starting = gr.on(
             [build.start.click, train.start.click], app.train.lock_controls, None, controls, queue=False, **private
-        ).then(
-            app.train.train, [*build.model_inputs(), *build.training_inputs(), my_runs],
-            [train_outputs[name] for name in TRAIN_OUTPUTS],
-            api_name="train", show_progress="full", show_progress_on=[train.progress_bar],
-            concurrency_id="train", concurrency_limit=WAITING_ROOM,
-        )
-        # `.then` does not follow a failed event here (Gradio 6.31): unlock on failure too.
-        for after in (training.then, training.failure):
-            after(app.train.unlock_controls, None, controls, queue=False, **private)
+        ).then(app.train.start_live, train_inputs, [*outputs_of_train, live], **private,
+               concurrency_id="train-start", concurrency_limit=None)
+        starting.failure(app.train.unlock_controls, None, controls, queue=False, **private)
+        live.tick(app.train.poll, None, [*outputs_of_train, live, *controls, finished], queue=False, **private)
+        demo.unload(app.train.leave)
+        # Scripts train through one streaming call (gradio_client's submit or predict on "/train").
+        api_train = gr.Button(visible=False)
+        api_training = api_train.click(app.train.train, train_inputs, outputs_of_train, api_name="train",
+                                       show_progress="full", concurrency_id="train", concurrency_limit=WAITING_ROOM)
         # Scrubbing the timeline: only a person's own moves redraw (the run moves the slider too).
         gr.on([train.timeline_slider.input, train.timeline_slider.release], app.train.show_snapshot,
               [my_timeline, train.timeline_slider], train.timeline_frame, trigger_mode="always_last", **private)
@@ -250,7 +257,7 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
             app.explore.explore, explore_inputs, explore_outputs, api_name="explore", **explore_event
         )
         model_events = (
-            training,
+            api_training,
             e.checkpoint.upload(app.explore.upload_checkpoint, e.checkpoint, [e.uploaded, e.model], **private),
         )
         picture_events = (
@@ -258,7 +265,8 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
             e.upload.upload(app.explore.use_upload, e.upload, e.image, **private),
             e.sketch.change(app.explore.use_drawing, e.sketch, e.image, trigger_mode="always_last", **private),
         )
-        described = [event.success(*describe_model, **private) for event in model_events]
+        described = [finished.change(*describe_model, **private),
+                     *(event.success(*describe_model, **private) for event in model_events)]
         for event in (*described, *picture_events):
             event.success(app.explore.explore, explore_inputs, explore_outputs, api_visibility="private",
                           **explore_event)
@@ -286,6 +294,7 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
                           api_name="predict", **exploring)
 
     demo.queue(max_size=128, default_concurrency_limit=settings.max_explores)
+    calm_queue(demo)
     return demo
 
 

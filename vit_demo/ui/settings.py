@@ -19,8 +19,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from gradio import processing_utils
-
 from ..step import available_cores, configure_threads
 from .hosting import ZERO_GPU_TRAIN_SECONDS, on_zero_gpu
 
@@ -81,33 +79,3 @@ def configure_torch_threads(settings: AppSettings) -> None:
     the predictions for both cores (measured on a 2-vCPU machine)."""
     cores = available_cores()
     configure_threads(settings.threads or (1 if cores <= 2 else cores - 1))
-
-
-def make_gradio_image_cache_atomic() -> None:
-    """Gradio 6.31 writes each output picture to its cache at a path named by the picture's
-    hash, truncating and rewriting the file when the same picture is produced again. Two
-    students exploring the same example at once therefore rewrite a file while the first
-    one's browser is downloading it, and that download arrives empty ("peer closed
-    connection", 8 of 388 requests in benchmarks/load_test.py). Write each picture once,
-    under a temporary name renamed into place, as Gradio's own `save_file_to_cache` does."""
-    if getattr(processing_utils.save_pil_to_cache, "vit_demo_atomic", False):
-        return
-
-    def save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
-        data = processing_utils.encode_pil_to_bytes(img, format)
-        folder = Path(cache_dir) / processing_utils.hash_bytes(data)
-        folder.mkdir(exist_ok=True, parents=True)
-        target = (folder / f"{name}.{format}").resolve()
-        if not target.exists():  # the same hash: the same bytes, already whole
-            fd, staging = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-            try:
-                with os.fdopen(fd, "wb") as file:
-                    file.write(data)
-                os.replace(staging, target)
-            except BaseException:
-                Path(staging).unlink(missing_ok=True)
-                raise
-        return str(target)
-
-    save_pil_to_cache.vit_demo_atomic = True
-    processing_utils.save_pil_to_cache = save_pil_to_cache

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import io
 import math
 import shutil
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,12 +44,14 @@ from .settings import AppSettings
 
 PROBES = 8  # fixed test images whose predictions are shown while the model learns
 WAIT_POLL_SECONDS = 0.5
+LIVE_RUNS = 32  # pages that may train or wait for a seat at once (a class of 30, and some)
 CURVE_SECONDS = 2.0  # the live curves are sent at most this often (and with every evaluation)
+POLL_SECONDS = 2.0  # how often a page asks its live run what changed (each ask costs the page and the server)
 MIN_STEPS_FOR_SPEED = 20  # a run stopped sooner says little about this machine's speed
 
 # What `TrainHandlers.train` yields, in this order; `frame` fills in the ones left unchanged.
 TRAIN_OUTPUTS = (
-    "status", "metrics", "loss", "accuracy", "positions", "probes",
+    "status", "progress_bar", "metrics", "loss", "accuracy", "positions", "probes",
     "confusion", "download", "my_model", "views", "explore_model",
     "timeline", "timeline_slider", "timeline_frame", "mistake_true", "mistake_guess",
     "runs", "compare_table", "compare_loss", "compare_accuracy",
@@ -58,6 +63,18 @@ def frame(**values) -> tuple:
     if unknown:
         raise KeyError(f"not a Train output: {', '.join(sorted(unknown))}")
     return tuple(values.get(name, gr.skip()) for name in TRAIN_OUTPUTS)
+
+
+def _no_progress(*args, **kwargs) -> None:
+    """A live run's page draws its own progress bar: gr.Progress has no event to report to."""
+
+
+def progress_html(fraction: float | None, text: str) -> str:
+    """The Train tab's own progress bar: a static element redrawn with each report. (Gradio's
+    status tracker redraws its timer every frame while a training streams: measured, that kept
+    the browser's renderer busy for a tenth of a core, taken from the training on 2 cores.)"""
+    bar = "" if fraction is None else f'<progress value="{min(max(fraction, 0.0), 1.0):.3f}" max="1"></progress>'
+    return f'<div class="train-bar">{bar}<span>{html.escape(text)}</span></div>'
 
 
 def _clock(seconds: float) -> str:
@@ -222,18 +239,70 @@ def empty_timeline_slider() -> gr.Slider:
                      label="Training timeline: snapshots appear as the model trains")
 
 
-def timeline_slider(record: TimelineRecord, value: int | None = None) -> gr.Slider:
+def timeline_slider(record: TimelineRecord, value: int | None = None, interactive: bool = True) -> gr.Slider:
+    """The slider over `record`'s snapshots; not `interactive` while the run is still recording them."""
     last = len(record) - 1
-    return gr.Slider(
-        minimum=0, maximum=max(last, 1), value=last if value is None else value, step=1, interactive=last >= 1,
-        label=f"Training timeline: {len(record)} snapshot{'s' if len(record) != 1 else ''}, drag to replay",
-    )
+    plural = "s" if len(record) != 1 else ""
+    label = (f"Training timeline: {len(record)} snapshot{plural}, drag to replay" if interactive else
+             f"Training timeline: {len(record)} snapshot{plural} so far, to replay when the run ends")
+    return gr.Slider(minimum=0, maximum=max(last, 1), value=last if value is None else value, step=1,
+                     interactive=interactive and last >= 1, label=label)
 
 
 def _session_key(request: gr.Request | None) -> str:
     """A file-name-safe key for the browser session (one key for calls outside a session)."""
     session = getattr(request, "session_hash", None) or "no-session"
     return hashlib.sha256(session.encode()).hexdigest()[:16]
+
+
+def _is_skip(value) -> bool:
+    return isinstance(value, dict) and value == gr.skip()
+
+
+class LiveRun:
+    """One page's training, run on a thread of its own; the page asks for what changed.
+
+    A streaming event would keep the page waiting on one long request, and Gradio's page then
+    runs its status tracker every frame for the length of the run: measured in headless Chromium,
+    a tenth of a core taken from the training. Instead the page starts the run (`start_live`)
+    and a `gr.Timer` polls (`poll`): each poll gets, per output, the newest value since the last
+    poll, so a slow page skips stale frames instead of falling behind."""
+
+    def __init__(self, frames: Iterator[tuple]):
+        self._frames = frames
+        self._lock = threading.Lock()
+        self._pending = [gr.skip()] * len(TRAIN_OUTPUTS)
+        self._finished = False
+        self.error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="vit-demo-live-run", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for frame in self._frames:
+                with self._lock:
+                    for index, value in enumerate(frame):
+                        if not _is_skip(value):
+                            self._pending[index] = value
+        except Exception as error:  # noqa: BLE001 - already a sentence for the person (user_errors)
+            self.error = error
+        finally:
+            with self._lock:
+                self._finished = True
+
+    def take(self) -> tuple[tuple, bool]:
+        """What changed since the last call, and whether the run has ended (and nothing is left)."""
+        with self._lock:
+            changes, self._pending = tuple(self._pending), [gr.skip()] * len(TRAIN_OUTPUTS)
+            return changes, self._finished
+
+    @property
+    def finished(self) -> bool:
+        with self._lock:
+            return self._finished
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
 
 
 class TrainHandlers:
@@ -245,6 +314,8 @@ class TrainHandlers:
         self.meter = meter
         self.queue = queue
         self._run = run
+        self._live: dict[str, LiveRun] = {}  # session key -> the page's run
+        self._live_lock = threading.Lock()
 
     def _stop_flag(self, request: gr.Request | None) -> StopFlag:
         return StopFlag(self.app.work_dir / "stop" / _session_key(request))
@@ -273,17 +344,16 @@ class TrainHandlers:
         stop = self._stop_flag(request)
         stop.clear()
         yield frame(
-            status="Getting ready…", metrics="", loss=None, accuracy=None,
+            status="Getting ready…", progress_bar=progress_html(None, "Getting ready"), metrics="", loss=None, accuracy=None,
             confusion=None, download=gr.DownloadButton(value=None, interactive=False), views=gr.Tabs(selected="positions"),
             timeline=None, timeline_frame=None, timeline_slider=empty_timeline_slider(),
         )
         ticket = self.queue.join()
         positions = BackgroundRenderer(draw_position_similarity)
         record = TimelineRecord(timelines.Timeline(TIMELINE_CAPACITY), _probe_display(probes.images[0]), config)
-        frames = BackgroundRenderer(record.draw)
         try:
             if not (yield from self._wait_for_seat(ticket, stop, progress)):
-                yield frame(status="You left the queue. Press **Start** to join it again.")
+                yield frame(status="You left the queue. Press **Start** to join it again.", progress_bar="")
                 return
             curves = Curves()
             status = (
@@ -298,11 +368,11 @@ class TrainHandlers:
                 changes = {} if drawn is None else {"positions": drawn}
                 if update.snapshot is not None:
                     record.timeline.add(update.snapshot)  # thins exactly as the run's own timeline
-                    frames.request(update.snapshot)
-                    changes["timeline"] = record
-                drawn_frame = frames.finish() if update.state_dict is not None else frames.ready()
-                if drawn_frame is not None:  # the slider moves with the frame it shows
-                    changes.update(timeline_frame=drawn_frame, timeline_slider=timeline_slider(record))
+                    changes.update(timeline=record, timeline_slider=timeline_slider(record, interactive=False))
+                if update.state_dict is not None:
+                    # The timeline's frame is drawn once the run ends (then scrubbed): drawn live, it
+                    # cost the training more than anything else on the page, below the fold.
+                    changes.update(timeline_frame=record.frame(len(record) - 1), timeline_slider=timeline_slider(record))
                 if update.probe_probabilities is not None:
                     changes["probes"] = probe_strip(probes.images, probes.labels, update.probe_probabilities, spec)
                 p = update.progress
@@ -310,8 +380,9 @@ class TrainHandlers:
                     curves.start(update.start)
                     curves_sent = time.monotonic()
                     yield frame(status=status, metrics="Step 0: the model is still random, its guesses are chance.",
-                                loss=curves.loss(), accuracy=curves.accuracy(), **changes)
-                    progress(0.0, desc="Training")
+                                progress_bar=progress_html(0.0, "Training"), loss=curves.loss(),
+                                accuracy=curves.accuracy(), **changes)
+                    progress(0.0, desc="Training")  # API clients read the progress from here
                     continue
                 curves.add(p)
                 self.queue.expect_end(ticket, p.eta)
@@ -325,12 +396,13 @@ class TrainHandlers:
                 if p.evaluated or time.monotonic() - curves_sent >= CURVE_SECONDS:
                     changes.update(loss=curves.loss(), accuracy=curves.accuracy())
                     curves_sent = time.monotonic()
-                yield frame(metrics=self._metrics(p), **changes)
+                desc = f"Training: step {p.step:,}"
+                yield frame(metrics=self._metrics(p), progress_bar=progress_html(p.fraction, f"{desc} · {p.fraction:.0%}"),
+                            **changes)
                 # After the yield: the bar shows while the next steps run (a yield replaces it).
-                progress(p.fraction, desc=f"Training: step {p.step:,}")
+                progress(p.fraction, desc=desc)
         finally:
             positions.close()
-            frames.close()
             self.queue.leave(ticket)
             stop.clear()
 
@@ -342,12 +414,13 @@ class TrainHandlers:
             running = self.queue.running
             soon = self.queue.next_seat_in()
             when = f" A seat frees up in about {_clock(soon)}." if soon is not None else ""
+            desc = f"Waiting: number {place} in line"
             yield frame(status=(
                 f"**Waiting for a free seat: you are number {place} in line.** {running} training"
                 f"{'s are' if running != 1 else ' is'} running on this server.{when} "
                 f"Explore keeps working meanwhile; **Stop** leaves the queue."
-            ))
-            progress(None, desc=f"Waiting: number {place} in line")
+            ), progress_bar=progress_html(None, desc))
+            progress(None, desc=desc)
         return True
 
     @staticmethod
@@ -400,6 +473,7 @@ class TrainHandlers:
                 f"{p.final_test_images:,} test images it never trained on. Open **③ Explore** to see where it looks."
             ),
             "metrics": self._metrics(p),
+            "progress_bar": progress_html(p.fraction, f"{ending} at step {p.step:,}"),
             "loss": curves.loss(),
             "accuracy": curves.accuracy(),
             "confusion": render(plots.plot_confusion_matrix(p.confusion, spec.class_names)),
@@ -451,6 +525,45 @@ class TrainHandlers:
         """The gallery of test images of one class taken for another, with their rollouts."""
         items, note = mistakes.gallery(mine, true_name, guessed_name, self.app.data_dir, self.app.test_limit)
         return items, note
+
+    def start_live(self, dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs,
+                   seed, runs=None, request: gr.Request = None) -> tuple:
+        """The page's Start: check the settings and read the data here (a problem is reported at
+        once), then train on a thread the page polls. The first frame, and the timer turned on."""
+        key = _session_key(request)
+        with self._live_lock:
+            running = self._live.get(key)
+            if running is not None and not running.finished:
+                raise gr.Error("This page is already training: press Stop first.", print_exception=False)
+            if sum(not run.finished for run in self._live.values()) >= LIVE_RUNS:
+                raise gr.Error(f"This server is busy with {LIVE_RUNS} trainings and their queue: try again in a minute.",
+                               print_exception=False)
+        frames = self.train(dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs,
+                            seed, runs, request=request, progress=_no_progress)
+        first = next(frames)  # settings checked, data read: a problem raises here, as a message
+        with self._live_lock:
+            self._live[key] = LiveRun(frames)
+        return (*first, gr.Timer(active=True))
+
+    def poll(self, request: gr.Request = None) -> tuple:
+        """The timer's tick: what changed; once the run has ended, also the timer off, the buttons
+        back, and a new `finished` mark (what Explore listens to for the new model)."""
+        run = self._live.get(_session_key(request))
+        if run is None:
+            return (*frame(), gr.Timer(active=False), *self.unlock_controls(), gr.skip())
+        changes, finished = run.take()
+        if not finished:
+            return (*changes, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+        with self._live_lock:
+            self._live.pop(_session_key(request), None)
+        if run.error is not None:
+            changes = frame(**{**dict(zip(TRAIN_OUTPUTS, changes)), "status": f"### ⚠️ {run.error}"})
+            return (*changes, gr.Timer(active=False), *self.unlock_controls(), gr.skip())
+        return (*changes, gr.Timer(active=False), *self.unlock_controls(), f"{time.time():.6f}")
+
+    def leave(self, request: gr.Request = None) -> None:
+        """The page was closed: its run (or its place in the queue) ends, the seat is freed."""
+        self._stop_flag(request).request()
 
     def stop(self, request: gr.Request = None) -> str:
         """Ask this session's training (or its place in the queue) to end."""
@@ -557,7 +670,7 @@ def render_train_tab() -> TrainControls:
                                        elem_id="train-timeline-gif")
         timeline_frame = gr.Image(format="png", interactive=False, show_label=False, height=400, buttons=[],
                                   elem_id="train-timeline-frame",
-                                  placeholder="The first snapshot appears when training starts")
+                                  placeholder="The timeline is drawn when a run ends: then drag the slider")
     with gr.Accordion("Compare your last two runs", open=True, elem_id="train-compare"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300):
