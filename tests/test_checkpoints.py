@@ -177,3 +177,26 @@ def test_saving_over_a_checkpoint_replaces_it_whole(saved, tmp_path, info):
     checkpoints.save(other, saved, info)
     same_logits(other, checkpoints.load(saved)[0])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folders left behind
+
+
+def test_saving_with_only_the_dataset_fills_in_what_it_implies(model, tmp_path):
+    path = checkpoints.save(model, tmp_path / "model", {"dataset": "mnist"})
+    loaded, info = checkpoints.load(path)
+    same_logits(model, loaded)
+    assert info["class_names"] == checkpoints.default_info("mnist")["class_names"]
+    assert (info["mean"], info["std"]) == ([0.1307], [0.3081])
+
+
+@pytest.mark.parametrize(
+    "info, message",
+    [
+        ({}, "the checkpoint's config is missing: dataset, class_names, mean, std"),
+        ({"dataset": "imagenet"}, "the checkpoint's config names"),
+        ({"dataset": "mnist", "class_names": ["zero", "one"]}, "class_names must be a list of 10 names"),
+        ({"dataset": "cifar10"}, "model must take 3-channel 32x32 images"),
+    ],
+)
+def test_saving_what_load_would_refuse_is_refused_before_writing(model, tmp_path, info, message):
+    with pytest.raises(CheckpointError, match=message):
+        checkpoints.save(model, tmp_path / "model", info)
+    assert not any(tmp_path.iterdir())

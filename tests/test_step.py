@@ -24,6 +24,7 @@ NO_COMPILER = Machine(CPU, "Intel Xeon", 2, "AVX512", native_bf16=True, bf16_uni
 AS_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 COMPILED_FP32, COMPILED_BF16 = StepPath(compile=True, bf16=False), StepPath(compile=True, bf16=True)
+EAGER_BF16 = StepPath(compile=False, bf16=True)
 
 
 def test_bf16_asked_for_on_a_cpu_without_native_bf16_trains_in_fp32_and_says_so_in_one_line():
@@ -33,19 +34,20 @@ def test_bf16_asked_for_on_a_cpu_without_native_bf16_trains_in_fp32_and_says_so_
     assert "training in float32" in notes[0] and "--force-step" in notes[0]
 
 
-def test_where_bf16_is_native_compiled_bf16_is_a_candidate_beside_the_plain_step():
-    assert plan_step(XEON_AMX, compile=True, bf16=True) == ([EAGER_FP32, COMPILED_FP32, COMPILED_BF16], [])
-    # Left to the machine, a long run considers both; a short one never pays for a compile.
-    assert plan_step(XEON_AMX, None, None, expected_seconds=600)[0] == [EAGER_FP32, COMPILED_FP32, COMPILED_BF16]
-    assert plan_step(XEON_AMX, None, None, expected_seconds=60) == ([EAGER_FP32], [])
+def test_where_bf16_is_native_both_bf16_steps_are_candidates_beside_the_plain_step():
+    assert plan_step(XEON_AMX, compile=True, bf16=True) == ([EAGER_FP32, EAGER_BF16, COMPILED_FP32, COMPILED_BF16], [])
+    assert plan_step(XEON_AMX, compile=False, bf16=True) == ([EAGER_FP32, EAGER_BF16], [])
+    # Left to the machine, a long run considers every path; a short one never pays for a compile.
+    assert plan_step(XEON_AMX, None, None, expected_seconds=600)[0] == [EAGER_FP32, EAGER_BF16, COMPILED_FP32,
+                                                                        COMPILED_BF16]
+    assert plan_step(XEON_AMX, None, None, expected_seconds=60) == ([EAGER_FP32, EAGER_BF16], [])
     assert plan_step(EPYC_AVX2, None, None, expected_seconds=600) == ([EAGER_FP32, COMPILED_FP32], [])
+    assert plan_step(EPYC_AVX2, None, None, expected_seconds=60) == ([EAGER_FP32], [])
 
 
-def test_eager_bf16_on_a_cpu_and_compile_without_a_compiler_are_turned_down_with_the_reason():
-    paths, notes = plan_step(XEON_AMX, compile=False, bf16=True)
-    assert paths == [EAGER_FP32] and "uncompiled bfloat16 step is slower than float32 on a CPU" in notes[0]
+def test_compile_without_a_compiler_is_turned_down_with_the_reason():
     paths, notes = plan_step(NO_COMPILER, compile=True, bf16=None)
-    assert paths == [EAGER_FP32] and "no compiler for TorchInductor" in notes[0]
+    assert paths == [EAGER_FP32, EAGER_BF16] and "no compiler for TorchInductor" in notes[0]
 
 
 def test_forcing_takes_exactly_what_was_asked():

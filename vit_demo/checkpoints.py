@@ -25,7 +25,7 @@ import pickle
 import shutil
 import tempfile
 import zipfile
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import torch
@@ -38,6 +38,8 @@ from .model import ViT, ViTConfig
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 MODEL_FIELDS = tuple(f.name for f in fields(ViTConfig))
+# The fields a config must name: those ViTConfig has no default for.
+REQUIRED_MODEL_FIELDS = tuple(f.name for f in fields(ViTConfig) if f.default is MISSING)
 REQUIRED_INFO = ("dataset", "class_names", "mean", "std")
 
 
@@ -61,12 +63,21 @@ def default_info(dataset: str) -> dict:
 
 
 def save(model: ViT, path: str | os.PathLike, info: dict | None = None) -> Path:
-    """Write `model` (and `info`) as a checkpoint folder at `path`, replacing any old one atomically."""
+    """Write `model` (and `info`) as a checkpoint folder at `path`, replacing any old one atomically.
+
+    `info` needs at least the dataset: the class names and normalisation it implies are
+    filled in where `info` leaves them out. What `load` would refuse is refused here, with
+    the same message, before anything is written.
+    """
     path = Path(path)
     info = dict(info or {})
     clashing = sorted(set(info) & set(MODEL_FIELDS) - {"image_size", "channels"})
     if clashing:
         raise ValueError(f"info may not override model settings: {', '.join(clashing)}")
+    if "dataset" in info:
+        info = {**default_info(_dataset_spec(info).key), **info}
+    _require(info, REQUIRED_INFO)
+    _check_info({**info}, model.config)
     config = {**info, **model.config.to_dict()}
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -231,10 +242,7 @@ def _read_torch_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
 
 
 def _build(config: dict, state_dict: dict, device: str | torch.device) -> tuple[ViT, dict]:
-    required = [name for name in ("image_size", "patch_size", "num_classes", "dim", "depth", "heads", "mlp_dim") if name not in config]
-    missing_info = [name for name in REQUIRED_INFO if name not in config]
-    if required or missing_info:
-        raise CheckpointError(f"the checkpoint's config is missing: {', '.join(required + missing_info)}")
+    _require(config, REQUIRED_MODEL_FIELDS + REQUIRED_INFO)
     try:
         model_config = ViTConfig(**{name: config[name] for name in MODEL_FIELDS if name in config})
     except (TypeError, ValueError) as error:
@@ -267,12 +275,27 @@ def _build(config: dict, state_dict: dict, device: str | torch.device) -> tuple[
     return model.to(device).eval(), info
 
 
-def _check_info(info: dict, model_config: ViTConfig) -> None:
+def _require(config: dict, names: tuple[str, ...]) -> None:
+    missing = [name for name in names if name not in config]
+    if missing:
+        raise CheckpointError(f"the checkpoint's config is missing: {', '.join(missing)}")
+
+
+def _dataset_spec(info: dict):
     try:
-        spec = get_spec(str(info["dataset"]))
+        return get_spec(str(info["dataset"]))
     except ValueError as error:
         raise CheckpointError(f"the checkpoint's config names {error}") from error
+
+
+def _check_info(info: dict, model_config: ViTConfig) -> None:
+    spec = _dataset_spec(info)
     info["dataset"] = spec.key
+    if (model_config.channels, model_config.image_size) != (spec.channels, spec.image_size):
+        raise CheckpointError(
+            f"a {spec.title} model must take {spec.channels}-channel {spec.image_size}x{spec.image_size} images, "
+            f"this config says {model_config.channels}-channel {model_config.image_size}x{model_config.image_size}"
+        )
     names, mean, std = info["class_names"], info["mean"], info["std"]
     if not isinstance(names, list) or len(names) != model_config.num_classes or not all(isinstance(n, str) for n in names):
         raise CheckpointError(f"class_names must be a list of {model_config.num_classes} names (one per class)")
@@ -285,9 +308,4 @@ def _check_info(info: dict, model_config: ViTConfig) -> None:
             raise CheckpointError(f"{key} must be a list of {model_config.channels} numbers (one per channel)")
     if any(v <= 0 for v in std):
         raise CheckpointError("std values must be positive")
-    if (model_config.channels, model_config.image_size) != (spec.channels, spec.image_size):
-        raise CheckpointError(
-            f"a {spec.title} model must take {spec.channels}-channel {spec.image_size}x{spec.image_size} images, "
-            f"this config says {model_config.channels}-channel {model_config.image_size}x{model_config.image_size}"
-        )
     info.setdefault("test_accuracy", None)
