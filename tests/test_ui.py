@@ -46,7 +46,7 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
     assert (settings.max_trainings, settings.train_limit) == (3, 1000)
     assert settings.checkpoint_dir == tmp_path / "checkpoints"
     monkeypatch.setenv("VIT_DEMO_MAX_TRAININGS", "many")
-    with pytest.raises(ValueError, match="VIT_DEMO_MAX_TRAININGS must be a int"):
+    with pytest.raises(ValueError, match="VIT_DEMO_MAX_TRAININGS must be a whole number greater than 0, got 'many'"):
         AppSettings.from_env(tmp_path)
 
 
@@ -111,6 +111,19 @@ def test_lessons_fill_in_the_current_models_shapes_and_cover_every_part():
                   "nn.Parameter", "nn.Linear", "y = x A^T + b", "query", "learning rate", "batch", "epoch",
                   "Inference", "rollout", "attention distance"):
         assert topic in text, topic
+
+
+@pytest.mark.parametrize("dataset, says, never", [
+    ("mnist", "shifts each training image by up to 1 pixel so", "mirrors"),
+    ("fashion_mnist", "lowers it smoothly to zero at the end, and scores", "shifts"),
+    ("cifar10", "up to 4 pixels and mirrors half of them left to right", "pixel or two"),
+])
+def test_the_training_lesson_describes_the_datasets_own_augmentation(dataset, says, never):
+    spec = get_spec(dataset)
+    config = ViTConfig(image_size=spec.image_size, patch_size=spec.image_size // 4, num_classes=10, dim=64, depth=2,
+                       heads=4, mlp_dim=128, channels=spec.channels)
+    text = " ".join("\n".join(lesson(config, spec, batch_size=128, lr=0.003, train_images=50_000)).split())
+    assert says in text and never not in text
 
 
 # ------------------------------------------------------------------ uploads

@@ -32,6 +32,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 
+from . import settings
 from .data import get_spec
 from .model import ViT, ViTConfig
 
@@ -48,7 +49,7 @@ class CheckpointError(ValueError):
 
 
 def max_checkpoint_bytes() -> int:
-    return int(float(os.environ.get("VIT_DEMO_MAX_CHECKPOINT_MB", "100")) * 1024 * 1024)
+    return settings.megabytes("VIT_DEMO_MAX_CHECKPOINT_MB")
 
 
 def default_info(dataset: str) -> dict:

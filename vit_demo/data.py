@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import settings
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -130,8 +132,9 @@ def get_spec(name: str) -> DatasetSpec:
 
 def default_data_dir() -> Path:
     """`VIT_DEMO_DATA` if set, else a per-user cache folder."""
-    if os.environ.get("VIT_DEMO_DATA"):
-        return Path(os.environ["VIT_DEMO_DATA"]).expanduser()
+    chosen = settings.read("VIT_DEMO_DATA")
+    if chosen is not None:
+        return chosen
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "vit_demo" / "data"
 
@@ -142,7 +145,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
 
 def downloads_allowed() -> bool:
     """Set VIT_DEMO_DOWNLOAD=0 to never touch the network (tests and CI do)."""
-    return os.environ.get("VIT_DEMO_DOWNLOAD", "1").lower() not in ("0", "false", "no")
+    return settings.read("VIT_DEMO_DOWNLOAD")
 
 
 def missing_files(spec: DatasetSpec, root: Path) -> list[Path]:

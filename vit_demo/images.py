@@ -18,17 +18,19 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import settings
+
 
 class ImageError(ValueError):
     """An upload that cannot be used as an image, with the reason in plain words."""
 
 
 def max_upload_bytes() -> int:
-    return int(float(os.environ.get("VIT_DEMO_MAX_UPLOAD_MB", "20")) * 1024 * 1024)
+    return settings.megabytes("VIT_DEMO_MAX_UPLOAD_MB")
 
 
 def max_image_pixels() -> int:
-    return int(float(os.environ.get("VIT_DEMO_MAX_IMAGE_MEGAPIXELS", "40")) * 1_000_000)
+    return int(settings.read("VIT_DEMO_MAX_IMAGE_MEGAPIXELS") * 1_000_000)
 
 
 MIN_SIDE = 4  # below this there is nothing for a model to look at

@@ -44,8 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="compile the training step with TorchInductor (needs a C++ compiler; ~20 s the first time). "
                              "Default: only for runs of 5 minutes or more, kept only if it is faster here")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction,
-                        help="train in bfloat16 autocast. Default: only where the CPU multiplies bfloat16 natively "
-                             "(AVX512-BF16 or AMX) and the step is compiled, or on a GPU that does; kept only if faster")
+                        help="train in bfloat16 autocast. Default: tried only where the CPU multiplies bfloat16 natively "
+                             "(AVX512-BF16 or AMX) or on a GPU that does; kept only if faster here")
     parser.add_argument("--force-step", action="store_true",
                         help="take --compile/--bf16 exactly as given, even where this machine makes them slower")
     parser.add_argument("--seed", type=int, default=0)

@@ -21,7 +21,6 @@ import os
 import threading
 
 import gradio as gr
-import torch
 
 from .. import checkpoints, images, planning
 from ..data import DATASETS
@@ -36,7 +35,7 @@ from .hosting import train_on_gpu
 from .learn import LESSON_TITLES
 from .models import ModelLibrary, remove_files
 from .gradio_patches import calm_queue, make_gradio_image_cache_atomic
-from .settings import AppSettings, configure_torch_threads
+from .settings import AppSettings, configure_torch_threads, training_threads
 from .teacher import CONTROLS as LESSON_CONTROLS
 from .teacher import TeacherHandlers
 from .train_tab import POLL_SECONDS, TRAIN_OUTPUTS, TrainHandlers, render_train_tab
@@ -105,7 +104,7 @@ class App:
         self.meter = ThroughputMeter()
         self.trainings = TrainingQueue(settings.max_trainings)
         # One training process per seat; on a ZeroGPU Space the lent GPU's worker instead.
-        self.processes = None if settings.zero_gpu else TrainingProcesses(settings.max_trainings, torch.get_num_threads())
+        self.processes = None if settings.zero_gpu else TrainingProcesses(settings.max_trainings, training_threads(settings))
         run = train_on_gpu if self.processes is None else functools.partial(self.processes.run, run_training)
         self.build = BuildHandlers(settings, self.meter)
         self.train = TrainHandlers(settings, self.meter, self.trainings, run)

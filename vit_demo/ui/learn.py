@@ -29,6 +29,16 @@ def _n(value: int) -> str:
     return f"{value:,}"
 
 
+def _augmentation(spec: DatasetSpec) -> str:
+    """What the training does to each image of `spec`, as a clause ending in ", "."""
+    changes = []
+    if spec.augment_shift:
+        changes.append(f"shifts each training image by up to {spec.augment_shift} pixel{'s' * (spec.augment_shift > 1)}")
+    if spec.augment_flip:
+        changes.append("mirrors half of them left to right")
+    return f"{' and '.join(changes)} so the model cannot memorise exact positions, " if changes else ""
+
+
 def journey(config: ViTConfig, spec: DatasetSpec) -> str:
     """One line and one table: the image's way through the model, shape by shape."""
     c, counts = config, config.parameter_counts()
@@ -176,8 +186,8 @@ The model starts with random parameters and guesses. **Training** repeats one st
 
 An **epoch** is one pass over all {_n(train_images)} training images: {_n(steps_per_epoch)} steps of {batch_size}.
 Too high a learning rate makes the loss jump around; too low and it crawls. This app also warms
-the learning rate up and lowers it smoothly to zero at the end, shifts images by a pixel or two so
-the model cannot memorise exact positions, and scores the model on test images it never trains on.
+the learning rate up and lowers it smoothly to zero at the end, {_augmentation(spec)}and scores the
+model on test images it never trains on.
 
 **Inference** is the forward pass alone, with the parameters frozen: what Explore does with your picture.
 """

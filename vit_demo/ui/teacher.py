@@ -25,6 +25,7 @@ from urllib.parse import urlencode, urlsplit
 
 import gradio as gr
 
+from .. import settings
 from ..data import DATASETS
 from ..recipes import recipe_for
 from .build_tab import PRESET_KNOBS, BuildHandlers
@@ -103,7 +104,7 @@ def parse_lesson(*sources: Mapping) -> Lesson:
 
 def lesson_from_request(request: gr.Request | None, path: str | None = None) -> Lesson:
     query = dict(getattr(request, "query_params", None) or {}) if request is not None else {}
-    return parse_lesson(read_lesson_file(path if path is not None else os.environ.get(LESSON_ENV)), query)
+    return parse_lesson(read_lesson_file(path if path is not None else settings.read(LESSON_ENV)), query)
 
 
 def banner_text(lesson: Lesson) -> str:
