@@ -39,16 +39,26 @@ def measure(dataset: str, candidate_name: str, images: int, seed: int, data_dir:
     candidate = recipe.candidate(candidate_name)
     config = TrainConfig(
         **{**recipe.training, "batch_size": candidate.batch_size, "lr": candidate.lr},
-        dataset=dataset, epochs=images / get_spec(dataset).train_images, seed=seed, evaluations=0,
-        compile=False, bf16=False, data_dir=data_dir,
+        dataset=dataset,
+        epochs=images / get_spec(dataset).train_images,
+        seed=seed,
+        evaluations=0,
+        compile=False,
+        bf16=False,
+        data_dir=data_dir,
     )
     model = create_model(dataset, seed=seed, **candidate.model)
     started = time.perf_counter()
     final = run_to_completion(model, config)
     return {
-        "dataset": dataset, "candidate": candidate_name, "images": images, "seed": seed,
-        "test_accuracy": round(final.test_accuracy, 4), "test_images": final.final_test_images,
-        "seconds": round(time.perf_counter() - started, 1), "images_per_second": round(final.images_per_second),
+        "dataset": dataset,
+        "candidate": candidate_name,
+        "images": images,
+        "seed": seed,
+        "test_accuracy": round(final.test_accuracy, 4),
+        "test_images": final.final_test_images,
+        "seconds": round(time.perf_counter() - started, 1),
+        "images_per_second": round(final.images_per_second),
     }
 
 

@@ -105,7 +105,9 @@ def main() -> None:
         model, info = checkpoints.load(args.checkpoint)
     else:
         torch.manual_seed(0)
-        model = ViT(image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1).eval()
+        model = ViT(
+            image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1
+        ).eval()
         info = {**checkpoints.default_info("mnist"), "image_size": 28, "channels": 1}
     photo = uploaded_photo()
     one_run(model, info, photo, args.dpi)  # warm-up: font cache, first-call allocations

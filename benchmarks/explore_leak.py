@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_test import EXAMPLES, Server, default_data_dir, mb, percentile  # noqa: E402
-
 from gradio_client import Client, handle_file  # noqa: E402
+from load_test import EXAMPLES, Server, default_data_dir, mb, percentile  # noqa: E402
 
 
 def disk_usage(folder: Path) -> int:
@@ -52,8 +51,9 @@ def main() -> None:
                     if i % 5 == 0:
                         client.predict(handle_file(str(EXAMPLES[i % len(EXAMPLES)])), model, api_name="/predict")
                     else:
-                        client.predict(model, ("mean", "max", "min")[i % 3], 0.1 * (i % 5), 2, "mean",
-                                       api_name="/explore")
+                        client.predict(
+                            model, ("mean", "max", "min")[i % 3], 0.1 * (i % 5), 2, "mean", api_name="/explore"
+                        )
                 except Exception as error:  # noqa: BLE001
                     failures.append(f"{i}: {type(error).__name__}: {str(error)[:150]}")
                 latencies.append(time.perf_counter() - begun)
@@ -66,14 +66,20 @@ def main() -> None:
         finally:
             server.stop()
 
-    print(f"explore leak: {args.requests} requests in a row from one session (4/5 /explore, 1/5 /predict), "
-          f"{elapsed:.0f} s, failures {len(failures)}")
-    print(f"latency p50 {sorted(latencies)[len(latencies) // 2] * 1000:.0f} ms, "
-          f"p95 {percentile(latencies, 0.95) * 1000:.0f} ms")
+    print(
+        f"explore leak: {args.requests} requests in a row from one session (4/5 /explore, 1/5 /predict), "
+        f"{elapsed:.0f} s, failures {len(failures)}"
+    )
+    print(
+        f"latency p50 {sorted(latencies)[len(latencies) // 2] * 1000:.0f} ms, "
+        f"p95 {percentile(latencies, 0.95) * 1000:.0f} ms"
+    )
     print("server RSS after N requests: " + ", ".join(f"{n}: {mb(rss)}" for n, rss in series))
     later = [rss for n, rss in series if n >= args.requests // 2]
-    print(f"growth over the second half: {mb(later[-1] - later[0])}; peak {mb(peak)} (VmHWM); "
-          f"open fds at end {fds}; Gradio output cache on disk {mb(cache)}")
+    print(
+        f"growth over the second half: {mb(later[-1] - later[0])}; peak {mb(peak)} (VmHWM); "
+        f"open fds at end {fds}; Gradio output cache on disk {mb(cache)}"
+    )
     for failure in failures[:10]:
         print(f"  FAILURE {failure}")
     sys.exit(1 if failures else 0)

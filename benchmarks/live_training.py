@@ -44,8 +44,16 @@ from vit_demo.training import create_model, run_to_completion
 from vit_demo.worker import TrainingProcess
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def app_threads() -> int:
@@ -117,8 +125,19 @@ def read_result(status: str, metrics: str) -> tuple[float, float]:
 
 def knobs_of(dataset: str, plan: planning.Plan) -> dict:
     c = plan.candidate
-    return dict(dataset=get_spec(dataset).key, patch_size=c.patch_size, dim=c.dim, depth=c.depth, heads=c.heads,
-                mlp_dim=c.mlp_dim, lr=c.lr, batch_size=c.batch_size, length="time", seconds=plan.seconds, seed=0)
+    return dict(
+        dataset=get_spec(dataset).key,
+        patch_size=c.patch_size,
+        dim=c.dim,
+        depth=c.depth,
+        heads=c.heads,
+        mlp_dim=c.mlp_dim,
+        lr=c.lr,
+        batch_size=c.batch_size,
+        length="time",
+        seconds=plan.seconds,
+        seed=0,
+    )
 
 
 def train_via_client(url: str, knobs: dict, clock: CpuClock) -> tuple[str, str]:
@@ -168,14 +187,23 @@ def main() -> None:
     print(f"torch {torch.__version__}; app threads per operation: {app_threads()}")
     preset, plan = plan_preset(args.dataset, args.preset)
     c = plan.candidate
-    print(f"{args.dataset}, {preset.label}: planned {c.name} for {plan.seconds:g} s "
-          f"({plan.images_per_second:,.0f} images/s timed; expected {plan.expected.describe() if plan.expected else '?'})")
+    print(
+        f"{args.dataset}, {preset.label}: planned {c.name} for {plan.seconds:g} s "
+        f"({plan.images_per_second:,.0f} images/s timed; expected {plan.expected.describe() if plan.expected else '?'})"
+    )
 
     port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "app.py")], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 120
@@ -195,13 +223,16 @@ def main() -> None:
         def browsers():
             return [p for p in psutil.process_iter(["name"]) if "chrom" in (p.info["name"] or "")]
 
-        clock = CpuClock({"training process": training_processes, "server": lambda: [server_process],
-                          "browser": browsers})
+        clock = CpuClock(
+            {"training process": training_processes, "server": lambda: [server_process], "browser": browsers}
+        )
         cores = available_cores()
         for round_index in range(args.rounds):
             reference_speed, reference_accuracy = without_ui(args.dataset, plan)
-            print(f"round {round_index + 1}: without the UI  {reference_speed:8,.0f} images/s  "
-                  f"{reference_accuracy:.2%} test accuracy")
+            print(
+                f"round {round_index + 1}: without the UI  {reference_speed:8,.0f} images/s  "
+                f"{reference_accuracy:.2%} test accuracy"
+            )
             for via in args.via:
                 if via == "client":
                     status, metrics = train_via_client(url, knobs_of(args.dataset, plan), clock)
@@ -209,8 +240,10 @@ def main() -> None:
                     status, metrics = train_via_browser(url, knobs_of(args.dataset, plan), clock, Path(args.screenshot))
                 speed, accuracy = read_result(status, metrics)
                 split = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in clock.used.items())
-                print(f"round {round_index + 1}: app via {via:7s} {speed:8,.0f} images/s  {accuracy:.2%} test accuracy  "
-                      f"ratio {speed / reference_speed:.2f}")
+                print(
+                    f"round {round_index + 1}: app via {via:7s} {speed:8,.0f} images/s  {accuracy:.2%} test accuracy  "
+                    f"ratio {speed / reference_speed:.2f}"
+                )
                 print(f"    CPU over {clock.wall:.1f} s x {cores} cores: {split}")
         if "browser" in args.via:
             print(f"screenshot: {args.screenshot}")

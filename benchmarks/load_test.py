@@ -86,15 +86,23 @@ class Server:
         self.port = free_port()
         env = {
             **os.environ,
-            "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
-            "GRADIO_TEMP_DIR": str(workdir / "tmp" / "gradio"), "TMPDIR": str(workdir / "tmp"),
-            "VIT_DEMO_CHECKPOINTS": str(workdir / "checkpoints"), "VIT_DEMO_DOWNLOAD": "0",
+            "GRADIO_SERVER_NAME": "127.0.0.1",
+            "GRADIO_SERVER_PORT": str(self.port),
+            "GRADIO_TEMP_DIR": str(workdir / "tmp" / "gradio"),
+            "TMPDIR": str(workdir / "tmp"),
+            "VIT_DEMO_CHECKPOINTS": str(workdir / "checkpoints"),
+            "VIT_DEMO_DOWNLOAD": "0",
             **({"VIT_DEMO_DATA": data_dir} if data_dir else {}),
             **extra_env,
         }
         self.log = open(workdir / "server.log", "w")
-        self.process = subprocess.Popen([sys.executable, "-c", SERVER.format(repo=str(REPO))], env=env,
-                                        stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", SERVER.format(repo=str(REPO))],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+        )
         self.url = f"http://127.0.0.1:{self.port}/"
         self.samples: list[tuple[float, int]] = []
         self._sampling = threading.Event()
@@ -213,8 +221,17 @@ def trainer(url: str, index: int, tally: Tally, seconds: float, report: dict) ->
     client = Client(url, verbose=False)
     seed = 100 + index
     started = time.perf_counter()
-    job = client.submit(dataset="mnist", **TINY, lr=0.003, batch_size=128, length="time", seconds=seconds, epochs=1,
-                        seed=seed, api_name="/train")
+    job = client.submit(
+        dataset="mnist",
+        **TINY,
+        lr=0.003,
+        batch_size=128,
+        length="time",
+        seconds=seconds,
+        epochs=1,
+        seed=seed,
+        api_name="/train",
+    )
     try:
         outputs = job.result(timeout=240)
     except Exception as error:  # noqa: BLE001
@@ -222,8 +239,11 @@ def trainer(url: str, index: int, tally: Tally, seconds: float, report: dict) ->
         return
     all_outputs = job.outputs()
     places = [s for s in (str(o[0]) for o in all_outputs) if "in line" in s]
-    report[index] = {"waited_in_line": bool(places), "seconds": time.perf_counter() - started,
-                     "status": str(outputs[0]).splitlines()[0]}
+    report[index] = {
+        "waited_in_line": bool(places),
+        "seconds": time.perf_counter() - started,
+        "status": str(outputs[0]).splitlines()[0],
+    }
     if "Test accuracy" not in str(outputs[0]):
         tally.fail("train", ValueError(f"no model at the end: {outputs[0]!r}"))
         return
@@ -256,10 +276,18 @@ def main() -> None:
         sys.exit("no MNIST found: pass --data-dir (a folder with MNIST/raw/*-ubyte)")
 
     with tempfile.TemporaryDirectory(prefix="vit-load-") as workdir:
-        server = Server(Path(workdir), args.data_dir, {
-            "VIT_DEMO_TRAIN_LIMIT": "2048", "VIT_DEMO_TEST_LIMIT": "500", "VIT_DEMO_MAX_TRAININGS": "2",
-            "VIT_DEMO_MAX_EXPLORES": "2", "VIT_DEMO_THREADS": "1", "VIT_DEMO_MAX_TRAIN_SECONDS": "30",
-        })
+        server = Server(
+            Path(workdir),
+            args.data_dir,
+            {
+                "VIT_DEMO_TRAIN_LIMIT": "2048",
+                "VIT_DEMO_TEST_LIMIT": "500",
+                "VIT_DEMO_MAX_TRAININGS": "2",
+                "VIT_DEMO_MAX_EXPLORES": "2",
+                "VIT_DEMO_THREADS": "1",
+                "VIT_DEMO_MAX_TRAIN_SECONDS": "30",
+            },
+        )
         try:
             server.wait_ready()
             time.sleep(3)  # the start-up throughput benchmark
@@ -267,15 +295,28 @@ def main() -> None:
             server.start_sampling()
             tally, stop, report = Tally(), threading.Event(), {}
             started = time.perf_counter()
-            threads = [threading.Thread(target=explorer, args=(server.url, i, tally, stop, args.max_requests))
-                       for i in range(args.explorers)]
-            trainers = [threading.Thread(target=trainer, args=(server.url, i, tally, args.train_seconds, report))
-                        for i in range(args.trainers)]
+            threads = [
+                threading.Thread(target=explorer, args=(server.url, i, tally, stop, args.max_requests))
+                for i in range(args.explorers)
+            ]
+            trainers = [
+                threading.Thread(target=trainer, args=(server.url, i, tally, args.train_seconds, report))
+                for i in range(args.trainers)
+            ]
             for thread in threads + trainers:
                 thread.start()
             # A session with no model of its own: the message, never someone else's model.
-            timed(tally, "explore-mine-untrained", Client(server.url, verbose=False).predict,
-                  "mine", "mean", 0.0, 2, "mean", api_name="/explore")
+            timed(
+                tally,
+                "explore-mine-untrained",
+                Client(server.url, verbose=False).predict,
+                "mine",
+                "mean",
+                0.0,
+                2,
+                "mean",
+                api_name="/explore",
+            )
             deadline = time.monotonic() + args.seconds
             for thread in trainers:
                 thread.join(timeout=max(deadline - time.monotonic(), 0) + 120)
@@ -291,23 +332,31 @@ def main() -> None:
 
     answered = sum(len(v) for v in tally.latency.values()) + sum(tally.messages.values())
     requests = answered + len(tally.failures)
-    print(f"load test: {args.explorers} explorers + {args.trainers} trainers + 1 untrained session, "
-          f"{elapsed:.0f} s, server on 127.0.0.1 (VIT_DEMO_MAX_TRAININGS=2, MAX_EXPLORES=2, 1 torch thread)")
+    print(
+        f"load test: {args.explorers} explorers + {args.trainers} trainers + 1 untrained session, "
+        f"{elapsed:.0f} s, server on 127.0.0.1 (VIT_DEMO_MAX_TRAININGS=2, MAX_EXPLORES=2, 1 torch thread)"
+    )
     print(f"requests {requests}, answered {answered}, failures {len(tally.failures)}")
     for endpoint, values in sorted(tally.latency.items()):
-        print(f"  {endpoint:<14} {len(values):4d} ok   p50 {statistics.median(values) * 1000:7.0f} ms   "
-              f"p95 {percentile(values, 0.95) * 1000:7.0f} ms   max {max(values) * 1000:7.0f} ms")
+        print(
+            f"  {endpoint:<14} {len(values):4d} ok   p50 {statistics.median(values) * 1000:7.0f} ms   "
+            f"p95 {percentile(values, 0.95) * 1000:7.0f} ms   max {max(values) * 1000:7.0f} ms"
+        )
     for text, count in sorted(tally.messages.items()):
         print(f"  message x{count}: {text}")
     for failure in tally.failures[:10]:
         print(f"  FAILURE {failure}")
     explore_like = tally.latency.get("explore", []) + tally.latency.get("predict", [])
-    print(f"explore+predict latency: p50 {statistics.median(explore_like) * 1000:.0f} ms, "
-          f"p95 {percentile(explore_like, 0.95) * 1000:.0f} ms over {len(explore_like)} requests")
+    print(
+        f"explore+predict latency: p50 {statistics.median(explore_like) * 1000:.0f} ms, "
+        f"p95 {percentile(explore_like, 0.95) * 1000:.0f} ms over {len(explore_like)} requests"
+    )
     waited = sum(r["waited_in_line"] for r in report.values())
-    print(f"trainings: {args.trainers} started, {len(tally.latency.get('train', []))} finished with a model, "
-          f"{waited} waited in line first (cap 2), own model in Explore: "
-          f"{sum(bool(r.get('isolated')) for r in report.values())}/{args.trainers}")
+    print(
+        f"trainings: {args.trainers} started, {len(tally.latency.get('train', []))} finished with a model, "
+        f"{waited} waited in line first (cap 2), own model in Explore: "
+        f"{sum(bool(r.get('isolated')) for r in report.values())}/{args.trainers}"
+    )
     for index, r in sorted(report.items()):
         print(f"  trainer {index}: {r['seconds']:.0f} s, waited={r['waited_in_line']}, {r['status']}")
     series = ", ".join(mb(rss) for _, rss in server.samples[:: max(1, len(server.samples) // 12)])

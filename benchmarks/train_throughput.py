@@ -41,7 +41,14 @@ import torch
 from vit_demo.data import DATASETS, DatasetNotFoundError, load_split, normalize
 from vit_demo.model import ViT, ViTConfig
 from vit_demo.step import (
-    EAGER_FP32, BatchSplitter, Machine, StepPath, TrainingForward, configure_threads, forward_backward, plan_step,
+    EAGER_FP32,
+    BatchSplitter,
+    Machine,
+    StepPath,
+    TrainingForward,
+    configure_threads,
+    forward_backward,
+    plan_step,
     synchronize,
 )
 
@@ -121,7 +128,9 @@ def main() -> None:
     paths, notes = plan_step(machine, compile=False if args.no_compile else None, bf16=None)
     turned_down = []
     if args.all_paths:
-        every = [EAGER_FP32, StepPath(False, True)] + ([] if args.no_compile else [StepPath(True, False), StepPath(True, True)])
+        every = [EAGER_FP32, StepPath(False, True)] + (
+            [] if args.no_compile else [StepPath(True, False), StepPath(True, True)]
+        )
         turned_down = [p for p in every if p not in paths]
     for note in notes:
         print(f"  {note}")
@@ -158,12 +167,16 @@ def main() -> None:
     def warm(name: str, run: Run) -> bool:
         torch.set_num_threads(run.threads)
         started = time.perf_counter()
-        problem = run.forward.warm_up(normalize(images[: args.batch_size], DATASETS["mnist"]), labels[: args.batch_size])
+        problem = run.forward.warm_up(
+            normalize(images[: args.batch_size], DATASETS["mnist"]), labels[: args.batch_size]
+        )
         if problem:
             print(f"  {name}: {problem}; left out")
             return False
         if run.path.compile:
-            print(f"  {name}: compiled in {time.perf_counter() - started:.1f} s (Inductor's on-disk cache makes later runs quicker)")
+            print(
+                f"  {name}: compiled in {time.perf_counter() - started:.1f} s (Inductor's on-disk cache makes later runs quicker)"
+            )
         timed_steps(run, images, labels, args.batch_size, 5, 0)  # allocators and kernels
         return True
 
@@ -182,7 +195,9 @@ def main() -> None:
         return {name: statistics.median(values) for name, values in rates.items()}
 
     medians = median_rates(runs)
-    ours_offered = {name: medians[name] for name in medians if name.startswith("vit_demo ") and "turned down" not in name}
+    ours_offered = {
+        name: medians[name] for name in medians if name.startswith("vit_demo ") and "turned down" not in name
+    }
     best = max(ours_offered, key=ours_offered.get)
     best_path = runs[best].path
     if best_path != EAGER_FP32:

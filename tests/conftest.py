@@ -42,7 +42,9 @@ def real_data_dir() -> Path | None:
 def data_dir() -> Path:
     found = real_data_dir()
     if found is None:
-        pytest.skip("real MNIST not found: set VIT_DEMO_DATA to a folder with MNIST/raw/*-ubyte (CI has ../shared/data)")
+        pytest.skip(
+            "real MNIST not found: set VIT_DEMO_DATA to a folder with MNIST/raw/*-ubyte (CI has ../shared/data)"
+        )
     return found
 
 
@@ -91,6 +93,7 @@ def one_thread():
 def app(tmp_path, tiny_checkpoints, one_thread):
     """The app's handlers over tiny shipped models, with no data folder."""
     from ui_helpers import settings_for
+
     from vit_demo.ui import App
 
     app = App(settings_for(tmp_path, tiny_checkpoints))
@@ -102,6 +105,7 @@ def app(tmp_path, tiny_checkpoints, one_thread):
 def trainer(tmp_path, tiny_checkpoints, data_dir, one_thread):
     """The app's handlers with the real data: training works."""
     from ui_helpers import settings_for
+
     from vit_demo.ui import App
 
     app = App(settings_for(tmp_path, tiny_checkpoints, data_dir))

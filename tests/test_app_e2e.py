@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from ui_helpers import EXAMPLE, serving, settings_for
 
 from vit_demo import checkpoints
-from ui_helpers import EXAMPLE, serving, settings_for
 from vit_demo.ui.train_tab import TRAIN_OUTPUTS
 
 TINY_MODEL = dict(dataset="mnist", patch_size=7, dim=32, depth=2, heads=4, mlp_dim=64, lr=0.003, batch_size=128, seed=0)

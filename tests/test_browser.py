@@ -5,15 +5,20 @@ a screenshot of each is saved. Uses Debian's chromium (never `playwright install
 import shutil
 
 import pytest
-
 from ui_helpers import serving_app, settings_for
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
@@ -23,7 +28,9 @@ if CHROMIUM is None:
 
 @pytest.fixture(scope="module")
 def served(data_dir, tiny_checkpoints, tmp_path_factory):
-    with serving_app(settings_for(tmp_path_factory.mktemp("app"), tiny_checkpoints, data_dir, train_limit=1024)) as both:
+    with serving_app(
+        settings_for(tmp_path_factory.mktemp("app"), tiny_checkpoints, data_dir, train_limit=1024)
+    ) as both:
         yield both
 
 
@@ -64,7 +71,8 @@ def test_a_student_trains_a_model_and_explores_it(page, tmp_path):
     slider.press("Home")  # keyboard moves fire `input` and `release`, as a drag does
     page.wait_for_function(
         "old => { const img = document.querySelector('#train-timeline-frame img'); return img && img.src !== old; }",
-        arg=last_frame, timeout=30_000,
+        arg=last_frame,
+        timeout=30_000,
     )
     page.locator("#train-timeline-gif-button").click()
     page.locator("#train-timeline-gif").get_by_text("vit-training-timeline").wait_for(timeout=60_000)

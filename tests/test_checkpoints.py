@@ -4,8 +4,8 @@ import zipfile
 
 import pytest
 import torch
-
 from conftest import TINY
+
 from vit_demo import checkpoints
 from vit_demo.checkpoints import CheckpointError
 from vit_demo.training import create_model
@@ -85,7 +85,9 @@ class _Exploit:
 def test_a_pickle_that_would_run_code_is_refused_and_never_runs(model, info, tmp_path):
     marker = tmp_path / "payload-ran"
     path = tmp_path / "evil.pt"
-    torch.save({"config": model.config.to_dict(), "state_dict": model.state_dict(), "info": info, "x": _Exploit(marker)}, path)
+    torch.save(
+        {"config": model.config.to_dict(), "state_dict": model.state_dict(), "info": info, "x": _Exploit(marker)}, path
+    )
     with pytest.raises(CheckpointError, match="was refused: it contains Python objects other than tensors"):
         checkpoints.load(path)
     assert not marker.exists()

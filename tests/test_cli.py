@@ -1,8 +1,9 @@
 import subprocess
 import sys
 
-from vit_demo import checkpoints
 from conftest import REPO, needs_cxx
+
+from vit_demo import checkpoints
 
 
 def run_cli(*args, env_data_dir=None):
@@ -18,13 +19,32 @@ def run_cli(*args, env_data_dir=None):
 def test_cli_trains_and_saves_a_loadable_checkpoint(data_dir, tmp_path):
     out = tmp_path / "run"
     result = run_cli(
-        "--dataset", "mnist", "--epochs", "2", "--train-limit", "4000",
-        "--dim", "32", "--depth", "2", "--heads", "2", "--mlp-dim", "64",
-        "--data-dir", str(data_dir), "--out", str(out),
+        "--dataset",
+        "mnist",
+        "--epochs",
+        "2",
+        "--train-limit",
+        "4000",
+        "--dim",
+        "32",
+        "--depth",
+        "2",
+        "--heads",
+        "2",
+        "--mlp-dim",
+        "64",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
     )
     assert result.returncode == 0, result.stderr
     last_line = result.stdout.strip().splitlines()[-1]
-    assert last_line.startswith("test accuracy ") and "on 10,000 test images" in last_line and f"saved to {out}" in last_line
+    assert (
+        last_line.startswith("test accuracy ")
+        and "on 10,000 test images" in last_line
+        and f"saved to {out}" in last_line
+    )
     model, info = checkpoints.load(out)
     accuracy = float(last_line.split()[2].rstrip("%")) / 100
     assert abs(info["test_accuracy"] - accuracy) < 1e-4 and accuracy > 0.3  # chance is 0.1
@@ -36,16 +56,40 @@ def test_cli_trains_and_saves_a_loadable_checkpoint(data_dir, tmp_path):
 def test_cli_trains_compiled_in_bf16_with_chosen_augmentation(data_dir, tmp_path):
     out = tmp_path / "fast"
     result = run_cli(
-        "--dataset", "fashion_mnist", "--epochs", "1", "--train-limit", "4000",
-        "--dim", "32", "--depth", "2", "--heads", "2", "--mlp-dim", "64",
-        "--compile", "--bf16", "--shift", "1", "--flip",
-        "--data-dir", str(data_dir), "--out", str(out),
+        "--dataset",
+        "fashion_mnist",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "4000",
+        "--dim",
+        "32",
+        "--depth",
+        "2",
+        "--heads",
+        "2",
+        "--mlp-dim",
+        "64",
+        "--compile",
+        "--bf16",
+        "--shift",
+        "1",
+        "--flip",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
     )
     assert result.returncode == 0, result.stderr
     assert "could not compile" not in result.stderr
     model, info = checkpoints.load(out)
     recorded = info["training"]
-    assert (recorded["compile"], recorded["bf16"], recorded["augment_shift"], recorded["augment_flip"]) == (True, True, 1, True)
+    assert (recorded["compile"], recorded["bf16"], recorded["augment_shift"], recorded["augment_flip"]) == (
+        True,
+        True,
+        1,
+        True,
+    )
     # A compiled step has one batch shape: 4,000 images make 31 full batches of 128.
     assert recorded["steps"] == 31 and info["test_accuracy"] > 0.3
 
@@ -53,11 +97,16 @@ def test_cli_trains_compiled_in_bf16_with_chosen_augmentation(data_dir, tmp_path
 def test_cli_explains_invalid_hyperparameters(tmp_path):
     result = run_cli("--dataset", "mnist", "--patch-size", "5", "--out", str(tmp_path / "x"))
     assert result.returncode == 2
-    assert "image_size 28 is not divisible by patch_size 5: choose a patch_size that divides 28: 1, 2, 4, 7, 14, 28" in result.stderr
+    assert (
+        "image_size 28 is not divisible by patch_size 5: choose a patch_size that divides 28: 1, 2, 4, 7, 14, 28"
+        in result.stderr
+    )
 
 
 def test_cli_explains_a_missing_dataset(tmp_path):
-    result = run_cli("--dataset", "cifar10", "--epochs", "1", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "x"))
+    result = run_cli(
+        "--dataset", "cifar10", "--epochs", "1", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "x")
+    )
     assert result.returncode == 1
     assert "Missing files:" in result.stderr and "cifar-10-batches-py/data_batch_1" in result.stderr
     assert "Traceback" not in result.stderr

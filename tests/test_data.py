@@ -31,7 +31,11 @@ def write_cifar10(root, per_batch=4, seed=0):
         with open(folder / name, "wb") as f:
             pickle.dump(batch, f, protocol=2)
         written[name] = (pixels, labels)
-    meta = {b"num_cases_per_batch": per_batch, b"label_names": [n.encode() for n in DATASETS["cifar10"].class_names], b"num_vis": 3072}
+    meta = {
+        b"num_cases_per_batch": per_batch,
+        b"label_names": [n.encode() for n in DATASETS["cifar10"].class_names],
+        b"num_vis": 3072,
+    }
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump(meta, f, protocol=2)
     return written
@@ -131,7 +135,7 @@ def test_a_read_only_data_folder_works(data_dir, tmp_path):
 def test_a_truncated_dataset_file_is_reported_not_crashed_on(data_dir, tmp_path):
     shutil.copytree(data_dir / "MNIST", tmp_path / "MNIST")
     images = tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
-    images.write_bytes(images.read_bytes()[: 1000])
+    images.write_bytes(images.read_bytes()[:1000])
     with pytest.raises(DatasetCorruptError, match="half-downloaded or damaged"):
         load_split("mnist", train=False, data_dir=tmp_path)
 

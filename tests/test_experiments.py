@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import TINY
+
 from vit_demo import experiments
 from vit_demo.explain import attention_rollout
 from vit_demo.model import ViT, patchify
@@ -56,7 +56,9 @@ def test_occluding_no_patch_changes_nothing_and_some_patches_do(model, info):
 
 
 def test_the_experiment_reports_probabilities_and_rollout(model, info):
-    original, changed = experiments.patch_experiment(model, info, torch.randn(1, 1, 28, 28), shuffle_seed=0, use_position=False)
+    original, changed = experiments.patch_experiment(
+        model, info, torch.randn(1, 1, 28, 28), shuffle_seed=0, use_position=False
+    )
     assert changed.title == "patches shuffled, no pos_embedding"
     for view in (original, changed):
         assert view.probabilities.shape == (10,) and view.probabilities.sum().item() == pytest.approx(1, abs=1e-5)
@@ -87,8 +89,13 @@ def test_the_side_by_side_figure_renders(model, info):
 
     images = torch.randn(1, 1, 28, 28)
     original, changed = experiments.patch_experiment(model, info, images, occluded=[3])
-    figure = plot_patch_experiment(original, changed, info["class_names"],
-                                   experiments.to_display(original.images, info), experiments.to_display(changed.images, info))
+    figure = plot_patch_experiment(
+        original,
+        changed,
+        info["class_names"],
+        experiments.to_display(original.images, info),
+        experiments.to_display(changed.images, info),
+    )
     assert figure.texts[0].get_text() == "Same model, changed input: what moves?"
     image = figure_to_image(figure)
     assert image.size[0] > 600 and not figure.axes  # drawn, then freed

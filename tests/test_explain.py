@@ -14,13 +14,22 @@ from vit_demo import data, explain
 from vit_demo.model import ViT, patchify
 
 MNIST_INFO = {
-    "dataset": "mnist", "class_names": [str(d) for d in range(10)], "mean": [0.1307], "std": [0.3081],
-    "image_size": 28, "channels": 1, "test_accuracy": 0.0,
+    "dataset": "mnist",
+    "class_names": [str(d) for d in range(10)],
+    "mean": [0.1307],
+    "std": [0.3081],
+    "image_size": 28,
+    "channels": 1,
+    "test_accuracy": 0.0,
 }
 FASHION_INFO = {**MNIST_INFO, "dataset": "fashion_mnist", "mean": [0.2860], "std": [0.3530]}
 CIFAR_INFO = {
-    "dataset": "cifar10", "class_names": list(data.get_spec("cifar10").class_names),
-    "mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435, 0.2616], "image_size": 32, "channels": 3,
+    "dataset": "cifar10",
+    "class_names": list(data.get_spec("cifar10").class_names),
+    "mean": [0.4914, 0.4822, 0.4465],
+    "std": [0.2470, 0.2435, 0.2616],
+    "image_size": 32,
+    "channels": 3,
     "test_accuracy": 0.0,
 }
 
@@ -119,7 +128,9 @@ def test_discard_is_decided_per_image():
 def random_attentions(batch=2, layers=3, heads=4, grid=3, seed=0) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     tokens = grid * grid + 1
-    return [torch.softmax(torch.randn(batch, heads, tokens, tokens, generator=generator) * 3, dim=-1) for _ in range(layers)]
+    return [
+        torch.softmax(torch.randn(batch, heads, tokens, tokens, generator=generator) * 3, dim=-1) for _ in range(layers)
+    ]
 
 
 @pytest.mark.parametrize("head_fusion", explain.HEAD_FUSIONS)
@@ -165,7 +176,12 @@ def test_cls_attention_reads_the_cls_row_in_patch_order():
 
 @pytest.mark.parametrize(
     "layer, head, message",
-    [(3, None, "layer must be between 0 and 2"), (-1, 0, "layer must be"), (0, 4, "head must be between 0 and 3"), (0, -1, "head")],
+    [
+        (3, None, "layer must be between 0 and 2"),
+        (-1, 0, "layer must be"),
+        (0, 4, "head must be between 0 and 3"),
+        (0, -1, "head"),
+    ],
 )
 def test_cls_attention_out_of_range(layer, head, message):
     with pytest.raises(ValueError, match=message):
@@ -241,7 +257,9 @@ def test_embedding_filters_find_the_dominant_pattern_in_patch_layout():
     generator = torch.Generator().manual_seed(0)
     strengths = torch.randn(16, 1, generator=generator) * 5
     with torch.no_grad():
-        model.patch_to_embedding.weight.copy_(strengths * pattern.flatten() + 0.01 * torch.randn(16, 48, generator=generator))
+        model.patch_to_embedding.weight.copy_(
+            strengths * pattern.flatten() + 0.01 * torch.randn(16, 48, generator=generator)
+        )
     filters = explain.embedding_filters(model, 3)
     assert filters.shape == (3, 3, 4, 4)
     assert filters[0, 1, 2, 1] > 0.99
@@ -376,7 +394,9 @@ def as_mode(mode: str) -> Image.Image:
     return page.convert(mode)
 
 
-@pytest.mark.parametrize("mode", ["1", "L", "LA", "RGB", "RGBA", "P", "P-transparent", "CMYK", "YCbCr", "I;16", "I", "F"])
+@pytest.mark.parametrize(
+    "mode", ["1", "L", "LA", "RGB", "RGBA", "P", "P-transparent", "CMYK", "YCbCr", "I;16", "I", "F"]
+)
 def test_every_image_mode_gives_the_same_digit(mode):
     image = as_mode(mode)
     assert image.mode == {"P-transparent": "P"}.get(mode, mode)
@@ -385,7 +405,9 @@ def test_every_image_mode_gives_the_same_digit(mode):
     assert np.abs(shown.astype(int) - expected).max() <= (40 if mode == "1" else 2)  # "1" loses the anti-aliasing
 
 
-@pytest.mark.parametrize("mode, value, expected", [("I;16", 32896, 128), ("I", 65535, 255), ("I", 200, 200), ("F", 0.5, 128)])
+@pytest.mark.parametrize(
+    "mode, value, expected", [("I;16", 32896, 128), ("I", 65535, 255), ("I", 200, 200), ("F", 0.5, 128)]
+)
 def test_high_bit_depth_is_scaled_not_clipped(mode, value, expected):
     image = Image.new(mode, (40, 48), value)
     shown = explain.preprocess(image, CIFAR_INFO).display
@@ -405,8 +427,13 @@ def test_exif_rotation_is_applied():
 
 @pytest.mark.parametrize(
     "blank",
-    [Image.new("L", (50, 50), 255), Image.new("L", (50, 50), 0), Image.new("RGB", (50, 50), (128, 128, 128)),
-     Image.new("RGBA", (50, 50), (0, 0, 0, 0)), Image.new("L", (28, 28), 255)],
+    [
+        Image.new("L", (50, 50), 255),
+        Image.new("L", (50, 50), 0),
+        Image.new("RGB", (50, 50), (128, 128, 128)),
+        Image.new("RGBA", (50, 50), (0, 0, 0, 0)),
+        Image.new("L", (28, 28), 255),
+    ],
 )
 @pytest.mark.parametrize("info", [MNIST_INFO, FASHION_INFO])
 def test_a_blank_page_gives_a_blank_input(blank, info):
@@ -474,7 +501,9 @@ def test_predict_ranks_the_softmax_of_the_preprocessed_input():
         probabilities = torch.softmax(model(explain.preprocess(image, MNIST_INFO).tensor)[0], dim=-1)
     predictions = explain.predict(model, MNIST_INFO, image, top_k=3)
     assert [name for name, _ in predictions] == [str(int(i)) for i in probabilities.argsort(descending=True)[:3]]
-    torch.testing.assert_close(torch.tensor([p for _, p in predictions]), probabilities.sort(descending=True).values[:3])
+    torch.testing.assert_close(
+        torch.tensor([p for _, p in predictions]), probabilities.sort(descending=True).values[:3]
+    )
     everything = dict(explain.predict(model, MNIST_INFO, image, top_k=50))
     assert len(everything) == 10 and abs(sum(everything.values()) - 1) < 1e-5
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 import torch
-
 from conftest import TINY
+
 from vit_demo.data import load_split
 from vit_demo.sessions import StopFlag, run_training
 from vit_demo.training import TrainConfig, create_model
@@ -74,6 +74,7 @@ def test_the_training_function_runs_in_a_spawned_process_on_pickled_values_and_s
 
 def test_on_a_zero_gpu_space_the_app_caps_runs_and_never_asks_for_cuda(monkeypatch, tmp_path, tiny_checkpoints):
     from ui_helpers import settings_for
+
     from vit_demo.ui import App, AppSettings
 
     monkeypatch.setenv(hosting.ZERO_GPU_ENV, "true")

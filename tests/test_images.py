@@ -16,7 +16,12 @@ def png_claiming_size(width: int, height: int) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def save(tmp_path, name, image, **kwargs):
@@ -65,7 +70,9 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(png_claiming_size(30000, 30000))
     assert path.stat().st_size < 200
-    with pytest.raises(ImageError, match=r"bomb.png is (30000x30000 pixels|an image) \(900 megapixels\), over the 40-megapixel limit"):
+    with pytest.raises(
+        ImageError, match=r"bomb.png is (30000x30000 pixels|an image) \(900 megapixels\), over the 40-megapixel limit"
+    ):
         open_image(path)
 
 

@@ -127,7 +127,13 @@ def test_forward_flops_by_hand_for_a_tiny_model():
     head = 2 * 8 * 16 + 2 * 16 * 3
     assert config.forward_flops() == embed + qkv + scores + mix + out + mlp + head
     # The one block is the last: only the CLS token queries, all 5 tokens give keys and values.
-    qkv, scores, mix, out, mlp = 2 * 1 * 8 * 8 + 2 * 5 * 8 * 16, 2 * 1 * 5 * 8, 2 * 1 * 5 * 8, 2 * 1 * 8 * 8, 2 * (2 * 1 * 8 * 16)
+    qkv, scores, mix, out, mlp = (
+        2 * 1 * 8 * 8 + 2 * 5 * 8 * 16,
+        2 * 1 * 5 * 8,
+        2 * 1 * 5 * 8,
+        2 * 1 * 8 * 8,
+        2 * (2 * 1 * 8 * 16),
+    )
     assert config.forward_flops(cls_only=True) == embed + qkv + scores + mix + out + mlp + head
 
 
@@ -141,7 +147,10 @@ def test_memory_estimate_grows_with_batch_and_model():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"patch_size": 5}, "image_size 28 is not divisible by patch_size 5: choose a patch_size that divides 28: 1, 2, 4, 7, 14, 28"),
+        (
+            {"patch_size": 5},
+            "image_size 28 is not divisible by patch_size 5: choose a patch_size that divides 28: 1, 2, 4, 7, 14, 28",
+        ),
         ({"patch_size": 56}, "patch_size 56 is larger than image_size 28"),
         ({"heads": 5}, "dim 64 is not divisible by heads 5: choose heads from 1, 2, 4, 8, 16, 32, 64"),
         ({"dim": 0}, "dim must be at least 1, got 0"),

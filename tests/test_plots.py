@@ -23,8 +23,16 @@ CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", 
 
 def small_model(image_size: int, patch_size: int, channels: int) -> ViT:
     torch.manual_seed(0)
-    return ViT(image_size=image_size, patch_size=patch_size, num_classes=10, dim=32, depth=3, heads=4, mlp_dim=64,
-               channels=channels).eval()
+    return ViT(
+        image_size=image_size,
+        patch_size=patch_size,
+        num_classes=10,
+        dim=32,
+        depth=3,
+        heads=4,
+        mlp_dim=64,
+        channels=channels,
+    ).eval()
 
 
 def example_display(image_size: int, channels: int) -> np.ndarray:
@@ -55,7 +63,9 @@ def all_figures(image_size: int, patch_size: int, channels: int) -> dict[str, Fi
         "cls_attention": plots.plot_cls_attention(display, maps[1, 2], layer=1, head=2),
         "cls_attention_head_mean": plots.plot_cls_attention(display, maps[0].mean(0), layer=0, head=None),
         "overview": plots.plot_attention_overview(display, maps),
-        "distance": plots.plot_attention_distance(explain.attention_distance(attentions, patch_size), patch_size, image_size),
+        "distance": plots.plot_attention_distance(
+            explain.attention_distance(attentions, patch_size), patch_size, image_size
+        ),
     }
 
 
@@ -75,7 +85,9 @@ def test_every_figure_has_a_title_readable_text_and_nothing_clipped(image_size, 
                 assert text.get_fontsize() >= 10, f"{name}: {text.get_text()!r} is {text.get_fontsize()} pt"
         drawn = figure.get_tightbbox(renderer).transformed(figure.dpi_scale_trans)  # what was drawn, in pixels
         edge = figure.bbox
-        assert drawn.x0 >= -1 and drawn.y0 >= -1 and drawn.x1 <= edge.x1 + 1 and drawn.y1 <= edge.y1 + 1, f"{name} is cut off"
+        assert drawn.x0 >= -1 and drawn.y0 >= -1 and drawn.x1 <= edge.x1 + 1 and drawn.y1 <= edge.y1 + 1, (
+            f"{name} is cut off"
+        )
 
 
 def test_figure_to_image_renders_at_the_dpi_and_frees_the_figure():

@@ -3,8 +3,8 @@
 import re
 
 import pytest
-
 from conftest import REPO
+
 from vit_demo import checkpoints
 from vit_demo.recipes import recipe_for
 from vit_demo.settings import VARIABLES
@@ -19,15 +19,18 @@ def shipped_rows():
 
 def test_the_shipped_models_table_gives_each_checkpoints_real_size_and_score():
     rows = shipped_rows()
-    assert sorted(folder for folder, _, _ in rows) == sorted(p.parent.name for p in (REPO / "checkpoints").glob("*/config.json"))
+    assert sorted(folder for folder, _, _ in rows) == sorted(
+        p.parent.name for p in (REPO / "checkpoints").glob("*/config.json")
+    )
     for folder, model, accuracy in rows:
         loaded, info = checkpoints.load(REPO / "checkpoints" / folder)
         parameters = sum(p.numel() for p in loaded.parameters())
         assert f"({round(parameters / 1000)}k parameters)" in model, (folder, parameters)
         assert float(accuracy) == pytest.approx(info["test_accuracy"] * 100, abs=0.005), folder
         cfg = loaded.config
-        assert model.startswith(f"patch {cfg.patch_size}, dim {cfg.dim}, depth {cfg.depth}, heads {cfg.heads}, "
-                                f"mlp {cfg.mlp_dim} ")
+        assert model.startswith(
+            f"patch {cfg.patch_size}, dim {cfg.dim}, depth {cfg.depth}, heads {cfg.heads}, mlp {cfg.mlp_dim} "
+        )
 
 
 def preset_words(dataset: str) -> list[str]:
@@ -36,7 +39,7 @@ def preset_words(dataset: str) -> list[str]:
 
 def test_the_lesson_link_section_names_every_knob_and_each_datasets_presets():
     assert f"The knobs are `{' '.join(KNOBS)}`" in README
-    sentence = " ".join(README[README.index("`preset` takes"):].split("\n\n")[0].split())
+    sentence = " ".join(README[README.index("`preset` takes") :].split("\n\n")[0].split())
     for dataset, title in (("mnist", "MNIST"), ("cifar10", "CIFAR-10")):
         words = preset_words(dataset)
         assert f"{', '.join(f'`{w}`' for w in words[:-1])} or `{words[-1]}` for {title}" in sentence, sentence
@@ -53,4 +56,3 @@ def test_the_settings_table_is_every_declared_variable_with_its_meaning_and_defa
             assert default == f"`{variable.default:g}`", name
         if variable.kind is bool:
             assert default == f"`{int(variable.default)}`", name
-

@@ -28,12 +28,12 @@ import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
+from ui_helpers import EXAMPLE, REPO, TINY, as_outputs, serving, settings_for, train_inputs  # noqa: E402
 
 from vit_demo import checkpoints, data
 from vit_demo.training import create_model
 from vit_demo.ui import App, AppSettings, build_demo
 from vit_demo.ui.models import MINE, UPLOADED, ModelLibrary
-from ui_helpers import EXAMPLE, REPO, TINY, as_outputs, serving, settings_for, train_inputs  # noqa: E402
 
 # As the app on two cores: one torch thread.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -74,7 +74,12 @@ def png_claiming_size(width: int, height: int) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def jpeg_bytes(image: Image.Image, **kwargs) -> bytes:
@@ -86,8 +91,11 @@ def jpeg_bytes(image: Image.Image, **kwargs) -> bytes:
 def digit(mode: str = "L", size=(64, 64)) -> Image.Image:
     """A black 7 on white paper."""
     image = Image.new(mode, size, "white")
-    ImageDraw.Draw(image).line([(size[0] // 4, size[1] // 5), (3 * size[0] // 4, size[1] // 5),
-                                (size[0] // 2, 4 * size[1] // 5)], fill="black", width=max(2, min(size) // 10))
+    ImageDraw.Draw(image).line(
+        [(size[0] // 4, size[1] // 5), (3 * size[0] // 4, size[1] // 5), (size[0] // 2, 4 * size[1] // 5)],
+        fill="black",
+        width=max(2, min(size) // 10),
+    )
     return image
 
 
@@ -99,8 +107,10 @@ HUGE_CIFAR = dict(dataset="cifar10", patch_size=1, dim=256, depth=12, heads=16, 
 @pytest.mark.parametrize(
     "changes, message",
     [
-        (dict(patch_size=5), "image_size 28 is not divisible by patch_size 5: choose a patch_size that divides 28: "
-                             "1, 2, 4, 7, 14, 28"),
+        (
+            dict(patch_size=5),
+            "image_size 28 is not divisible by patch_size 5: choose a patch_size that divides 28: 1, 2, 4, 7, 14, 28",
+        ),
         (dict(patch_size=56), "patch_size 56 is larger than image_size 28"),
         (dict(dim=64, heads=3), "dim 64 is not divisible by heads 3: choose heads from 1, 2, 4, 8, 16, 32, 64"),
         (dict(dim=0), "dim must be at least 1, got 0"),
@@ -174,8 +184,10 @@ def test_a_model_too_slow_for_the_time_limit_says_how_long_and_what_to_lower(tmp
     # meter's first guess of 5 GFLOP/s.
     slow = train_inputs(dataset="cifar10", patch_size=2, dim=64, depth=12, heads=4, mlp_dim=128, batch_size=16)
     message = refused(hurried.train.train, **slow)
-    assert message.startswith("This model is too slow for this server: 20 training steps with batch_size 16 "
-                              "and a first score would take about 6.6 min (405 MFLOP per image)")
+    assert message.startswith(
+        "This model is too slow for this server: 20 training steps with batch_size 16 "
+        "and a first score would take about 6.6 min (405 MFLOP per image)"
+    )
     assert "over the 30 s limit of one run (VIT_DEMO_MAX_TRAIN_SECONDS)" in message
     assert "raise patch_size (now 2: 256 patches" in message
 
@@ -185,11 +197,18 @@ def test_a_model_too_slow_for_the_time_limit_says_how_long_and_what_to_lower(tmp
 BAD_UPLOADS = [
     ("empty.png", b"", "empty.png is empty (0 bytes): choose an image file such as a PNG or JPEG"),
     ("cut.png", png_bytes(Image.effect_noise((64, 64), 60))[:300], "the file looks truncated or damaged"),
-    ("cut.jpg", jpeg_bytes(Image.effect_noise((64, 64), 60).convert("RGB"))[:400], "the file looks truncated or damaged"),
+    (
+        "cut.jpg",
+        jpeg_bytes(Image.effect_noise((64, 64), 60).convert("RGB"))[:400],
+        "the file looks truncated or damaged",
+    ),
     ("notes.png", b"these are my notes, not pixels\n" * 10, "notes.png is not an image PIL can read"),
     ("dot.png", png_bytes(Image.new("L", (1, 1))), "dot.png is only 1x1 pixels: upload an image at least 4x4"),
-    ("bomb.png", png_claiming_size(30000, 30000),
-     "bomb.png is 30000x30000 pixels (900 megapixels), over the 40-megapixel limit"),
+    (
+        "bomb.png",
+        png_claiming_size(30000, 30000),
+        "bomb.png is 30000x30000 pixels (900 megapixels), over the 40-megapixel limit",
+    ),
 ]
 
 
@@ -243,7 +262,9 @@ def test_awkward_but_valid_uploads_are_converted_and_predicted(app, tmp_path):
         assert isinstance(picture, Image.Image), name
         probabilities = app.explore.predict(str(path), "mnist")
         assert set(probabilities) == DIGITS and sum(probabilities.values()) == pytest.approx(1.0, abs=1e-4), name
-        _, label, seen, explored, *_ = app.explore.explore("mnist", picture, "rollout", "mean", 0.0, 2, "mean", None, None)
+        _, label, seen, explored, *_ = app.explore.explore(
+            "mnist", picture, "rollout", "mean", 0.0, 2, "mean", None, None
+        )
         display = explored.explanation.preprocessed.display
         # The model sees the digit: ink and paper, not a blank page (an RGBA drawing flattened
         # to black, a 16-bit PNG clipped to white would leave one value). The 4000x100 seven
@@ -295,11 +316,20 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(app
     marker.unlink()
 
     evil = tmp_path / "evil.pt"
-    torch.save({"config": tiny_model.config.to_dict(), "state_dict": tiny_model.state_dict(),
-                "info": checkpoints.default_info("mnist"), "gift": WouldRunCode(marker)}, evil)
+    torch.save(
+        {
+            "config": tiny_model.config.to_dict(),
+            "state_dict": tiny_model.state_dict(),
+            "info": checkpoints.default_info("mnist"),
+            "gift": WouldRunCode(marker),
+        },
+        evil,
+    )
     message = refused(app.explore.upload_checkpoint, str(evil))
-    assert message.startswith("evil.pt was refused: it contains Python objects other than tensors and plain data, "
-                              "which could run code when loaded.")
+    assert message.startswith(
+        "evil.pt was refused: it contains Python objects other than tensors and plain data, "
+        "which could run code when loaded."
+    )
     assert not marker.exists()
 
 
@@ -321,7 +351,10 @@ def test_weights_for_another_architecture_name_the_shapes_that_differ(app, tmp_p
         (lambda c: c.pop("dim"), "the checkpoint's config is missing: dim"),
         (lambda c: [c.pop("depth"), c.pop("class_names")], "the checkpoint's config is missing: depth, class_names"),
         (lambda c: c.update(heads=3), "the checkpoint's config is invalid: dim 32 is not divisible by heads 3"),
-        (lambda c: c.update(depth="two"), "the checkpoint's config is invalid: depth must be a whole number, got 'two'"),
+        (
+            lambda c: c.update(depth="two"),
+            "the checkpoint's config is invalid: depth must be a whole number, got 'two'",
+        ),
         (lambda c: c.update(dataset="imagenet"), "unknown dataset 'imagenet'"),
         (lambda c: "[1, 2, 3]", "other.zip/config.json must hold a JSON object"),
         (lambda c: "{not json", "other.zip/config.json is not valid JSON"),
@@ -338,15 +371,22 @@ def test_a_bad_config_json_is_explained(app, tmp_path, tiny_model, edit, message
 
 def test_a_zip_with_extra_files_loads_only_the_checkpoint_and_unpacks_nothing(app, tmp_path, tiny_checkpoints):
     members = checkpoint_members(tiny_checkpoints / "mnist")
-    members.update({"mnist/README.md": b"hello", "mnist/run.sh": b"touch pwned", "../../escape.txt": b"zip slip",
-                    "__MACOSX/._config.json": b"\x00\x05\x16\x07"})
+    members.update(
+        {
+            "mnist/README.md": b"hello",
+            "mnist/run.sh": b"touch pwned",
+            "../../escape.txt": b"zip slip",
+            "__MACOSX/._config.json": b"\x00\x05\x16\x07",
+        }
+    )
     (tmp_path / "uploads").mkdir()
     archive = zipped(tmp_path / "uploads", "with-extras.zip", members)
     uploaded, menu_value = app.explore.upload_checkpoint(str(archive))
     assert menu_value == UPLOADED and uploaded.info["dataset"] == "mnist"
     assert uploaded.origin == "uploaded (with-extras.zip)"
     assert not (tmp_path / "escape.txt").exists() and sorted(p.name for p in (tmp_path / "uploads").iterdir()) == [
-        "with-extras.zip"]
+        "with-extras.zip"
+    ]
     # The uploaded model then answers like any other.
     assert set(app.explore.predict(str(EXAMPLE), UPLOADED, None, uploaded)) == DIGITS
 
@@ -354,7 +394,8 @@ def test_a_zip_with_extra_files_loads_only_the_checkpoint_and_unpacks_nothing(ap
 def test_a_zip_without_the_weights_says_what_is_missing(app, tmp_path):
     archive = zipped(tmp_path, "half.zip", {"model/config.json": b"{}", "model/notes.txt": b"x"})
     assert refused(app.explore.upload_checkpoint, str(archive)) == (
-        "half.zip has no model.safetensors: zip a checkpoint folder made by this app")
+        "half.zip has no model.safetensors: zip a checkpoint folder made by this app"
+    )
 
 
 def test_checkpoints_over_the_size_limit_are_refused_before_reading(app, tmp_path, tiny_checkpoints, monkeypatch):
@@ -362,7 +403,8 @@ def test_checkpoints_over_the_size_limit_are_refused_before_reading(app, tmp_pat
     archive = checkpoints.zip_checkpoint(tiny_checkpoints / "mnist", tmp_path / "big.zip")
     size = archive.stat().st_size / 2**20
     assert refused(app.explore.upload_checkpoint, str(archive)) == (
-        f"big.zip is {size:.1f} MB, over the 0 MB limit for checkpoints (set VIT_DEMO_MAX_CHECKPOINT_MB to allow more)")
+        f"big.zip is {size:.1f} MB, over the 0 MB limit for checkpoints (set VIT_DEMO_MAX_CHECKPOINT_MB to allow more)"
+    )
     # A small zip that unpacks into something huge (a zip bomb) is caught from the directory.
     monkeypatch.setenv("VIT_DEMO_MAX_CHECKPOINT_MB", "1")
     bomb = tmp_path / "bomb.zip"
@@ -371,7 +413,8 @@ def test_checkpoints_over_the_size_limit_are_refused_before_reading(app, tmp_pat
         z.writestr("m/model.safetensors", b"\x00" * (3 * 2**20))
     assert bomb.stat().st_size < 2**20
     assert refused(app.explore.upload_checkpoint, str(bomb)).startswith(
-        "bomb.zip (unpacked) is 3.0 MB, over the 1 MB limit for checkpoints")
+        "bomb.zip (unpacked) is 3.0 MB, over the 1 MB limit for checkpoints"
+    )
 
 
 def test_a_text_file_named_like_a_checkpoint_is_explained(app, tmp_path):
@@ -418,9 +461,15 @@ def test_a_missing_dataset_names_the_files_and_the_folder(tmp_path, tiny_checkpo
     empty = tmp_path / "no-data"
     no_data = App(settings_for(tmp_path, tiny_checkpoints, data_dir=empty))
     message = refused(no_data.train.train, **train_inputs())
-    assert message.startswith(f"MNIST (handwritten digits) is not in {empty} (downloads are switched off).\n"
-                              f"Missing files:\n")
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+    assert message.startswith(
+        f"MNIST (handwritten digits) is not in {empty} (downloads are switched off).\nMissing files:\n"
+    )
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         assert f"  - {empty / 'MNIST' / 'raw' / name}\n" in message
     assert f"Put them in {empty / 'MNIST'} (torchvision's layout)" in message
     assert message.endswith("`export VIT_DEMO_DATA=/path/to/data` or `--data-dir /path/to/data`.")
@@ -445,11 +494,15 @@ def test_a_half_downloaded_dataset_is_detected_not_crashed_on(tmp_path, tiny_che
     raw.mkdir(parents=True)
     for name in ("train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         (raw / name).symlink_to(data_dir / "MNIST" / "raw" / name)
-    (raw / "train-images-idx3-ubyte").write_bytes((data_dir / "MNIST" / "raw" / "train-images-idx3-ubyte").read_bytes()[:5000])
+    (raw / "train-images-idx3-ubyte").write_bytes(
+        (data_dir / "MNIST" / "raw" / "train-images-idx3-ubyte").read_bytes()[:5000]
+    )
     broken = App(settings_for(tmp_path, tiny_checkpoints, data_dir=tmp_path / "data"))
     message = refused(broken.train.train, **train_inputs())
     assert message.startswith(f"MNIST (handwritten digits) in {raw.parent} could not be read (")
-    assert message.endswith("A file may be half-downloaded or damaged: delete the folder's files and download them again.")
+    assert message.endswith(
+        "A file may be half-downloaded or damaged: delete the folder's files and download them again."
+    )
     # The app keeps serving: the next person's Explore still answers.
     assert set(broken.explore.predict(str(EXAMPLE), "mnist")) == DIGITS
 
@@ -479,7 +532,9 @@ def test_stop_mid_epoch_keeps_a_usable_model(trainer):
     assert set(label) == DIGITS
     model, info = checkpoints.load(last["download"].value["path"])
     assert info["training"]["stopped_early"] is True and model.config == mine.model.config
-    assert not [p for p in trainer.settings.work_dir.rglob("*") if p.name.endswith(".partial") or p.name.startswith(".")]
+    assert not [
+        p for p in trainer.settings.work_dir.rglob("*") if p.name.endswith(".partial") or p.name.startswith(".")
+    ]
     assert (trainer.trainings.running, trainer.trainings.waiting) == (0, 0)
 
 
@@ -520,8 +575,11 @@ def test_start_while_exploring_keeps_the_old_model_until_the_new_one_is_ready(tr
     old = as_outputs(list(trainer.train.train(**train_inputs(epochs=0.5), request=session("curious")))[-1])["my_model"]
     before = trainer.explore.explore(MINE, None, *explore_args, old, None)[1]
     finished = []
-    thread = threading.Thread(target=lambda: finished.extend(
-        trainer.train.train(**train_inputs(epochs=0.5, seed=3), request=session("curious"))))
+    thread = threading.Thread(
+        target=lambda: finished.extend(
+            trainer.train.train(**train_inputs(epochs=0.5, seed=3), request=session("curious"))
+        )
+    )
     thread.start()
     answers = []
     while thread.is_alive() and len(answers) < 20:
@@ -548,9 +606,14 @@ def test_sessions_never_see_each_others_models(trainer):
 
 @pytest.fixture(scope="module")
 def served(tiny_checkpoints, tmp_path_factory):
-    settings = AppSettings(checkpoint_dir=tiny_checkpoints, examples_dir=REPO / "examples",
-                           data_dir=str(tmp_path_factory.mktemp("no-data")),
-                           train_limit=512, test_limit=256, work_dir=tmp_path_factory.mktemp("work"))
+    settings = AppSettings(
+        checkpoint_dir=tiny_checkpoints,
+        examples_dir=REPO / "examples",
+        data_dir=str(tmp_path_factory.mktemp("no-data")),
+        train_limit=512,
+        test_limit=256,
+        work_dir=tmp_path_factory.mktemp("work"),
+    )
     with serving(settings) as address:
         assert address.startswith("http://127.0.0.1:")
         yield Client(address, verbose=False)
@@ -580,8 +643,9 @@ def test_a_client_sees_the_hyperparameter_messages_and_the_server_keeps_serving(
     # A CIFAR patch size the MNIST-first page does not list reaches the app's own checks
     # (here: no CIFAR data on this server), not Gradio's "not in the list of choices".
     with pytest.raises(AppError, match=r"CIFAR-10 .* is not in .*no-data"):
-        served.predict(dataset="cifar10", patch_size=8, dim=96, depth=4, heads=4, mlp_dim=192, **common,
-                       api_name="/train")
+        served.predict(
+            dataset="cifar10", patch_size=8, dim=96, depth=4, heads=4, mlp_dim=192, **common, api_name="/train"
+        )
     assert served.predict(handle_file(str(EXAMPLE)), "mnist", api_name="/predict")["label"] in DIGITS
 
 

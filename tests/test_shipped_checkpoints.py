@@ -1,8 +1,8 @@
 """The models that ship in checkpoints/ load, are small, and score what their config says."""
 
 import pytest
-
 from conftest import REPO
+
 from vit_demo import checkpoints
 from vit_demo.data import get_spec, load_split
 from vit_demo.training import evaluate

@@ -7,10 +7,16 @@ import time
 
 import pytest
 import torch
-
 from conftest import REPO, TINY
+
 from vit_demo.step import (
-    EAGER_FP32, FastestStep, Machine, StepPath, TrainingForward, cpu_bf16_units, plan_step,
+    EAGER_FP32,
+    FastestStep,
+    Machine,
+    StepPath,
+    TrainingForward,
+    cpu_bf16_units,
+    plan_step,
 )
 from vit_demo.training import create_model
 
@@ -38,8 +44,12 @@ def test_where_bf16_is_native_both_bf16_steps_are_candidates_beside_the_plain_st
     assert plan_step(XEON_AMX, compile=True, bf16=True) == ([EAGER_FP32, EAGER_BF16, COMPILED_FP32, COMPILED_BF16], [])
     assert plan_step(XEON_AMX, compile=False, bf16=True) == ([EAGER_FP32, EAGER_BF16], [])
     # Left to the machine, a long run considers every path; a short one never pays for a compile.
-    assert plan_step(XEON_AMX, None, None, expected_seconds=600)[0] == [EAGER_FP32, EAGER_BF16, COMPILED_FP32,
-                                                                        COMPILED_BF16]
+    assert plan_step(XEON_AMX, None, None, expected_seconds=600)[0] == [
+        EAGER_FP32,
+        EAGER_BF16,
+        COMPILED_FP32,
+        COMPILED_BF16,
+    ]
     assert plan_step(XEON_AMX, None, None, expected_seconds=60) == ([EAGER_FP32, EAGER_BF16], [])
     assert plan_step(EPYC_AVX2, None, None, expected_seconds=600) == ([EAGER_FP32, COMPILED_FP32], [])
     assert plan_step(EPYC_AVX2, None, None, expected_seconds=60) == ([EAGER_FP32], [])
@@ -93,8 +103,14 @@ def test_this_cpu_is_described_with_torchs_capability_and_its_bf16_units():
 
 def test_capped_at_avx2_this_cpu_reports_no_native_bf16():
     code = "from vit_demo.step import Machine; m = Machine.detect(); print(m.cpu_capability, m.native_bf16)"
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, **AS_AVX2},
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**os.environ, **AS_AVX2},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.stdout.split() == ["AVX2", "False"], result.stderr
 
 
@@ -102,8 +118,15 @@ def test_capped_at_avx2_this_cpu_reports_no_native_bf16():
 def test_on_a_gpu_a_run_takes_no_host_sync_per_step(data_dir):
     from vit_demo import training
 
-    config = training.TrainConfig(dataset="mnist", epochs=1, train_limit=4096, test_limit=512,
-                                  data_dir=str(data_dir), evaluations=0, report_every=1e9)
+    config = training.TrainConfig(
+        dataset="mnist",
+        epochs=1,
+        train_limit=4096,
+        test_limit=512,
+        data_dir=str(data_dir),
+        evaluations=0,
+        report_every=1e9,
+    )
     run = training._Run(create_model("mnist", seed=0, **TINY), config)
     batches = run.batches()
     while run.stepper.chosen is None:  # the first steps time each path, and wait for the GPU to do so

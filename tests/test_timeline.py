@@ -1,15 +1,17 @@
 import pytest
 import torch
+from conftest import TINY
 from PIL import Image
 
-from conftest import TINY
 from vit_demo.data import DATASETS, load_split, normalize
 from vit_demo.timeline import Timeline, save_gif, take_snapshot
 from vit_demo.training import TrainConfig, create_model, train
 
 
 def snapshot_at(model, fraction, step=0):
-    return take_snapshot(model, torch.zeros(1, 1, 28, 28), step=step, epoch=fraction, fraction=fraction, test_accuracy=None)
+    return take_snapshot(
+        model, torch.zeros(1, 1, 28, 28), step=step, epoch=fraction, fraction=fraction, test_accuracy=None
+    )
 
 
 def test_a_snapshot_is_small_and_shaped_like_the_model():
@@ -41,7 +43,9 @@ def test_snapshots_are_taken_at_regular_points_of_a_real_run(data_dir):
     probe = normalize(load_split("mnist", train=False, data_dir=data_dir, limit=1).images, spec)
     model = create_model("mnist", seed=0, **TINY)
     timeline = Timeline(capacity=40, every=0.1)
-    config = TrainConfig(dataset="mnist", epochs=1, train_limit=4000, test_limit=200, report_every=0.0, data_dir=str(data_dir))
+    config = TrainConfig(
+        dataset="mnist", epochs=1, train_limit=4000, test_limit=200, report_every=0.0, data_dir=str(data_dir)
+    )
     for progress in train(model, config):
         timeline.record(model, probe, progress)
     fractions = [s.fraction for s in timeline.snapshots]

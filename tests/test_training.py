@@ -1,10 +1,10 @@
 import math
-import time
 
 import pytest
 import torch
+from conftest import TINY, needs_cxx
 
-from conftest import needs_cxx, TINY
+from vit_demo.data import DATASETS, Split
 from vit_demo.step import BatchSplitter, TrainingForward, available_cores, forward_backward
 from vit_demo.training import (
     TrainConfig,
@@ -16,7 +16,6 @@ from vit_demo.training import (
     run_to_completion,
     train,
 )
-from vit_demo.data import DATASETS, Split
 
 
 def test_learning_rate_warms_up_then_decays_to_zero_at_the_end():
@@ -73,7 +72,12 @@ def test_evaluate_counts_a_hand_made_confusion_matrix():
 def test_a_short_real_run_on_mnist_learns(data_dir):
     model = create_model("mnist", seed=0, **TINY)
     config = TrainConfig(
-        dataset="mnist", epochs=3, batch_size=64, train_limit=10000, test_limit=2000, data_dir=str(data_dir),
+        dataset="mnist",
+        epochs=3,
+        batch_size=64,
+        train_limit=10000,
+        test_limit=2000,
+        data_dir=str(data_dir),
         compile=False,  # a compiled step drops each epoch's partial batch: the step count below is an eager run's
     )
     reports = list(train(model, config))
@@ -91,12 +95,14 @@ def test_a_short_real_run_on_mnist_learns(data_dir):
 
 
 def test_a_report_comes_whenever_report_every_has_passed_and_at_each_evaluation(data_dir):
-    settings = dict(dataset="mnist", epochs=0.5, train_limit=2000, test_limit=200, data_dir=str(data_dir),
-                    compile=False)
+    settings = dict(
+        dataset="mnist", epochs=0.5, train_limit=2000, test_limit=200, data_dir=str(data_dir), compile=False
+    )
     every_step = list(train(create_model("mnist", seed=0, **TINY), TrainConfig(**settings, report_every=0.0)))
     assert [r.step for r in every_step] == [*range(1, every_step[-1].step + 1), every_step[-1].step]
-    only_evaluations = list(train(create_model("mnist", seed=0, **TINY),
-                                  TrainConfig(**settings, report_every=1e9, evaluations=4)))
+    only_evaluations = list(
+        train(create_model("mnist", seed=0, **TINY), TrainConfig(**settings, report_every=1e9, evaluations=4))
+    )
     assert [r.evaluated for r in only_evaluations] == [True] * 4  # 3 during the run, the final score
     assert [round(r.fraction, 2) for r in only_evaluations] == [0.25, 0.5, 0.75, 1.0]
 

@@ -13,24 +13,23 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image, ImageDraw
+from ui_helpers import EXAMPLE, TINY, as_outputs, settings_for, train_inputs  # noqa: E402
 
 from vit_demo import checkpoints
 from vit_demo.data import get_spec, load_split
 from vit_demo.model import ViTConfig
+from vit_demo.planning import ThroughputMeter
 from vit_demo.recipes import recipe_for
 from vit_demo.sessions import StopFlag, TrainingQueue, run_training
 from vit_demo.training import TrainConfig
-from vit_demo.ui import App, AppSettings, build_demo
+from vit_demo.ui import App, AppSettings, build_demo, experiment_tab
 from vit_demo.ui.build_tab import patch_sizes
-from vit_demo.ui.experiment_tab import parse_patches
-from vit_demo.ui import experiment_tab
 from vit_demo.ui.errors import user_errors
-from vit_demo.planning import ThroughputMeter
+from vit_demo.ui.experiment_tab import parse_patches
 from vit_demo.ui.explore_tab import VIEWS
 from vit_demo.ui.learn import LESSON_TITLES, lesson
 from vit_demo.ui.models import MINE, UPLOADED, ModelLibrary
 from vit_demo.ui.train_tab import TimelineRecord
-from ui_helpers import EXAMPLE, TINY, as_outputs, settings_for, train_inputs  # noqa: E402
 
 # As the app on two cores: one torch thread.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -106,22 +105,55 @@ def test_lessons_fill_in_the_current_models_shapes_and_cover_every_part():
     config = ViTConfig(image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1)
     text = "\n".join(lesson(config, get_spec("mnist"), batch_size=128, lr=0.003, train_images=60_000))
     assert "(1, 28, 28) → 16 patches of 49 values → (17, 64)" in text
-    for topic in ("image_size", "patch_size", "num_classes", "`dim`", "`depth`", "`heads`", "`mlp_dim`", "`channels`",
-                  "patch_to_embedding", "pos_embedding", "cls_token", "to_cls_token", "mlp_head", "patch_dim",
-                  "nn.Parameter", "nn.Linear", "y = x A^T + b", "query", "learning rate", "batch", "epoch",
-                  "Inference", "rollout", "attention distance"):
+    for topic in (
+        "image_size",
+        "patch_size",
+        "num_classes",
+        "`dim`",
+        "`depth`",
+        "`heads`",
+        "`mlp_dim`",
+        "`channels`",
+        "patch_to_embedding",
+        "pos_embedding",
+        "cls_token",
+        "to_cls_token",
+        "mlp_head",
+        "patch_dim",
+        "nn.Parameter",
+        "nn.Linear",
+        "y = x A^T + b",
+        "query",
+        "learning rate",
+        "batch",
+        "epoch",
+        "Inference",
+        "rollout",
+        "attention distance",
+    ):
         assert topic in text, topic
 
 
-@pytest.mark.parametrize("dataset, says, never", [
-    ("mnist", "shifts each training image by up to 1 pixel so", "mirrors"),
-    ("fashion_mnist", "lowers it smoothly to zero at the end, and scores", "shifts"),
-    ("cifar10", "up to 4 pixels and mirrors half of them left to right", "pixel or two"),
-])
+@pytest.mark.parametrize(
+    "dataset, says, never",
+    [
+        ("mnist", "shifts each training image by up to 1 pixel so", "mirrors"),
+        ("fashion_mnist", "lowers it smoothly to zero at the end, and scores", "shifts"),
+        ("cifar10", "up to 4 pixels and mirrors half of them left to right", "pixel or two"),
+    ],
+)
 def test_the_training_lesson_describes_the_datasets_own_augmentation(dataset, says, never):
     spec = get_spec(dataset)
-    config = ViTConfig(image_size=spec.image_size, patch_size=spec.image_size // 4, num_classes=10, dim=64, depth=2,
-                       heads=4, mlp_dim=128, channels=spec.channels)
+    config = ViTConfig(
+        image_size=spec.image_size,
+        patch_size=spec.image_size // 4,
+        num_classes=10,
+        dim=64,
+        depth=2,
+        heads=4,
+        mlp_dim=128,
+        channels=spec.channels,
+    )
     text = " ".join("\n".join(lesson(config, spec, batch_size=128, lr=0.003, train_images=50_000)).split())
     assert says in text and never not in text
 
@@ -201,7 +233,9 @@ def test_the_library_loads_what_is_there_and_says_what_is_not(tmp_path, tiny_che
 
 
 def test_explore_predicts_and_draws_only_the_open_view(app):
-    image, label, seen, explored, *figures = app.explore.explore("mnist", None, "rollout", "mean", 0.0, 2, "mean", None, None)
+    image, label, seen, explored, *figures = app.explore.explore(
+        "mnist", None, "rollout", "mean", 0.0, 2, "mean", None, None
+    )
     assert isinstance(image, Image.Image)  # the first example stands in for a missing picture
     assert set(label) == {str(d) for d in range(10)} and sum(label.values()) == pytest.approx(1.0, abs=1e-4)
     assert seen.size == (196, 196)
@@ -380,17 +414,21 @@ def test_patch_numbers_are_read_from_a_list_with_ranges():
 def test_patch_experiments_show_what_position_and_patches_do(app):
     explored = app.explore.explore("mnist", None, "rollout", "mean", 0.0, 2, "mean", None, None)[3]
     loaded, tensor = explored.loaded, explored.explanation.preprocessed.tensor
-    blind = experiment_tab.run(loaded, tensor, shuffle=True, seed=1, occluded=[], use_position=False,
-                               baseline=experiment_tab.TRAINED)
+    blind = experiment_tab.run(
+        loaded, tensor, shuffle=True, seed=1, occluded=[], use_position=False, baseline=experiment_tab.TRAINED
+    )
     assert blind.order_change < 1e-3  # no pos_embedding: the order of the patches does not matter
-    placed = experiment_tab.run(loaded, tensor, shuffle=True, seed=1, occluded=[], use_position=True,
-                                baseline=experiment_tab.TRAINED)
+    placed = experiment_tab.run(
+        loaded, tensor, shuffle=True, seed=1, occluded=[], use_position=True, baseline=experiment_tab.TRAINED
+    )
     assert not torch.allclose(placed.original.probabilities, placed.changed.probabilities, atol=1e-6)
-    nothing = experiment_tab.run(loaded, tensor, shuffle=False, seed=0, occluded=[], use_position=True,
-                                 baseline=experiment_tab.TRAINED)
+    nothing = experiment_tab.run(
+        loaded, tensor, shuffle=False, seed=0, occluded=[], use_position=True, baseline=experiment_tab.TRAINED
+    )
     assert nothing.max_logit_change == 0 and nothing.changed.title == "unchanged"
-    hidden = experiment_tab.run(loaded, tensor, shuffle=False, seed=0, occluded=[0, 5], use_position=True,
-                                baseline=experiment_tab.TRAINED)
+    hidden = experiment_tab.run(
+        loaded, tensor, shuffle=False, seed=0, occluded=[0, 5], use_position=True, baseline=experiment_tab.TRAINED
+    )
     assert hidden.changed.title == "2 patches hidden"
 
     figure, summary = experiment_tab.experiment(explored, True, 1, "", True, experiment_tab.TRAINED)
@@ -400,15 +438,18 @@ def test_patch_experiments_show_what_position_and_patches_do(app):
     assert "random weights" in summary
     twin = loaded.cached("untrained twin", lambda: None)
     assert twin is not loaded.model and twin.config == loaded.model.config
-    flat = experiment_tab.run(loaded, tensor, shuffle=False, seed=0, occluded=[], use_position=True,
-                              baseline=experiment_tab.UNIFORM)
+    flat = experiment_tab.run(
+        loaded, tensor, shuffle=False, seed=0, occluded=[], use_position=True, baseline=experiment_tab.UNIFORM
+    )
     assert torch.allclose(flat.original.rollout, flat.original.rollout.flatten()[0])  # flat: every patch alike
     with pytest.raises(gr.Error, match="0 to 15"):
         experiment_tab.experiment(explored, False, 0, "99", False, experiment_tab.TRAINED)
     assert experiment_tab.experiment(None, True, 0, "", False, experiment_tab.TRAINED)[0] == gr.skip()
     # A new picture redraws the experiment only while its view is open.
     assert experiment_tab.experiment_if_open("rollout", explored, True, 0, "", False, experiment_tab.TRAINED) == (
-        gr.skip(), gr.skip())
+        gr.skip(),
+        gr.skip(),
+    )
     opened, figure, _ = experiment_tab.open_experiment(explored, True, 0, "", False, experiment_tab.TRAINED)
     assert opened == experiment_tab.EXPERIMENT_VIEW and isinstance(figure, Image.Image)
 
@@ -416,9 +457,11 @@ def test_patch_experiments_show_what_position_and_patches_do(app):
 def test_the_shuffle_verdict_is_about_the_order_even_when_dropping_position_changes_the_guess():
     """A weak model may guess differently once pos_embedding is gone; the verdict on shuffling
     compares against the unshuffled picture without pos_embedding, so it stays 'the same'."""
+
     def view(title, probabilities):
-        return experiment_tab.experiments.ExperimentView(title, torch.zeros(1, 1, 4, 4), torch.tensor(probabilities),
-                                                          torch.zeros(2, 2))
+        return experiment_tab.experiments.ExperimentView(
+            title, torch.zeros(1, 1, 4, 4), torch.tensor(probabilities), torch.zeros(2, 2)
+        )
 
     original = view("original", [0.7, 0.3])
     blind = view("no pos_embedding", [0.4, 0.6])
@@ -426,7 +469,9 @@ def test_the_shuffle_verdict_is_about_the_order_even_when_dropping_position_chan
     result = experiment_tab.ExperimentResult(original, shuffled, max_logit_change=30.0, blind_unshuffled=blind)
     assert result.order_change == 0
     summary = experiment_tab.summary(result, ["cat", "dog"], experiment_tab.TRAINED)
-    assert summary.startswith("Without `pos_embedding`, in order **dog** (60%) → shuffled **dog** (60%): the same guess")
+    assert summary.startswith(
+        "Without `pos_embedding`, in order **dog** (60%) → shuffled **dog** (60%): the same guess"
+    )
     assert "with `pos_embedding`: **cat** (70%)" in summary
 
 
@@ -443,13 +488,19 @@ def test_the_mistakes_gallery_shows_test_images_of_one_class_taken_for_another(t
     for label, guess in zip(split.labels.tolist(), guesses.tolist()):
         confusion[label, guess] += 1
     # The menus start at the most frequent mix-up, and the gallery holds exactly those images.
-    true, guess = (true_menu.choices.index((true_menu.value, true_menu.value)),
-                   guess_menu.choices.index((guess_menu.value, guess_menu.value)))
+    true, guess = (
+        true_menu.choices.index((true_menu.value, true_menu.value)),
+        guess_menu.choices.index((guess_menu.value, guess_menu.value)),
+    )
     expected = int(confusion[true, guess])
     assert true != guess and expected == max(confusion[t, g] for t in range(10) for g in range(10) if t != g)
     assert len(items) == min(expected, 12) and f"**{expected:,}** test images" in note
     picture, caption = items[0]
-    assert isinstance(picture, Image.Image) and picture.size == (2 * 112 + 4, 112) and caption.startswith(f"{guess_menu.value}: ")
+    assert (
+        isinstance(picture, Image.Image)
+        and picture.size == (2 * 112 + 4, 112)
+        and caption.startswith(f"{guess_menu.value}: ")
+    )
     assert trainer.train.show_mistakes(None, "1", "2")[0] == []
 
 
@@ -466,12 +517,14 @@ def test_a_lesson_link_and_file_set_the_dataset_preset_seed_and_locks(app, tmp_p
     from vit_demo.ui.teacher import KNOBS, LESSON_ENV, TeacherHandlers
 
     lesson_file = tmp_path / "lesson.json"
-    lesson_file.write_text('{"title": "Lesson 2: patches", "dataset": "mnist", "lock": ["dataset"], "hide": ["lr"], '
-                           '"seed": 1}')
+    lesson_file.write_text(
+        '{"title": "Lesson 2: patches", "dataset": "mnist", "lock": ["dataset"], "hide": ["lr"], "seed": 1}'
+    )
     monkeypatch.setenv(LESSON_ENV, str(lesson_file))
     teacher = TeacherHandlers(app.build)
-    request = FakeRequest({"dataset": "fashion_mnist", "preset": "better", "seed": "3", "lock": "patch_size,preset",
-                           "dim": "lots"})
+    request = FakeRequest(
+        {"dataset": "fashion_mnist", "preset": "better", "seed": "3", "lock": "patch_size,preset", "dim": "lots"}
+    )
     banner, heading, dataset, preset, *knobs = teacher.start("mnist", request)
     knobs = dict(zip(KNOBS, knobs))
     assert dataset["value"] == "fashion_mnist" and dataset["interactive"] is False  # the link wins; the file locks
@@ -498,13 +551,30 @@ def test_a_lesson_link_and_file_set_the_dataset_preset_seed_and_locks(app, tmp_p
     assert preset["value"] == recipe_for("mnist").presets[0].label
     assert dict(zip(KNOBS, knobs))["depth"]["value"] == quick.depth
 
-    link = teacher.share_link("mnist", "Quick (~30 s)", 7, 64, 4, 4, 128, 0.003, 128, "time", 30.0, 1, 3,
-                              request=FakeRequest({}, referer="http://host:7860/?old=1"))
+    link = teacher.share_link(
+        "mnist",
+        "Quick (~30 s)",
+        7,
+        64,
+        4,
+        4,
+        128,
+        0.003,
+        128,
+        "time",
+        30.0,
+        1,
+        3,
+        request=FakeRequest({}, referer="http://host:7860/?old=1"),
+    )
     assert link.startswith("http://host:7860/?dataset=mnist&preset=Quick&patch_size=7") and "seed=3" in link
     assert "epochs" not in link and "seconds=30" in link
     # The link read back gives the same settings.
     from urllib.parse import parse_qsl, urlsplit
-    banner, _, dataset, preset, *knobs = teacher.start("fashion_mnist", FakeRequest(dict(parse_qsl(urlsplit(link).query))))
+
+    banner, _, dataset, preset, *knobs = teacher.start(
+        "fashion_mnist", FakeRequest(dict(parse_qsl(urlsplit(link).query)))
+    )
     knobs = dict(zip(KNOBS, knobs))
     assert dataset["value"] == "mnist" and preset["value"] == "Quick (~30 s)" and knobs["seconds"]["value"] == 30
     assert knobs["seed"]["value"] == 3 and "Left out" not in banner.value

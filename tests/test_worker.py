@@ -7,8 +7,8 @@ import time
 
 import pytest
 import torch
-
 from conftest import TINY
+
 from vit_demo.data import load_split
 from vit_demo.sessions import StopFlag, run_training
 from vit_demo.training import TrainConfig, create_model
@@ -74,8 +74,9 @@ def test_a_process_killed_mid_run_is_reported_and_replaced(data_dir, tmp_path):
     worker = TrainingProcess(threads=1)
     try:
         probes = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
-        run = worker.run(run_training, TINY, config(data_dir, epochs=None, time_budget=60), probes,
-                         stop=StopFlag(tmp_path / "stop"))
+        run = worker.run(
+            run_training, TINY, config(data_dir, epochs=None, time_budget=60), probes, stop=StopFlag(tmp_path / "stop")
+        )
         next(run)
         os.kill(worker.pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
         with pytest.raises(TrainingProcessDied, match="killed, most likely for lack of memory"):

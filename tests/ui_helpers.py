@@ -17,9 +17,14 @@ TINY = {"patch_size": 7, "dim": 32, "depth": 2, "heads": 4, "mlp_dim": 64}
 
 
 def settings_for(tmp_path: Path, checkpoint_dir: Path, data_dir=None, **overrides) -> AppSettings:
-    values = dict(checkpoint_dir=checkpoint_dir, examples_dir=REPO / "examples",
-                  data_dir=str(data_dir) if data_dir else None, train_limit=512, test_limit=256,
-                  work_dir=tmp_path / "work")
+    values = dict(
+        checkpoint_dir=checkpoint_dir,
+        examples_dir=REPO / "examples",
+        data_dir=str(data_dir) if data_dir else None,
+        train_limit=512,
+        test_limit=256,
+        work_dir=tmp_path / "work",
+    )
     return AppSettings(**{**values, **overrides})
 
 

@@ -25,8 +25,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -106,7 +112,9 @@ def drive(url: str, out: Path, seconds: int, size: tuple[int, int]) -> None:
         seconds_box.fill(str(seconds))
         seconds_box.press("Enter")
         page.locator("#build-start").click()
-        page.locator("#train-metrics").get_by_text("Step").or_(page.get_by_text("in line")).first.wait_for(timeout=60_000)
+        page.locator("#train-metrics").get_by_text("Step").or_(page.get_by_text("in line")).first.wait_for(
+            timeout=60_000
+        )
         page.wait_for_timeout(seconds * 500)
         shot("2-train-live")
         page.locator("#train-status").get_by_text("Test accuracy:").wait_for(timeout=(seconds + 120) * 1000)
@@ -116,8 +124,13 @@ def drive(url: str, out: Path, seconds: int, size: tuple[int, int]) -> None:
         page.locator("#explore-label").get_by_text("Prediction").wait_for()
         page.wait_for_timeout(1500)
         shot("4-explore-rollout")
-        for view, tab in (("heads", "Each head"), ("tokens", "Patches → tokens"), ("positions", "Positions"),
-                          ("distance", "Attention distance"), ("filters", "Filters")):
+        for view, tab in (
+            ("heads", "Each head"),
+            ("tokens", "Patches → tokens"),
+            ("positions", "Positions"),
+            ("distance", "Attention distance"),
+            ("filters", "Filters"),
+        ):
             page.get_by_role("tab", name=tab).click()
             page.locator(f"#explore-{'cls' if view == 'heads' else view} img").wait_for(timeout=20_000)
             shot(f"5-explore-{view}")
@@ -164,8 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         process.terminate()
         process.wait(timeout=30)
     handler = explore_latency_in_process(args.runs)
-    for name, times in (("Explore handler (server side)", handler), ("/explore round trip", explore_trips),
-                        ("/predict round trip", predict_trips)):
+    for name, times in (
+        ("Explore handler (server side)", handler),
+        ("/explore round trip", explore_trips),
+        ("/predict round trip", predict_trips),
+    ):
         print(f"{name}: median {statistics.median(times):.0f} ms, max {max(times):.0f} ms over {len(times)}")
     return 0
 

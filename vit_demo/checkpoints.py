@@ -162,7 +162,9 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[V
 
 def _read_limited(path: Path) -> bytes:
     if not path.is_file():
-        raise CheckpointError(f"{path.parent} has no {path.name}: a checkpoint folder needs {CONFIG_NAME} and {WEIGHTS_NAME}")
+        raise CheckpointError(
+            f"{path.parent} has no {path.name}: a checkpoint folder needs {CONFIG_NAME} and {WEIGHTS_NAME}"
+        )
     size = path.stat().st_size
     if size > max_checkpoint_bytes():
         raise CheckpointError(_too_big(path.name, size))
@@ -190,7 +192,9 @@ def _read_safetensors(raw: bytes, where: str) -> dict[str, torch.Tensor]:
     try:
         return load_safetensors_bytes(raw)
     except (SafetensorError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"{where} is not a readable safetensors file ({error}); it may be truncated or corrupt") from error
+        raise CheckpointError(
+            f"{where} is not a readable safetensors file ({error}); it may be truncated or corrupt"
+        ) from error
 
 
 def _read_zip(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -234,7 +238,9 @@ def _read_torch_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
             f"which could run code when loaded. Save a dict of config, state_dict and info instead. ({error})"
         ) from error
     except Exception as error:
-        raise CheckpointError(f"{path.name} is not a readable PyTorch file ({error}); it may be truncated or corrupt") from error
+        raise CheckpointError(
+            f"{path.name} is not a readable PyTorch file ({error}); it may be truncated or corrupt"
+        ) from error
     if not isinstance(payload, dict) or not {"config", "state_dict"} <= set(payload):
         raise CheckpointError(f"{path.name} must hold a dict with keys 'config', 'state_dict' and 'info'")
     config = dict(payload["config"])
@@ -298,7 +304,11 @@ def _check_info(info: dict, model_config: ViTConfig) -> None:
             f"this config says {model_config.channels}-channel {model_config.image_size}x{model_config.image_size}"
         )
     names, mean, std = info["class_names"], info["mean"], info["std"]
-    if not isinstance(names, list) or len(names) != model_config.num_classes or not all(isinstance(n, str) for n in names):
+    if (
+        not isinstance(names, list)
+        or len(names) != model_config.num_classes
+        or not all(isinstance(n, str) for n in names)
+    ):
         raise CheckpointError(f"class_names must be a list of {model_config.num_classes} names (one per class)")
     for key, values in (("mean", mean), ("std", std)):
         if (

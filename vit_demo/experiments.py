@@ -69,7 +69,9 @@ def occlude_patches(images: torch.Tensor, patch_size: int, indices: Sequence[int
         if not 0 <= index < grid * grid:
             raise ValueError(f"patch index {index} is outside 0..{grid * grid - 1}")
         row, col = divmod(int(index), grid)
-        out[:, :, row * patch_size : (row + 1) * patch_size, col * patch_size : (col + 1) * patch_size] = fill.view(1, c, 1, 1)
+        out[:, :, row * patch_size : (row + 1) * patch_size, col * patch_size : (col + 1) * patch_size] = fill.view(
+            1, c, 1, 1
+        )
     return out
 
 

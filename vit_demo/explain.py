@@ -13,8 +13,9 @@ Nothing here imports gradio; `vit_demo.plots` draws what these functions return.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -347,9 +348,13 @@ def cls_attention(attentions: Sequence[torch.Tensor], layer: int, head: int | No
     maps = cls_attention_maps(attentions)
     num_layers, num_heads = maps.shape[1:3]
     if not 0 <= layer < num_layers:
-        raise ValueError(f"layer must be between 0 and {num_layers - 1} (the model has {num_layers} layers), got {layer}")
+        raise ValueError(
+            f"layer must be between 0 and {num_layers - 1} (the model has {num_layers} layers), got {layer}"
+        )
     if head is not None and not 0 <= head < num_heads:
-        raise ValueError(f"head must be between 0 and {num_heads - 1} (each layer has {num_heads} heads) or None, got {head}")
+        raise ValueError(
+            f"head must be between 0 and {num_heads - 1} (each layer has {num_heads} heads) or None, got {head}"
+        )
     per_layer = maps[:, layer]
     return per_layer.mean(dim=1) if head is None else per_layer[:, head]
 

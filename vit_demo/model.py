@@ -52,7 +52,9 @@ class ViTConfig:
                 raise ValueError(f"{name} must be a whole number, got {value!r}")
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
-        if self.dim_head is not None and (isinstance(self.dim_head, bool) or not isinstance(self.dim_head, int) or self.dim_head < 1):
+        if self.dim_head is not None and (
+            isinstance(self.dim_head, bool) or not isinstance(self.dim_head, int) or self.dim_head < 1
+        ):
             raise ValueError(f"dim_head must be a whole number of at least 1 (or None), got {self.dim_head!r}")
         for name in ("dropout", "emb_dropout"):
             value = getattr(self, name)
@@ -103,10 +105,15 @@ class ViTConfig:
         d, n, m = self.dim, self.inner_dim, self.mlp_dim
         block = (
             2 * d  # LayerNorm before attention
-            + d * 3 * n + 3 * n  # to_qkv
-            + n * d + d  # to_out
+            + d * 3 * n
+            + 3 * n  # to_qkv
+            + n * d
+            + d  # to_out
             + 2 * d  # LayerNorm before the feed-forward
-            + d * m + m + m * d + d  # the two feed-forward Linears
+            + d * m
+            + m
+            + m * d
+            + d  # the two feed-forward Linears
         )
         return {
             "patch_to_embedding": self.patch_dim * d + d,
@@ -127,7 +134,13 @@ class ViTConfig:
 
         def block(queries: int) -> int:
             keys_values = 2 * s * d * 2 * n
-            return keys_values + 2 * queries * d * n + 2 * 2 * queries * s * n + 2 * queries * n * d + 2 * 2 * queries * d * m
+            return (
+                keys_values
+                + 2 * queries * d * n
+                + 2 * 2 * queries * s * n
+                + 2 * queries * n * d
+                + 2 * 2 * queries * d * m
+            )
 
         embed = 2 * self.num_patches * self.patch_dim * d
         blocks = (self.depth - 1) * block(s) + block(1 if cls_only else s)
@@ -187,7 +200,11 @@ class Attention(nn.Module):
         h, d = self.heads, self.dim_head
         if cls_only:
             inner = h * d
-            q = F.linear(x[:, :1], self.to_qkv.weight[:inner], self.to_qkv.bias[:inner]).view(b, 1, h, d).transpose(1, 2)
+            q = (
+                F.linear(x[:, :1], self.to_qkv.weight[:inner], self.to_qkv.bias[:inner])
+                .view(b, 1, h, d)
+                .transpose(1, 2)
+            )
             kv = F.linear(x, self.to_qkv.weight[inner:], self.to_qkv.bias[inner:])
             k, v = kv.view(b, n, 2, h, d).permute(2, 0, 3, 1, 4).unbind(0)
         else:
@@ -347,8 +364,9 @@ class ViT(
         self.check_input(images)
         # The attention maps shown by the explain views need every token's row, the
         # logits only the CLS token's.
-        x, attentions = self.transformer(self.embed(images, use_position), return_attention,
-                                         cls_only=not return_attention)
+        x, attentions = self.transformer(
+            self.embed(images, use_position), return_attention, cls_only=not return_attention
+        )
         logits = self.mlp_head(self.to_cls_token(x[:, 0]))
         if return_attention:
             return logits, attentions

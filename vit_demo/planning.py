@@ -83,8 +83,10 @@ class Expectation:
 
     def describe(self) -> str:
         if self.below_measured:
-            return (f"below {self.accuracy:.1%} (it sees about {self.images:,} images, fewer than the "
-                    f"{self.measured_images[0]:,} measured)")
+            return (
+                f"below {self.accuracy:.1%} (it sees about {self.images:,} images, fewer than the "
+                f"{self.measured_images[0]:,} measured)"
+            )
         if self.beyond_measured:
             return f"at least {self.accuracy:.1%} (about {self.images:,} images)"
         return f"about {self.accuracy:.1%} (about {self.images:,} images)"
@@ -98,7 +100,8 @@ class AccuracyTable:
         points: dict[tuple[str, str], dict[int, list[float]]] = {}
         for row in table.get("rows", []):
             points.setdefault((row["dataset"], row["candidate"]), {}).setdefault(row["images"], []).append(
-                row["test_accuracy"])
+                row["test_accuracy"]
+            )
         self._points = {key: sorted(by_images.items()) for key, by_images in points.items()}
 
     def measured(self, dataset: str, candidate: Candidate) -> bool:
@@ -129,8 +132,9 @@ class AccuracyTable:
 # ----------------------------------------------------------------------------- this machine's speed
 
 
-def measure_speeds(dataset: str, candidates: tuple[Candidate, ...], steps: int = 4,
-                   device: str | None = None) -> Iterator[dict[str, float]]:
+def measure_speeds(
+    dataset: str, candidates: tuple[Candidate, ...], steps: int = 4, device: str | None = None
+) -> Iterator[dict[str, float]]:
     """Training images per second of each candidate, each step taken as the trainer takes it
     (the batch split over two threads where the cores allow, augmentation included).
 
@@ -237,7 +241,9 @@ class ThroughputMeter:
 
 def _config(dataset: str, candidate: Candidate) -> ViTConfig:
     spec = get_spec(dataset)
-    return ViTConfig(image_size=spec.image_size, num_classes=spec.num_classes, channels=spec.channels, **candidate.model)
+    return ViTConfig(
+        image_size=spec.image_size, num_classes=spec.num_classes, channels=spec.channels, **candidate.model
+    )
 
 
 def _training_flops(config: ViTConfig) -> float:
@@ -245,8 +251,17 @@ def _training_flops(config: ViTConfig) -> float:
 
 
 def _speed_key(config: ViTConfig, batch_size: int) -> tuple:
-    return (config.image_size, config.channels, config.num_classes, config.patch_size, config.dim, config.depth,
-            config.heads, config.mlp_dim, batch_size)
+    return (
+        config.image_size,
+        config.channels,
+        config.num_classes,
+        config.patch_size,
+        config.dim,
+        config.depth,
+        config.heads,
+        config.mlp_dim,
+        batch_size,
+    )
 
 
 # ----------------------------------------------------------------------------- plans
@@ -271,8 +286,14 @@ def images_in(seconds: float, images_per_second: float, evaluations: int, eval_i
     return max(int(images_per_second * seconds - evaluations * eval_images / TRAINING_FLOPS_PER_FORWARD), 0)
 
 
-def plan(dataset: str, seconds: float, candidates: tuple[Candidate, ...], meter: ThroughputMeter,
-         table: AccuracyTable | None = None, evaluations: int | None = None) -> Plan:
+def plan(
+    dataset: str,
+    seconds: float,
+    candidates: tuple[Candidate, ...],
+    meter: ThroughputMeter,
+    table: AccuracyTable | None = None,
+    evaluations: int | None = None,
+) -> Plan:
     """The candidate with the best measured accuracy for what `seconds` buy on this machine
     (the first candidate when none was measured)."""
     table = table or default_table()
@@ -323,17 +344,27 @@ def format_size(megabytes: float) -> str:
 
 def _what_to_lower(config: ViTConfig, batch_size: int) -> str:
     bigger = [p for p in divisors(config.image_size) if p > config.patch_size]
-    raise_patch = (f"raise patch_size (now {config.patch_size}: {config.num_patches} patches; "
-                   f"{', '.join(map(str, bigger))} also divide {config.image_size})" if bigger else None)
+    raise_patch = (
+        f"raise patch_size (now {config.patch_size}: {config.num_patches} patches; "
+        f"{', '.join(map(str, bigger))} also divide {config.image_size})"
+        if bigger
+        else None
+    )
     knobs = ", ".join(
-        f"{name} (now {value})" for name, value in
-        (("batch_size", batch_size), ("depth", config.depth), ("dim", config.dim), ("mlp_dim", config.mlp_dim))
+        f"{name} (now {value})"
+        for name, value in (
+            ("batch_size", batch_size),
+            ("depth", config.depth),
+            ("dim", config.dim),
+            ("mlp_dim", config.mlp_dim),
+        )
     )
     return f"{raise_patch + ', or lower ' if raise_patch else 'lower '}{knobs}"
 
 
-def check_fits_server(config: ViTConfig, batch_size: int, max_memory_mb: float, max_seconds: float,
-                      meter: ThroughputMeter) -> None:
+def check_fits_server(
+    config: ViTConfig, batch_size: int, max_memory_mb: float, max_seconds: float, meter: ThroughputMeter
+) -> None:
     """Refuse, with a ValueError that says how big and what to lower, a model this server
     cannot train: estimated memory over `max_memory_mb`, or so slow that not even a few
     steps and their scoring fit in `max_seconds`."""
@@ -345,8 +376,9 @@ def check_fits_server(config: ViTConfig, batch_size: int, max_memory_mb: float, 
             f"(VIT_DEMO_MAX_TRAIN_MEMORY_MB). To fit, {_what_to_lower(config, batch_size)}."
         )
     scored = 2 * STARTING_POINT_IMAGES + TrainConfig().eval_subset  # the starting point, the stopped run's slice
-    seconds = (MIN_USEFUL_STEPS * batch_size / meter.images_per_second(config, batch_size)
-               + meter.seconds_to_score(config, scored))
+    seconds = MIN_USEFUL_STEPS * batch_size / meter.images_per_second(config, batch_size) + meter.seconds_to_score(
+        config, scored
+    )
     if seconds > max_seconds:
         raise ValueError(
             f"This model is too slow for this server: {MIN_USEFUL_STEPS} training steps with batch_size {batch_size} "
@@ -356,16 +388,33 @@ def check_fits_server(config: ViTConfig, batch_size: int, max_memory_mb: float, 
         )
 
 
-def app_train_config(dataset: str, lr: float, batch_size: int, seed: int, *, time_budget: float | None = None,
-                     epochs: float | None = None, data_dir: str | None = None, train_limit: int | None = None,
-                     test_limit: int | None = None) -> TrainConfig:
+def app_train_config(
+    dataset: str,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    *,
+    time_budget: float | None = None,
+    epochs: float | None = None,
+    data_dir: str | None = None,
+    train_limit: int | None = None,
+    test_limit: int | None = None,
+) -> TrainConfig:
     """The TrainConfig of a run the app starts: the dataset's recipe for everything the page
     does not show, and one live update a second."""
     extras = {k: v for k, v in recipe_for(dataset).training.items() if k not in ("lr", "batch_size")}
     return TrainConfig(
-        dataset=get_spec(dataset).key, time_budget=time_budget, epochs=epochs, lr=lr, batch_size=batch_size,
-        seed=seed, data_dir=data_dir, train_limit=train_limit, test_limit=test_limit,
-        report_every=APP_REPORT_SECONDS, **extras,
+        dataset=get_spec(dataset).key,
+        time_budget=time_budget,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        data_dir=data_dir,
+        train_limit=train_limit,
+        test_limit=test_limit,
+        report_every=APP_REPORT_SECONDS,
+        **extras,
     )
 
 

@@ -15,7 +15,7 @@ screen, as people count; the arguments are Python's 0-based indices, like `vit_d
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
@@ -110,8 +110,16 @@ def _label_tiles(ax: Axes, rows: int, columns: int, size: int, gap: int, row_nam
 
 def _corner_label(ax: Axes, x: float, y: float, label: str) -> None:
     """A number in a tile's top-left corner, legible on any pixels below it."""
-    ax.text(x, y, label, ha="left", va="top", fontsize=NOTE_SIZE, color="white",
-            bbox=dict(boxstyle="square,pad=0.15", facecolor="black", alpha=0.6, linewidth=0))
+    ax.text(
+        x,
+        y,
+        label,
+        ha="left",
+        va="top",
+        fontsize=NOTE_SIZE,
+        color="white",
+        bbox=dict(boxstyle="square,pad=0.15", facecolor="black", alpha=0.6, linewidth=0),
+    )
 
 
 def _show_image(ax: Axes, display: np.ndarray) -> None:
@@ -131,8 +139,13 @@ def _overlay(ax: Axes, display: np.ndarray, heatmap: np.ndarray, vmax: float):
     _show_image(ax, _grey(display))
     size = display.shape[0]
     return ax.imshow(
-        heatmap, cmap=ATTENTION_CMAP, vmin=0.0, vmax=vmax, alpha=OVERLAY_ALPHA,
-        extent=(-0.5, size - 0.5, size - 0.5, -0.5), interpolation="nearest",
+        heatmap,
+        cmap=ATTENTION_CMAP,
+        vmin=0.0,
+        vmax=vmax,
+        alpha=OVERLAY_ALPHA,
+        extent=(-0.5, size - 0.5, size - 0.5, -0.5),
+        interpolation="nearest",
     )
 
 
@@ -179,12 +192,24 @@ def plot_confusion_matrix(counts, class_names: Sequence[str]) -> Figure:
     image = ax.imshow(counts, cmap=COUNT_CMAP, vmin=0)
     threshold = counts.max() / 2
     for (true, predicted), count in np.ndenumerate(counts):
-        ax.text(predicted, true, str(count), ha="center", va="center", fontsize=NOTE_SIZE,
-                color="white" if count > threshold else "black")
+        ax.text(
+            predicted,
+            true,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize=NOTE_SIZE,
+            color="white" if count > threshold else "black",
+        )
     k = len(class_names)
     slanted = max(map(len, class_names)) > 2  # words, not digits: slant them so they do not collide
-    ax.set_xticks(range(k), class_names, rotation=45 if slanted else 0, ha="right" if slanted else "center",
-                  rotation_mode="anchor")
+    ax.set_xticks(
+        range(k),
+        class_names,
+        rotation=45 if slanted else 0,
+        ha="right" if slanted else "center",
+        rotation_mode="anchor",
+    )
     ax.set_yticks(range(k), class_names)
     _style(ax, xlabel="predicted class", ylabel="true class")
     _colourbar(figure, image, ax, "number of images")
@@ -200,10 +225,18 @@ def plot_training_curves(loss_steps, losses, accuracy_steps=(), accuracies=()) -
     if len(accuracies):
         steps, percents = _numpy(accuracy_steps), 100.0 * _numpy(accuracies)
         accuracy_ax.plot(steps, percents, color="tab:green", marker="o", linewidth=1.5)
-        accuracy_ax.annotate(f"{percents[-1]:.1f}%", (steps[-1], percents[-1]), textcoords="offset points",
-                             xytext=(0, 8), ha="right", fontsize=LABEL_SIZE)
+        accuracy_ax.annotate(
+            f"{percents[-1]:.1f}%",
+            (steps[-1], percents[-1]),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="right",
+            fontsize=LABEL_SIZE,
+        )
     else:
-        accuracy_ax.text(0.5, 0.5, "no evaluation yet", transform=accuracy_ax.transAxes, ha="center", fontsize=LABEL_SIZE)
+        accuracy_ax.text(
+            0.5, 0.5, "no evaluation yet", transform=accuracy_ax.transAxes, ha="center", fontsize=LABEL_SIZE
+        )
     accuracy_ax.set_ylim(0, 105)
     _style(accuracy_ax, "Test accuracy (higher is better)", "training step", "accuracy (%)")
     for ax in (loss_ax, accuracy_ax):
@@ -241,8 +274,12 @@ def plot_patch_grid(display: np.ndarray, config: ViTConfig) -> Figure:
     token_ticks = list(range(0, n + 1, label_every))
     tokens_ax.set_yticks(token_ticks, ["CLS" if t == 0 else str(t) for t in token_ticks])
     tokens_ax.set_xticks([0, p * p - 1], ["1", str(p * p)])
-    _style(tokens_ax, f"{n + 1} tokens: the learned CLS, then one per patch",
-           xlabel=f"the patch's {p} × {p} pixels, row after row", ylabel="token")
+    _style(
+        tokens_ax,
+        f"{n + 1} tokens: the learned CLS, then one per patch",
+        xlabel=f"the patch's {p} × {p} pixels, row after row",
+        ylabel="token",
+    )
     figure.supxlabel(
         f"{config.image_size}×{config.image_size} image → {n} patches of {p}×{p}×{config.channels} = "
         f"{config.patch_dim} values → linear layer to dim {config.dim}, + CLS = {config.seq_len} tokens of dim {config.dim}",
@@ -263,8 +300,12 @@ def plot_position_similarity(similarity) -> Figure:
     image = ax.imshow(mosaic, cmap=SIMILARITY_CMAP, vmin=-1, vmax=1, interpolation="nearest")
     numbers = [str(i + 1) for i in range(grid)]
     _label_tiles(ax, grid, grid, grid, gap, numbers, numbers)
-    _style(ax, "Each small map: one patch's positional embedding\ncompared with every patch's",
-           xlabel="input patch column", ylabel="input patch row")
+    _style(
+        ax,
+        "Each small map: one patch's positional embedding\ncompared with every patch's",
+        xlabel="input patch column",
+        ylabel="input patch row",
+    )
     _colourbar(figure, image, ax, "cosine similarity")
     return figure
 
@@ -344,11 +385,21 @@ def plot_attention_overview(display: np.ndarray, maps) -> Figure:
     figure = _new_figure(1.7 * heads + 1.8, 1.7 * layers + 1.0, "Where the CLS token looks, every layer and head")
     ax = figure.add_subplot()
     backdrop = _rgba(_grey(display))
-    ax.imshow(_mosaic(np.broadcast_to(backdrop, (layers * heads, *backdrop.shape)), heads, gap, fill=0.0),
-              interpolation="nearest")
-    heat = ax.imshow(_mosaic(blocks, heads, gap, fill=np.nan), cmap=ATTENTION_CMAP, vmin=0,
-                     vmax=max(float(maps.max()), 1e-6), alpha=OVERLAY_ALPHA, interpolation="nearest")
-    _label_tiles(ax, layers, heads, size, gap, [f"layer {i + 1}" for i in range(layers)], [f"head {i + 1}" for i in range(heads)])
+    ax.imshow(
+        _mosaic(np.broadcast_to(backdrop, (layers * heads, *backdrop.shape)), heads, gap, fill=0.0),
+        interpolation="nearest",
+    )
+    heat = ax.imshow(
+        _mosaic(blocks, heads, gap, fill=np.nan),
+        cmap=ATTENTION_CMAP,
+        vmin=0,
+        vmax=max(float(maps.max()), 1e-6),
+        alpha=OVERLAY_ALPHA,
+        interpolation="nearest",
+    )
+    _label_tiles(
+        ax, layers, heads, size, gap, [f"layer {i + 1}" for i in range(layers)], [f"head {i + 1}" for i in range(heads)]
+    )
     _colourbar(figure, heat, ax, "attention weight")
     return figure
 
@@ -365,8 +416,14 @@ def plot_attention_distance(distances, patch_size: int, image_size: int) -> Figu
     ax = figure.add_subplot()
     offsets = (np.arange(heads) - (heads - 1) / 2) * min(0.08, 0.6 / heads)  # side by side, not on top
     for head in range(heads):
-        ax.scatter(np.arange(1, layers + 1) + offsets[head], distances[:, head], s=55,
-                   color=HEAD_COLOURS(head % 10), label=f"head {head + 1}", zorder=3)
+        ax.scatter(
+            np.arange(1, layers + 1) + offsets[head],
+            distances[:, head],
+            s=55,
+            color=HEAD_COLOURS(head % 10),
+            label=f"head {head + 1}",
+            zorder=3,
+        )
     ax.axhline(uniform_distance, color="0.4", linestyle="--", linewidth=1.2, label="attention\nspread evenly")
     ax.set_xticks(range(1, layers + 1))
     ax.set_xlim(0.5, layers + 0.5)
@@ -378,12 +435,17 @@ def plot_attention_distance(distances, patch_size: int, image_size: int) -> Figu
     return figure
 
 
-
 # --------------------------------------------------------------------------- experiments and timeline
 
 
-def plot_patch_experiment(original, changed, class_names: Sequence[str], original_display: np.ndarray,
-                          changed_display: np.ndarray, top_k: int = 3) -> Figure:
+def plot_patch_experiment(
+    original,
+    changed,
+    class_names: Sequence[str],
+    original_display: np.ndarray,
+    changed_display: np.ndarray,
+    top_k: int = 3,
+) -> Figure:
     """Two `experiments.ExperimentView`s side by side: what the model read, its rollout,
     and its top guesses, so the effect of shuffling, hiding or removing position shows."""
     figure = _new_figure(10, 6.4, "Same model, changed input: what moves?")
@@ -401,7 +463,9 @@ def plot_patch_experiment(original, changed, class_names: Sequence[str], origina
         bars_ax.set_yticks(range(len(order)), [class_names[i] for i in order])
         bars_ax.set_xlim(0, 100)
         for y, i in enumerate(order):
-            bars_ax.text(min(probabilities[i] * 100 + 2, 80), y, f"{probabilities[i]:.0%}", va="center", fontsize=NOTE_SIZE)
+            bars_ax.text(
+                min(probabilities[i] * 100 + 2, 80), y, f"{probabilities[i]:.0%}", va="center", fontsize=NOTE_SIZE
+            )
         _style(bars_ax, "top guesses", xlabel="probability (%)")
     _colourbar(figure, heat, axes[:, 1], "share of the strongest patch")
     return figure
@@ -450,6 +514,7 @@ def plot_timeline_frame(snapshot, probe_display: np.ndarray, config: ViTConfig) 
     distance_ax.grid(alpha=0.3)
     _style(distance_ax, "how far each head looks", xlabel="layer", ylabel="pixels")
     return figure
+
 
 __all__ = [
     "figure_to_image",

@@ -43,8 +43,9 @@ class Candidate:
     @property
     def name(self) -> str:
         """A short unique name: "p7-d64-L2-h4-m128-b128"."""
-        return (f"p{self.patch_size}-d{self.dim}-L{self.depth}-h{self.heads}-m{self.mlp_dim}-b{self.batch_size}"
-                + ("" if self.lr == 3e-3 else f"-lr{self.lr:g}"))
+        return f"p{self.patch_size}-d{self.dim}-L{self.depth}-h{self.heads}-m{self.mlp_dim}-b{self.batch_size}" + (
+            "" if self.lr == 3e-3 else f"-lr{self.lr:g}"
+        )
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,24 @@ def _grey_presets() -> tuple[Preset, ...]:
     quick = PATCH7[:3]
     better = (PATCH4[0], PATCH7[2], PATCH7[3])
     return (
-        Preset("Quick (~30 s)", 30, quick, "16 tokens (patch 7), the fastest to watch learn; "
-               "how many blocks is chosen for this machine's speed"),
-        Preset("Standard (~60 s)", 60, quick, "16 tokens (patch 7) for a minute; "
-               "how many blocks is chosen for this machine's speed"),
-        Preset("Better (~3 min)", 180, better, "finer patches or more blocks, ~3x the compute per image: "
-               "whichever this machine trains best in 3 minutes"),
+        Preset(
+            "Quick (~30 s)",
+            30,
+            quick,
+            "16 tokens (patch 7), the fastest to watch learn; how many blocks is chosen for this machine's speed",
+        ),
+        Preset(
+            "Standard (~60 s)",
+            60,
+            quick,
+            "16 tokens (patch 7) for a minute; how many blocks is chosen for this machine's speed",
+        ),
+        Preset(
+            "Better (~3 min)",
+            180,
+            better,
+            "finer patches or more blocks, ~3x the compute per image: whichever this machine trains best in 3 minutes",
+        ),
     )
 
 
@@ -120,10 +133,18 @@ RECIPES: dict[str, Recipe] = {
         epochs=10,
         candidates=(_CIFAR_QUICK, _CIFAR_BETTER),
         presets=(
-            Preset("Quick (~2 min)", 120, (_CIFAR_QUICK,),
-                   "patch 8: 16 tokens of 192 values; CIFAR is hard for a small ViT on a CPU"),
-            Preset("Better (~5 min)", 300, (_CIFAR_BETTER,),
-                   "patch 8, 6 blocks, dim 128: ~33 s an epoch on 2 AVX-512 cores, far faster on a GPU"),
+            Preset(
+                "Quick (~2 min)",
+                120,
+                (_CIFAR_QUICK,),
+                "patch 8: 16 tokens of 192 values; CIFAR is hard for a small ViT on a CPU",
+            ),
+            Preset(
+                "Better (~5 min)",
+                300,
+                (_CIFAR_BETTER,),
+                "patch 8, 6 blocks, dim 128: ~33 s an epoch on 2 AVX-512 cores, far faster on a GPU",
+            ),
         ),
     ),
 }

@@ -175,7 +175,10 @@ def starting_point(model: ViT, config: TrainConfig) -> StartingPoint:
         split = load_split(spec.key, train=train, data_dir=config.data_dir, limit=limit)
         return evaluate(model, split.subset(STARTING_POINT_IMAGES), spec)
 
-    (train_loss, train_accuracy, _), (_, test_accuracy, _) = score(True, config.train_limit), score(False, config.test_limit)
+    (train_loss, train_accuracy, _), (_, test_accuracy, _) = (
+        score(True, config.train_limit),
+        score(False, config.test_limit),
+    )
     return StartingPoint(train_loss, train_accuracy, test_accuracy)
 
 
@@ -212,7 +215,10 @@ def run_training(
     first = take_snapshot(model, timeline_probe, step=0, epoch=0.0, fraction=0.0, test_accuracy=None)
     timeline.add(first)
     yield TrainingUpdate(
-        None, starting_point(model, config), position_similarity(model), probe_probabilities(model, probe_images, spec),
+        None,
+        starting_point(model, config),
+        position_similarity(model),
+        probe_probabilities(model, probe_images, spec),
         snapshot=first,
     )
     for progress in train(model, config, should_stop):

@@ -53,7 +53,9 @@ VARIABLES = {
         Variable("VIT_DEMO_DATA", Path, None, "the datasets folder"),
         Variable("VIT_DEMO_DOWNLOAD", bool, True, "`0` forbids downloading a missing dataset"),
         Variable("VIT_DEMO_CHECKPOINTS", Path, None, "the folder of shipped models"),
-        Variable("VIT_DEMO_MAX_TRAININGS", int, 1, "trainings that run at once; the rest wait in line and see their place"),
+        Variable(
+            "VIT_DEMO_MAX_TRAININGS", int, 1, "trainings that run at once; the rest wait in line and see their place"
+        ),
         Variable("VIT_DEMO_MAX_TRAIN_SECONDS", float, 600.0, "the longest one training may run"),
         Variable("VIT_DEMO_MAX_TRAIN_MEMORY_MB", float, 2048.0, "the largest estimated training memory accepted"),
         Variable("VIT_DEMO_MAX_EXPLORES", int, 2, "Explore requests served at once"),
@@ -61,7 +63,12 @@ VARIABLES = {
         Variable("VIT_DEMO_TEST_LIMIT", int, None, "score on only the first N test images"),
         Variable("VIT_DEMO_THREADS", int, None, "torch CPU threads"),
         Variable("VIT_DEMO_MAX_UPLOAD_MB", float, 20.0, "the largest image upload"),
-        Variable("VIT_DEMO_MAX_IMAGE_MEGAPIXELS", float, 40.0, "the most pixels an upload may claim (checked before decoding)"),
+        Variable(
+            "VIT_DEMO_MAX_IMAGE_MEGAPIXELS",
+            float,
+            40.0,
+            "the most pixels an upload may claim (checked before decoding)",
+        ),
         Variable("VIT_DEMO_MAX_CHECKPOINT_MB", float, 100.0, "the largest checkpoint upload"),
         Variable("VIT_DEMO_LESSON", Path, None, "a lesson file every visitor starts from (see Teaching with it)"),
     )

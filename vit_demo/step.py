@@ -118,8 +118,15 @@ class Machine:
         if device.type == "cuda":
             index = device.index if device.index is not None else torch.cuda.current_device()
             native = torch.cuda.is_bf16_supported()
-            return cls(device, torch.cuda.get_device_name(index), available_cores(), cpu_capability(), native,
-                       "CUDA" if native else "", compiler_available(device))
+            return cls(
+                device,
+                torch.cuda.get_device_name(index),
+                available_cores(),
+                cpu_capability(),
+                native,
+                "CUDA" if native else "",
+                compiler_available(device),
+            )
         units = cpu_bf16_units() if device.type == "cpu" else ""
         name = _cpu_name() if device.type == "cpu" else f"Apple GPU ({device.type})"
         return cls(device, name, available_cores(), cpu_capability(), bool(units), units, compiler_available(device))
@@ -128,8 +135,10 @@ class Machine:
         """One line: which machine a speed figure comes from."""
         if self.device.type == "cpu":
             bf16 = f"native bfloat16 ({self.bf16_units})" if self.native_bf16 else "no native bfloat16"
-            return (f"CPU: {self.name}, {self.cores} core{'s' if self.cores != 1 else ''}, "
-                    f"torch capability {self.cpu_capability}, {bf16}")
+            return (
+                f"CPU: {self.name}, {self.cores} core{'s' if self.cores != 1 else ''}, "
+                f"torch capability {self.cpu_capability}, {bf16}"
+            )
         bf16 = "bfloat16" if self.native_bf16 else "no bfloat16"
         return f"{self.device.type.upper()}: {self.name}, {bf16}; host CPU capability {self.cpu_capability}"
 
@@ -362,15 +371,19 @@ def plan_step(
     want_compile = compile if compile is not None else long_run
     if want_compile and not machine.compiler:
         if compile:
-            notes.append(f"--compile: no compiler for TorchInductor here ({CXX if machine.device.type == 'cpu' else 'triton'}"
-                         " not found); training without compiling")
+            notes.append(
+                f"--compile: no compiler for TorchInductor here ({CXX if machine.device.type == 'cpu' else 'triton'}"
+                " not found); training without compiling"
+            )
         want_compile = False
     want_bf16 = bf16 if bf16 is not None else machine.native_bf16
     if want_bf16 and not machine.native_bf16:
         if bf16:
-            notes.append(f"--bf16: this {machine.device.type.upper()} has no native bfloat16 "
-                         f"(capability {machine.cpu_capability}, no AVX512-BF16 or AMX), where bfloat16 trains up to "
-                         "10x slower; training in float32 (--force-step to use bf16 anyway)")
+            notes.append(
+                f"--bf16: this {machine.device.type.upper()} has no native bfloat16 "
+                f"(capability {machine.cpu_capability}, no AVX512-BF16 or AMX), where bfloat16 trains up to "
+                "10x slower; training in float32 (--force-step to use bf16 anyway)"
+            )
         want_bf16 = False
     # Measured: an eager bfloat16 step beat float32 by ~14 % on a Zen 4 EPYC (AVX512-BF16) and
     # lost to it on a Sapphire Rapids Xeon (AMX); only timing on the machine itself can tell.
@@ -384,8 +397,9 @@ def plan_step(
     return candidates, notes
 
 
-def eager_step_seconds(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
-                       splitter: BatchSplitter | None = None, steps: int = 2) -> float:
+def eager_step_seconds(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, splitter: BatchSplitter | None = None, steps: int = 2
+) -> float:
     """Seconds per forward-backward of the plain eager step, after one untimed warm-up step
     (the gradients are thrown away): what a run's length in steps is worth in time."""
     device = images.device
@@ -423,8 +437,9 @@ class FastestStep:
         self.chosen: TrainingForward | None = self.forwards[0] if len(self.forwards) == 1 else None
 
     @classmethod
-    def for_paths(cls, model: nn.Module, device: torch.device, paths: list[StepPath],
-                  splitter: BatchSplitter | None = None) -> FastestStep:
+    def for_paths(
+        cls, model: nn.Module, device: torch.device, paths: list[StepPath], splitter: BatchSplitter | None = None
+    ) -> FastestStep:
         return cls([TrainingForward(model, device, compile=p.compile, bf16=p.bf16) for p in paths], device, splitter)
 
     def prepare(self, images: torch.Tensor, targets: torch.Tensor) -> None:
@@ -452,7 +467,9 @@ class FastestStep:
             return self.chosen.name
         return "timing " + " / ".join(f.name for f in self.forwards)
 
-    def __call__(self, images: torch.Tensor, targets: torch.Tensor, label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, images: torch.Tensor, targets: torch.Tensor, label_smoothing: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward and backward (the caller zeroes gradients and steps the optimizer)."""
         if self.chosen is not None:
             return forward_backward(self.chosen, images, targets, label_smoothing, self._splitter_for(self.chosen))

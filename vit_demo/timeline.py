@@ -35,13 +35,25 @@ class Snapshot:
 
     @property
     def nbytes(self) -> int:
-        tensors = (self.position_similarity, self.attention_distance, self.filters, self.probe_rollout, self.probe_probabilities)
+        tensors = (
+            self.position_similarity,
+            self.attention_distance,
+            self.filters,
+            self.probe_rollout,
+            self.probe_probabilities,
+        )
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
 @torch.no_grad()
 def take_snapshot(
-    model: ViT, probe: torch.Tensor, step: int, epoch: float, fraction: float, test_accuracy: float | None, filters: int = 8
+    model: ViT,
+    probe: torch.Tensor,
+    step: int,
+    epoch: float,
+    fraction: float,
+    test_accuracy: float | None,
+    filters: int = 8,
 ) -> Snapshot:
     """Snapshot `model` as it is now; `probe` is one normalised image (1, C, S, S).
 
@@ -117,5 +129,7 @@ def save_gif(frames: Sequence[Image.Image], path: str | Path, seconds_per_frame:
     durations = [round(seconds_per_frame * 1000)] * len(frames)
     durations[-1] = 2000
     palette_frames = [frame.convert("RGB").quantize(colors=255, method=Image.Quantize.MEDIANCUT) for frame in frames]
-    palette_frames[0].save(path, save_all=True, append_images=palette_frames[1:], duration=durations, loop=0, optimize=True)
+    palette_frames[0].save(
+        path, save_all=True, append_images=palette_frames[1:], duration=durations, loop=0, optimize=True
+    )
     return path

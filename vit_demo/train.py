@@ -36,21 +36,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, help="fraction of the run spent warming up the learning rate")
     parser.add_argument("--label-smoothing", type=float)
     parser.add_argument("--no-augment", action="store_true", help="train on the images as they are")
-    parser.add_argument("--shift", type=int, metavar="PIXELS", dest="augment_shift",
-                        help="augment with random shifts of up to this many pixels (default: the dataset's)")
-    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, dest="augment_flip",
-                        help="augment with random horizontal flips (default: the dataset's)")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction,
-                        help="compile the training step with TorchInductor (needs a C++ compiler; ~20 s the first time). "
-                             "Default: only for runs of 5 minutes or more, kept only if it is faster here")
-    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction,
-                        help="train in bfloat16 autocast. Default: tried only where the CPU multiplies bfloat16 natively "
-                             "(AVX512-BF16 or AMX) or on a GPU that does; kept only if faster here")
-    parser.add_argument("--force-step", action="store_true",
-                        help="take --compile/--bf16 exactly as given, even where this machine makes them slower")
+    parser.add_argument(
+        "--shift",
+        type=int,
+        metavar="PIXELS",
+        dest="augment_shift",
+        help="augment with random shifts of up to this many pixels (default: the dataset's)",
+    )
+    parser.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        dest="augment_flip",
+        help="augment with random horizontal flips (default: the dataset's)",
+    )
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        help="compile the training step with TorchInductor (needs a C++ compiler; ~20 s the first time). "
+        "Default: only for runs of 5 minutes or more, kept only if it is faster here",
+    )
+    parser.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        help="train in bfloat16 autocast. Default: tried only where the CPU multiplies bfloat16 natively "
+        "(AVX512-BF16 or AMX) or on a GPU that does; kept only if faster here",
+    )
+    parser.add_argument(
+        "--force-step",
+        action="store_true",
+        help="take --compile/--bf16 exactly as given, even where this machine makes them slower",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-limit", type=int, help="use only the first N training images")
-    parser.add_argument("--data-dir", help="folder holding the datasets (default: $VIT_DEMO_DATA, else a per-user cache)")
+    parser.add_argument(
+        "--data-dir", help="folder holding the datasets (default: $VIT_DEMO_DATA, else a per-user cache)"
+    )
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     parser.add_argument("--device", help="cpu, cuda or mps (default: the fastest present)")
     parser.add_argument("--out", required=True, help="folder to write the checkpoint to")
@@ -65,8 +85,10 @@ def plan_for_budget(dataset: str, seconds: float, device: str | None) -> tuple[C
         meter.record_speeds(speeds, candidates, dataset)
     plan = planning.plan(dataset, seconds, candidates, meter)
     expected = plan.expected.describe() if plan.expected else "not measured"
-    return plan.candidate, (f"plan: {plan.candidate.name}, the best of {len(candidates)} candidates timed here for "
-                            f"{seconds:g} s: {plan.images_per_second:,.0f} images/s, expected test accuracy {expected}")
+    return plan.candidate, (
+        f"plan: {plan.candidate.name}, the best of {len(candidates)} candidates timed here for "
+        f"{seconds:g} s: {plan.images_per_second:,.0f} images/s, expected test accuracy {expected}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,7 +83,9 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         largest_shift = get_spec(self.dataset).image_size // 2 - 1
         if self.augment_shift is not None and not 0 <= self.augment_shift <= largest_shift:
-            raise ValueError(f"augment_shift must be 0 to {largest_shift} pixels (2 is typical), got {self.augment_shift}")
+            raise ValueError(
+                f"augment_shift must be 0 to {largest_shift} pixels (2 is typical), got {self.augment_shift}"
+            )
 
     def augmentation(self) -> DatasetSpec:
         """The dataset's spec with this run's augmentation settings in it."""
@@ -185,7 +187,9 @@ def learning_rate(progress: float, config: TrainConfig) -> float:
 
 
 @torch.no_grad()
-def batched_logits(model: ViT, split: Split, spec: DatasetSpec, batch_size: int = 1000) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def batched_logits(
+    model: ViT, split: Split, spec: DatasetSpec, batch_size: int = 1000
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(logits, labels) for `split`, a batch at a time, on the model's device. The caller
     puts the model in eval mode."""
     device = next(model.parameters()).device
@@ -237,8 +241,11 @@ class _Run:
             raise ValueError("the training and test sets must each hold at least one image")
         self.probe_split = evaluation_slice(self.test_split, config.seed, config.eval_subset)
         self.generator = torch.Generator().manual_seed(config.seed)  # the epochs' orders
-        self.augment_generator = self.generator if self.device.type == "cpu" else (
-            torch.Generator(device=self.device).manual_seed(config.seed))
+        self.augment_generator = (
+            self.generator
+            if self.device.type == "cpu"
+            else (torch.Generator(device=self.device).manual_seed(config.seed))
+        )
 
         model.to(self.device).train()
         # The whole training set lives on the device, so a GPU step never waits for a copy.
@@ -315,7 +322,9 @@ class _Run:
         """Score the probe slice when the run passes one of its evaluation points (the last
         point, the end, is the final report's)."""
         due = False
-        while self.evaluation_points and self.evaluation_points[0] < 1.0 and self.progress() >= self.evaluation_points[0]:
+        while (
+            self.evaluation_points and self.evaluation_points[0] < 1.0 and self.progress() >= self.evaluation_points[0]
+        ):
             self.evaluation_points.pop(0)
             due = True
         if due:
@@ -331,7 +340,11 @@ class _Run:
         self.last_report = now
         elapsed = (ended_at or now) - self.started
         fraction = min(self.progress(), 1.0)
-        eta = self.config.time_budget - elapsed if self.config.time_budget else elapsed / max(fraction, 1e-9) * (1 - fraction)
+        eta = (
+            self.config.time_budget - elapsed
+            if self.config.time_budget
+            else elapsed / max(fraction, 1e-9) * (1 - fraction)
+        )
         notes, self.notes = (*self.notes, *self.stepper.notes), []
         self.stepper.notes = []
         return TrainProgress(
@@ -359,9 +372,17 @@ class _Run:
         # run is scored on the whole test set.
         ended_at = time.perf_counter()
         final_split = self.probe_split if self.stopped else self.test_split
-        self.test_loss, self.test_accuracy, confusion = evaluate(self.model, final_split, self.spec, with_confusion=True)
-        return self.report(evaluated=True, ended_at=ended_at, done=True, stopped=self.stopped,
-                           final_test_images=len(final_split), confusion=confusion)
+        self.test_loss, self.test_accuracy, confusion = evaluate(
+            self.model, final_split, self.spec, with_confusion=True
+        )
+        return self.report(
+            evaluated=True,
+            ended_at=ended_at,
+            done=True,
+            stopped=self.stopped,
+            final_test_images=len(final_split),
+            confusion=confusion,
+        )
 
     def close(self) -> None:
         self.model.eval()

@@ -86,8 +86,9 @@ class TrainingProcess:
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe(duplex=True)
-        self._process = context.Process(target=_serve, args=(theirs, self.threads), name="vit-demo-training",
-                                        daemon=True)
+        self._process = context.Process(
+            target=_serve, args=(theirs, self.threads), name="vit-demo-training", daemon=True
+        )
         self._process.start()
         theirs.close()
         self._connection = ours
@@ -139,8 +140,9 @@ class TrainingProcess:
         code = self._process.exitcode
         self._replace()
         killed = ": killed, most likely for lack of memory" if code is not None and code < 0 else ""
-        return TrainingProcessDied(f"the training process ended unexpectedly (exit code {code}{killed}). "
-                                   "Try a smaller model or batch size.")
+        return TrainingProcessDied(
+            f"the training process ended unexpectedly (exit code {code}{killed}). Try a smaller model or batch size."
+        )
 
     def _abandon(self, stop) -> None:
         """The reader left mid-job: ask the job to stop and read it to its end, so the

@@ -28,13 +28,13 @@ from ..planning import ThroughputMeter
 from ..recipes import recipe_for
 from ..sessions import TrainingQueue, run_training
 from ..worker import TrainingProcesses
-from .build_tab import BuildHandlers, render_build_tab, wire_build_tab
 from . import experiment_tab
+from .build_tab import BuildHandlers, render_build_tab, wire_build_tab
 from .explore_tab import VIEWS, ExploreHandlers, render_explore_tab
+from .gradio_patches import calm_queue, make_gradio_image_cache_atomic
 from .hosting import train_on_gpu
 from .learn import LESSON_TITLES
 from .models import ModelLibrary, remove_files
-from .gradio_patches import calm_queue, make_gradio_image_cache_atomic
 from .settings import AppSettings, configure_torch_threads, training_threads
 from .teacher import CONTROLS as LESSON_CONTROLS
 from .teacher import TeacherHandlers
@@ -104,7 +104,9 @@ class App:
         self.meter = ThroughputMeter()
         self.trainings = TrainingQueue(settings.max_trainings)
         # One training process per seat; on a ZeroGPU Space the lent GPU's worker instead.
-        self.processes = None if settings.zero_gpu else TrainingProcesses(settings.max_trainings, training_threads(settings))
+        self.processes = (
+            None if settings.zero_gpu else TrainingProcesses(settings.max_trainings, training_threads(settings))
+        )
         run = train_on_gpu if self.processes is None else functools.partial(self.processes.run, run_training)
         self.build = BuildHandlers(settings, self.meter)
         self.train = TrainHandlers(settings, self.meter, self.trainings, run)
@@ -173,8 +175,7 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
                 lesson_banner = gr.Markdown(visible=False, elem_id="lesson-banner")
                 build = render_build_tab(app.build, settings)
                 with gr.Accordion("For teachers: these settings as a link to hand out", open=False):
-                    share_link = gr.Textbox(show_label=False, interactive=False, buttons=["copy"],
-                                            elem_id="share-link")
+                    share_link = gr.Textbox(show_label=False, interactive=False, buttons=["copy"], elem_id="share-link")
             with gr.Tab("② Train", id="train"):
                 train = render_train_tab()
             with gr.Tab("③ Explore", id="explore") as explore_tab:
@@ -198,17 +199,37 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
         teacher = TeacherHandlers(app.build)
         lesson_controls = [getattr(build, name) for name in LESSON_CONTROLS]
         demo.load(teacher.start, build.dataset, [lesson_banner, build.fixed_by_dataset, *lesson_controls], **private)
-        gr.on([demo.load, *(control.change for control in lesson_controls)], teacher.share_link, lesson_controls,
-              share_link, trigger_mode="always_last", **private)
+        gr.on(
+            [demo.load, *(control.change for control in lesson_controls)],
+            teacher.share_link,
+            lesson_controls,
+            share_link,
+            trigger_mode="always_last",
+            **private,
+        )
 
         # ---------------------------------------------------------------- Train
         train_outputs = {
-            "status": train.status, "progress_bar": train.progress_bar, "metrics": train.metrics, "loss": train.loss, "accuracy": train.accuracy,
-            "positions": train.positions, "probes": train.probes, "confusion": train.confusion,
-            "download": train.download, "my_model": my_model, "views": train.views, "explore_model": explore.model,
-            "timeline": my_timeline, "timeline_slider": train.timeline_slider, "timeline_frame": train.timeline_frame,
-            "mistake_true": train.mistake_true, "mistake_guess": train.mistake_guess,
-            "runs": my_runs, "compare_table": train.compare_table, "compare_loss": train.compare_loss,
+            "status": train.status,
+            "progress_bar": train.progress_bar,
+            "metrics": train.metrics,
+            "loss": train.loss,
+            "accuracy": train.accuracy,
+            "positions": train.positions,
+            "probes": train.probes,
+            "confusion": train.confusion,
+            "download": train.download,
+            "my_model": my_model,
+            "views": train.views,
+            "explore_model": explore.model,
+            "timeline": my_timeline,
+            "timeline_slider": train.timeline_slider,
+            "timeline_frame": train.timeline_frame,
+            "mistake_true": train.mistake_true,
+            "mistake_guess": train.mistake_guess,
+            "runs": my_runs,
+            "compare_table": train.compare_table,
+            "compare_loss": train.compare_loss,
             "compare_accuracy": train.compare_accuracy,
         }
         controls = [build.start, train.start, train.stop]
@@ -221,34 +242,73 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
         finished = gr.Textbox(visible=False)
         starting = gr.on(
             [build.start.click, train.start.click], app.train.lock_controls, None, controls, queue=False, **private
-        ).then(app.train.start_live, train_inputs, [*outputs_of_train, live], **private,
-               concurrency_id="train-start", concurrency_limit=None)
+        ).then(
+            app.train.start_live,
+            train_inputs,
+            [*outputs_of_train, live],
+            **private,
+            concurrency_id="train-start",
+            concurrency_limit=None,
+        )
         starting.failure(app.train.unlock_controls, None, controls, queue=False, **private)
         live.tick(app.train.poll, None, [*outputs_of_train, live, *controls, finished], queue=False, **private)
         demo.unload(app.train.leave)
         # Scripts train through one streaming call (gradio_client's submit or predict on "/train").
         api_train = gr.Button(visible=False)
-        api_training = api_train.click(app.train.train, train_inputs, outputs_of_train, api_name="train",
-                                       show_progress="full", concurrency_id="train", concurrency_limit=WAITING_ROOM)
+        api_training = api_train.click(
+            app.train.train,
+            train_inputs,
+            outputs_of_train,
+            api_name="train",
+            show_progress="full",
+            concurrency_id="train",
+            concurrency_limit=WAITING_ROOM,
+        )
         # Scrubbing the timeline: only a person's own moves redraw (the run moves the slider too).
-        gr.on([train.timeline_slider.input, train.timeline_slider.release], app.train.show_snapshot,
-              [my_timeline, train.timeline_slider], train.timeline_frame, trigger_mode="always_last", **private)
-        train.timeline_gif_button.click(app.train.timeline_gif, my_timeline, train.timeline_gif,
-                                        api_visibility="private", concurrency_id="explore",
-                                        concurrency_limit=settings.max_explores)
-        gr.on([train.mistakes_tab.select, train.mistake_true.input, train.mistake_guess.input], app.train.show_mistakes,
-              [my_model, train.mistake_true, train.mistake_guess], [train.mistakes_gallery, train.mistakes_note],
-              trigger_mode="always_last", api_visibility="private", **exploring)
+        gr.on(
+            [train.timeline_slider.input, train.timeline_slider.release],
+            app.train.show_snapshot,
+            [my_timeline, train.timeline_slider],
+            train.timeline_frame,
+            trigger_mode="always_last",
+            **private,
+        )
+        train.timeline_gif_button.click(
+            app.train.timeline_gif,
+            my_timeline,
+            train.timeline_gif,
+            api_visibility="private",
+            concurrency_id="explore",
+            concurrency_limit=settings.max_explores,
+        )
+        gr.on(
+            [train.mistakes_tab.select, train.mistake_true.input, train.mistake_guess.input],
+            app.train.show_mistakes,
+            [my_model, train.mistake_true, train.mistake_guess],
+            [train.mistakes_gallery, train.mistakes_note],
+            trigger_mode="always_last",
+            api_visibility="private",
+            **exploring,
+        )
         train.stop.click(app.train.stop, None, train.status, api_name="stop", queue=False, show_progress="hidden")
 
         # ---------------------------------------------------------------- Explore
         e = explore
         explore_inputs = [e.model, e.image, e.open_view, e.fusion, e.discard, e.layer, e.head, my_model, e.uploaded]
-        explore_outputs = [e.image, e.label, e.seen, e.explored, *(slot for view in VIEWS for slot in e.view_images[view])]
+        explore_outputs = [
+            e.image,
+            e.label,
+            e.seen,
+            e.explored,
+            *(slot for view in VIEWS for slot in e.view_images[view]),
+        ]
 
         explore_event = {**exploring, "show_progress": "minimal"}
-        describe_model = (app.explore.choose_model, [e.model, my_model, e.uploaded],
-                          [e.model_note, e.examples, e.layer, e.head])
+        describe_model = (
+            app.explore.choose_model,
+            [e.model, my_model, e.uploaded],
+            [e.model_note, e.examples, e.layer, e.head],
+        )
         # A model chosen in the menu is described, then shown on the current picture: the
         # public "explore" endpoint. Training and checkpoint uploads choose a model too
         # (a value set by the server raises no `input` event, so they chain the same steps).
@@ -264,33 +324,68 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
             e.upload.upload(app.explore.use_upload, e.upload, e.image, **private),
             e.sketch.change(app.explore.use_drawing, e.sketch, e.image, trigger_mode="always_last", **private),
         )
-        described = [finished.change(*describe_model, **private),
-                     *(event.success(*describe_model, **private) for event in model_events)]
+        described = [
+            finished.change(*describe_model, **private),
+            *(event.success(*describe_model, **private) for event in model_events),
+        ]
         for event in (*described, *picture_events):
-            event.success(app.explore.explore, explore_inputs, explore_outputs, api_visibility="private",
-                          **explore_event)
-        explore_tab.select(app.explore.open_tab, [*explore_inputs, e.explored], explore_outputs,
-                           api_visibility="private", **explore_event)
+            event.success(
+                app.explore.explore, explore_inputs, explore_outputs, api_visibility="private", **explore_event
+            )
+        explore_tab.select(
+            app.explore.open_tab,
+            [*explore_inputs, e.explored],
+            explore_outputs,
+            api_visibility="private",
+            **explore_event,
+        )
         view_controls = [e.explored, e.fusion, e.discard, e.layer, e.head]
         # Only a person's own moves redraw (`input`, `release`): a new model resets the layer
         # and head choices, and that must not switch the open view to "Each head".
         redraw_triggers = {"rollout": [e.fusion.input, e.discard.release], "heads": [e.layer.input, e.head.input]}
         for view in VIEWS:
-            gr.on([e.view_tabs[view].select, *redraw_triggers.get(view, [])], app.explore.view_opener(view),
-                  view_controls, [e.open_view, *e.view_images[view]], trigger_mode="always_last",
-                  api_visibility="private", **explore_event)
+            gr.on(
+                [e.view_tabs[view].select, *redraw_triggers.get(view, [])],
+                app.explore.view_opener(view),
+                view_controls,
+                [e.open_view, *e.view_images[view]],
+                trigger_mode="always_last",
+                api_visibility="private",
+                **explore_event,
+            )
         # Patch experiments: opening the view, any change of its controls, or a new picture
         # while it is open runs the experiment on the explored picture.
         x = e.experiment
-        x.tab.select(experiment_tab.open_experiment, [e.explored, *x.inputs()], [e.open_view, x.figure, x.summary],
-                     api_visibility="private", **explore_event)
-        gr.on([x.run.click, x.shuffle.input, x.seed.submit, x.occlude.submit, x.drop_position.input, x.baseline.input],
-              experiment_tab.experiment, [e.explored, *x.inputs()], [x.figure, x.summary], trigger_mode="always_last",
-              api_visibility="private", **explore_event)
-        e.explored.change(experiment_tab.experiment_if_open, [e.open_view, e.explored, *x.inputs()],
-                          [x.figure, x.summary], api_visibility="private", **explore_event)
-        api_trigger.click(app.explore.predict, [api_image, api_model, my_model, e.uploaded], api_label,
-                          api_name="predict", **exploring)
+        x.tab.select(
+            experiment_tab.open_experiment,
+            [e.explored, *x.inputs()],
+            [e.open_view, x.figure, x.summary],
+            api_visibility="private",
+            **explore_event,
+        )
+        gr.on(
+            [x.run.click, x.shuffle.input, x.seed.submit, x.occlude.submit, x.drop_position.input, x.baseline.input],
+            experiment_tab.experiment,
+            [e.explored, *x.inputs()],
+            [x.figure, x.summary],
+            trigger_mode="always_last",
+            api_visibility="private",
+            **explore_event,
+        )
+        e.explored.change(
+            experiment_tab.experiment_if_open,
+            [e.open_view, e.explored, *x.inputs()],
+            [x.figure, x.summary],
+            api_visibility="private",
+            **explore_event,
+        )
+        api_trigger.click(
+            app.explore.predict,
+            [api_image, api_model, my_model, e.uploaded],
+            api_label,
+            api_name="predict",
+            **exploring,
+        )
 
     demo.queue(max_size=128, default_concurrency_limit=settings.max_explores)
     calm_queue(demo)

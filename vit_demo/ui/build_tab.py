@@ -23,7 +23,11 @@ from .learn import LESSON_TITLES, lesson
 from .settings import AppSettings
 
 BATCH_SIZES = [16, 32, 64, 128, 256, 512]
-DATASET_CHOICES = [("MNIST digits", "mnist"), ("Fashion-MNIST clothes", "fashion_mnist"), ("CIFAR-10 photos", "cifar10")]
+DATASET_CHOICES = [
+    ("MNIST digits", "mnist"),
+    ("Fashion-MNIST clothes", "fashion_mnist"),
+    ("CIFAR-10 photos", "cifar10"),
+]
 TIME = "time"
 EPOCHS = "epochs"
 # What a preset sets, in `BuildControls.preset_outputs` order.
@@ -65,14 +69,18 @@ def model_config(dataset: str, settings: dict) -> ViTConfig:
     return ViTConfig(image_size=spec.image_size, num_classes=spec.num_classes, channels=spec.channels, **settings)
 
 
-def train_config(
-    dataset: str, lr, batch_size, length: str, seconds, epochs, seed, app: AppSettings
-) -> TrainConfig:
+def train_config(dataset: str, lr, batch_size, length: str, seconds, epochs, seed, app: AppSettings) -> TrainConfig:
     """The TrainConfig of the knobs (planning.app_train_config does the rest)."""
     return planning.app_train_config(
-        dataset, float(lr), _whole("batch size", batch_size), _whole("seed", seed if seed is not None else 0),
-        time_budget=float(seconds) if length == TIME else None, epochs=float(epochs) if length == EPOCHS else None,
-        data_dir=app.data_dir, train_limit=app.train_limit, test_limit=app.test_limit,
+        dataset,
+        float(lr),
+        _whole("batch size", batch_size),
+        _whole("seed", seed if seed is not None else 0),
+        time_budget=float(seconds) if length == TIME else None,
+        epochs=float(epochs) if length == EPOCHS else None,
+        data_dir=app.data_dir,
+        train_limit=app.train_limit,
+        test_limit=app.test_limit,
     )
 
 
@@ -148,7 +156,9 @@ class BuildHandlers:
         that divide the images, and the preset's knobs."""
         presets = recipe_for(dataset).presets
         preset = find_preset(dataset, preset_label)
-        settings = {name: {"value": value} for name, value in zip(PRESET_KNOBS, self.knob_values(dataset, preset.label))}
+        settings = {
+            name: {"value": value} for name, value in zip(PRESET_KNOBS, self.knob_values(dataset, preset.label))
+        }
         settings["patch_size"]["choices"] = patch_sizes(dataset)
         settings["preset"] = {"choices": [p.label for p in presets], "value": preset.label, "info": preset.blurb}
         return settings
@@ -157,7 +167,8 @@ class BuildHandlers:
         """New dataset: its presets, its patch sizes, the first preset's knobs."""
         settings = self.dataset_settings(dataset)
         return [
-            gr.update(**settings["preset"]), self.fixed_by_dataset(dataset),
+            gr.update(**settings["preset"]),
+            self.fixed_by_dataset(dataset),
             *(gr.update(**settings[name]) for name in PRESET_KNOBS),
         ]
 
@@ -169,7 +180,9 @@ class BuildHandlers:
         return [gr.Slider(visible=length == TIME), gr.Slider(visible=length == EPOCHS)]
 
     @user_errors
-    def describe(self, dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs) -> list:
+    def describe(
+        self, dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs
+    ) -> list:
         """The summary beside the knobs and every Learn section, for the model they describe.
 
         A model that cannot be built shows why in the summary and leaves the lessons as they were.
@@ -187,11 +200,14 @@ class BuildHandlers:
             return [warning] + [gr.skip()] * len(LESSON_TITLES)
         spec = get_spec(dataset)
         images = planning.train_images(dataset, self.app.train_limit)
-        return [self.summary(config, spec.key, batch, float(lr), length, seconds, epochs, images),
-                *lesson(config, spec, batch, float(lr), images)]
+        return [
+            self.summary(config, spec.key, batch, float(lr), length, seconds, epochs, images),
+            *lesson(config, spec, batch, float(lr), images),
+        ]
 
-    def summary(self, config: ViTConfig, dataset: str, batch_size: int, lr: float, length, seconds, epochs,
-                images: int) -> str:
+    def summary(
+        self, config: ViTConfig, dataset: str, batch_size: int, lr: float, length, seconds, epochs, images: int
+    ) -> str:
         counts = config.parameter_counts()
         rows = "\n".join(f"| `{name}` | {count:,} |" for name, count in counts.items())
         epoch_seconds = self.meter.seconds_per_epoch(config, batch_size, images)
@@ -199,8 +215,10 @@ class BuildHandlers:
         test_images = min(spec.test_images, self.app.test_limit or spec.test_images)
         scoring = self.meter.seconds_to_score(config, test_images)
         if length == TIME:
-            run = (f"In **{format_duration(float(seconds))}** it sees about **{float(seconds) / epoch_seconds:.1f} epochs**, "
-                   f"then scores {test_images:,} test images (≈ {format_duration(scoring)}).")
+            run = (
+                f"In **{format_duration(float(seconds))}** it sees about **{float(seconds) / epoch_seconds:.1f} epochs**, "
+                f"then scores {test_images:,} test images (≈ {format_duration(scoring)})."
+            )
             run_seconds = float(seconds)
         else:
             run_seconds = float(epochs) * epoch_seconds + scoring
@@ -208,13 +226,22 @@ class BuildHandlers:
         if run_seconds > self.app.max_train_seconds:
             run += f" ⚠️ Runs stop at the {format_duration(self.app.max_train_seconds)} limit of this server."
         if self.app.zero_gpu:
-            run += (f" This Space trains on a GPU that Hugging Face ZeroGPU lends for one run at a time, for at most "
-                    f"{format_duration(self.app.max_train_seconds)} of training: a free account has 5 GPU minutes a "
-                    f"day. Explore runs on the CPU and costs none of them.")
+            run += (
+                f" This Space trains on a GPU that Hugging Face ZeroGPU lends for one run at a time, for at most "
+                f"{format_duration(self.app.max_train_seconds)} of training: a free account has 5 GPU minutes a "
+                f"day. Explore runs on the CPU and costs none of them."
+            )
         memory = estimated_training_memory_bytes(config, batch_size) / 2**20
-        seen = (float(epochs) * images if length == EPOCHS else
-                planning.images_in(float(seconds), self.meter.images_per_second(config, batch_size),
-                                   TrainConfig().evaluations, TrainConfig().eval_subset))
+        seen = (
+            float(epochs) * images
+            if length == EPOCHS
+            else planning.images_in(
+                float(seconds),
+                self.meter.images_per_second(config, batch_size),
+                TrainConfig().evaluations,
+                TrainConfig().eval_subset,
+            )
+        )
         return f"""### Your ViT
 **({config.channels}, {config.image_size}, {config.image_size}) → {config.num_patches} patches of \
 {config.patch_size}×{config.patch_size}×{config.channels} = {config.patch_dim} values → \
@@ -240,12 +267,18 @@ class BuildHandlers:
         candidate = matching_candidate(dataset, config, batch_size, lr)
         expected = planning.default_table().expect(dataset, candidate, images) if candidate else None
         if expected is None or self.app.train_limit:
-            return ("**Expected test accuracy:** not measured for these settings: train it and see, "
-                    "then compare runs below the Train tab's curves.")
-        spread = f"; runs with other seeds differed by up to {100 * expected.spread:.1f} points" if expected.spread else ""
-        return (f"**Expected test accuracy:** {expected.describe()}, from runs of this shape measured on "
-                f"{get_spec(dataset).title.split(' (')[0]} at "
-                f"{expected.measured_images[0]:,}–{expected.measured_images[1]:,} images{spread}.")
+            return (
+                "**Expected test accuracy:** not measured for these settings: train it and see, "
+                "then compare runs below the Train tab's curves."
+            )
+        spread = (
+            f"; runs with other seeds differed by up to {100 * expected.spread:.1f} points" if expected.spread else ""
+        )
+        return (
+            f"**Expected test accuracy:** {expected.describe()}, from runs of this shape measured on "
+            f"{get_spec(dataset).title.split(' (')[0]} at "
+            f"{expected.measured_images[0]:,}–{expected.measured_images[1]:,} images{spread}."
+        )
 
 
 def render_build_tab(handlers: BuildHandlers, app: AppSettings) -> BuildControls:
@@ -258,38 +291,67 @@ def render_build_tab(handlers: BuildHandlers, app: AppSettings) -> BuildControls
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             dataset = gr.Radio(DATASET_CHOICES, value=first, label="Dataset", elem_id="build-dataset")
-            preset = gr.Radio([p.label for p in recipe_for(first).presets], value=first_preset.label,
-                              info=first_preset.blurb, label="Preset", elem_id="build-preset")
+            preset = gr.Radio(
+                [p.label for p in recipe_for(first).presets],
+                value=first_preset.label,
+                info=first_preset.blurb,
+                label="Preset",
+                elem_id="build-preset",
+            )
             fixed = gr.Markdown(handlers.fixed_by_dataset(first))
             with gr.Row():
                 with gr.Column(min_width=240):
                     # Custom values are let through (typed, or from the API, or a CIFAR
                     # size on a page that still lists MNIST's): the handlers check them
                     # and say what would fit, where Gradio would only say "not in the list".
-                    patch_size = gr.Dropdown(patch_sizes(first), value=patch_value, allow_custom_value=True,
-                                             label="patch_size (pixels per side)",
-                                             info="only sizes that divide the image", elem_id="build-patch-size")
+                    patch_size = gr.Dropdown(
+                        patch_sizes(first),
+                        value=patch_value,
+                        allow_custom_value=True,
+                        label="patch_size (pixels per side)",
+                        info="only sizes that divide the image",
+                        elem_id="build-patch-size",
+                    )
                     dim = gr.Slider(16, 256, value=dim_value, step=8, label="dim (numbers per token)")
                     depth = gr.Slider(1, 12, value=depth_value, step=1, label="depth (blocks)", elem_id="build-depth")
                     heads = gr.Slider(1, 16, value=heads_value, step=1, label="heads (per block)")
-                    mlp_dim = gr.Slider(32, 1024, value=mlp_value, step=32,
-                                        label="mlp_dim (MLP width)")
+                    mlp_dim = gr.Slider(32, 1024, value=mlp_value, step=32, label="mlp_dim (MLP width)")
                 with gr.Column(min_width=240):
-                    lr = gr.Slider(0.0001, 0.01, value=lr_value, step=0.0001, label="lr (learning rate)",
-                                   elem_id="build-lr")
-                    batch_size = gr.Dropdown(BATCH_SIZES, value=batch_value, allow_custom_value=True,
-                                             label="batch_size (images per step)")
-                    length = gr.Radio([("Time budget", TIME), ("Epochs", EPOCHS)], value=length_value,
-                                      label="Train for")
-                    seconds = gr.Slider(5, app.max_train_seconds, value=seconds_value, step=5, label="seconds",
-                                        elem_id="build-seconds")
+                    lr = gr.Slider(
+                        0.0001, 0.01, value=lr_value, step=0.0001, label="lr (learning rate)", elem_id="build-lr"
+                    )
+                    batch_size = gr.Dropdown(
+                        BATCH_SIZES, value=batch_value, allow_custom_value=True, label="batch_size (images per step)"
+                    )
+                    length = gr.Radio(
+                        [("Time budget", TIME), ("Epochs", EPOCHS)], value=length_value, label="Train for"
+                    )
+                    seconds = gr.Slider(
+                        5, app.max_train_seconds, value=seconds_value, step=5, label="seconds", elem_id="build-seconds"
+                    )
                     epochs = gr.Slider(0.5, 30, value=1, step=0.5, label="epochs", visible=False)
                     seed = gr.Number(0, precision=0, label="seed (same seed → same start)", elem_id="build-seed")
         with gr.Column(scale=2):
             summary = gr.Markdown(elem_id="build-summary")
             start = gr.Button("Train this model →", variant="primary", elem_id="build-start")
-    return BuildControls(dataset, preset, patch_size, dim, depth, heads, mlp_dim, fixed, lr, batch_size, length,
-                         seconds, epochs, seed, summary, start)
+    return BuildControls(
+        dataset,
+        preset,
+        patch_size,
+        dim,
+        depth,
+        heads,
+        mlp_dim,
+        fixed,
+        lr,
+        batch_size,
+        length,
+        seconds,
+        epochs,
+        seed,
+        summary,
+        start,
+    )
 
 
 def wire_build_tab(handlers: BuildHandlers, controls: BuildControls, lessons: list[gr.Markdown]) -> None:
@@ -302,9 +364,25 @@ def wire_build_tab(handlers: BuildHandlers, controls: BuildControls, lessons: li
     c.length.change(handlers.show_length, c.length, [c.seconds, c.epochs], **private)
     describe_inputs = [*c.model_inputs(), c.lr, c.batch_size, c.length, c.seconds, c.epochs]
     gr.on(
-        [c.dataset.change, c.patch_size.change, c.dim.change, c.depth.change, c.heads.change, c.mlp_dim.change,
-         c.lr.change, c.batch_size.change, c.length.change, c.seconds.change, c.epochs.change],
-        handlers.describe, describe_inputs, [c.summary, *lessons],
-        api_name="describe", show_progress="hidden", trigger_mode="always_last", concurrency_limit=None,
+        [
+            c.dataset.change,
+            c.patch_size.change,
+            c.dim.change,
+            c.depth.change,
+            c.heads.change,
+            c.mlp_dim.change,
+            c.lr.change,
+            c.batch_size.change,
+            c.length.change,
+            c.seconds.change,
+            c.epochs.change,
+        ],
+        handlers.describe,
+        describe_inputs,
+        [c.summary, *lessons],
+        api_name="describe",
+        show_progress="hidden",
+        trigger_mode="always_last",
+        concurrency_limit=None,
         concurrency_id="describe",
     )

@@ -17,8 +17,15 @@ PREVIOUS, LATEST = "previous run", "latest run"
 COLOURS = {PREVIOUS: "#94a3b8", LATEST: "#6366f1"}
 # What the table lists, in order: (label, key in RunSummary.settings).
 ROWS = (
-    ("dataset", "dataset"), ("patch_size", "patch_size"), ("dim", "dim"), ("depth", "depth"), ("heads", "heads"),
-    ("mlp_dim", "mlp_dim"), ("learning rate", "lr"), ("batch_size", "batch_size"), ("trained for", "length"),
+    ("dataset", "dataset"),
+    ("patch_size", "patch_size"),
+    ("dim", "dim"),
+    ("depth", "depth"),
+    ("heads", "heads"),
+    ("mlp_dim", "mlp_dim"),
+    ("learning rate", "lr"),
+    ("batch_size", "batch_size"),
+    ("trained for", "length"),
     ("seed", "seed"),
 )
 
@@ -43,7 +50,7 @@ class RunSummary:
 
 def keep(runs: list[RunSummary] | None, new: RunSummary) -> list[RunSummary]:
     """The newest `KEPT` runs, oldest first."""
-    return [*(runs or [])[-(KEPT - 1):], new] if KEPT > 1 else [new]
+    return [*(runs or [])[-(KEPT - 1) :], new] if KEPT > 1 else [new]
 
 
 def next_number(runs: list[RunSummary] | None) -> int:
@@ -60,7 +67,13 @@ def table(runs: list[RunSummary]) -> str:
     """A Markdown table, one column per run; rows where the runs differ are marked."""
     if not runs:
         return "Train a model: its settings and results appear here, and the next run's beside them."
-    header = "| | " + " | ".join(f"**{role(runs, run)}** (#{run.number})" for run in runs) + " |\n|---|" + "---|" * len(runs) + "\n"
+    header = (
+        "| | "
+        + " | ".join(f"**{role(runs, run)}** (#{run.number})" for run in runs)
+        + " |\n|---|"
+        + "---|" * len(runs)
+        + "\n"
+    )
     lines = []
     results = (
         ("**test accuracy**", lambda r: f"**{r.test_accuracy:.1%}**"),
@@ -94,5 +107,7 @@ def curves(runs: list[RunSummary]) -> tuple[pd.DataFrame, pd.DataFrame]:
         # so without it the next run's line would never be drawn.
         loss.append((0, None, PREVIOUS))
         accuracy.append((0, None, PREVIOUS))
-    return (pd.DataFrame(loss, columns=["step", "loss", "run"]),
-            pd.DataFrame(accuracy, columns=["step", "test accuracy (%)", "run"]))
+    return (
+        pd.DataFrame(loss, columns=["step", "loss", "run"]),
+        pd.DataFrame(accuracy, columns=["step", "test accuracy (%)", "run"]),
+    )

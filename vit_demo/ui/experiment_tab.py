@@ -39,8 +39,10 @@ def parse_patches(text: str | None, num_patches: int) -> list[int]:
             raise ValueError(f"'{part}' is not a patch number: write numbers like 0, 5, 12-15")
         low, high = int(match[1]), int(match[2] or match[1])
         if low > high or high >= num_patches:
-            raise ValueError(f"patch numbers go from 0 to {num_patches - 1} for this model (see Patches → tokens); "
-                             f"'{part}' is outside")
+            raise ValueError(
+                f"patch numbers go from 0 to {num_patches - 1} for this model (see Patches → tokens); "
+                f"'{part}' is outside"
+            )
         chosen += [i for i in range(low, high + 1) if i not in chosen]
     return chosen
 
@@ -63,14 +65,19 @@ class ExperimentResult:
         return (self.changed.probabilities - self.blind_unshuffled.probabilities).abs().max().item() * 100
 
 
-def run(loaded, tensor: torch.Tensor, *, shuffle: bool, seed, occluded: list[int], use_position: bool,
-        baseline: str) -> ExperimentResult:
+def run(
+    loaded, tensor: torch.Tensor, *, shuffle: bool, seed, occluded: list[int], use_position: bool, baseline: str
+) -> ExperimentResult:
     """The experiment on one model (or baseline) for one normalised input (1, C, S, S)."""
     model = loaded.model
     if baseline == UNTRAINED:
         model = loaded.cached("untrained twin", lambda: experiments.untrained_twin(loaded.model, seed=0))
     original, changed = experiments.patch_experiment(
-        model, loaded.info, tensor, shuffle_seed=int(seed or 0) if shuffle else None, occluded=occluded,
+        model,
+        loaded.info,
+        tensor,
+        shuffle_seed=int(seed or 0) if shuffle else None,
+        occluded=occluded,
         use_position=use_position,
     )
     if baseline == UNIFORM:
@@ -80,8 +87,9 @@ def run(loaded, tensor: torch.Tensor, *, shuffle: bool, seed, occluded: list[int
     change = (changed.probabilities - original.probabilities).abs().max().item() * 100
     blind_unshuffled = None
     if shuffle and not use_position:
-        _, blind_unshuffled = experiments.patch_experiment(model, loaded.info, tensor, occluded=occluded,
-                                                           use_position=False)
+        _, blind_unshuffled = experiments.patch_experiment(
+            model, loaded.info, tensor, occluded=occluded, use_position=False
+        )
     return ExperimentResult(original, changed, change, blind_unshuffled)
 
 
@@ -95,18 +103,24 @@ def summary(result: ExperimentResult, class_names, baseline: str) -> str:
         return "the same guess" if same else "a **different** guess"
 
     if result.blind_unshuffled is None:
-        text = (f"{guess(result.original)} → {guess(result.changed)}: {verdict(result.original, result.changed)}; "
-                f"the probabilities moved by at most **{result.max_logit_change:.2f}** percentage points.")
+        text = (
+            f"{guess(result.original)} → {guess(result.changed)}: {verdict(result.original, result.changed)}; "
+            f"the probabilities moved by at most **{result.max_logit_change:.2f}** percentage points."
+        )
     else:
         blind = result.blind_unshuffled
-        text = (f"Without `pos_embedding`, in order {guess(blind)} → shuffled {guess(result.changed)}: "
-                f"{verdict(blind, result.changed)}; the probabilities moved by at most **{result.order_change:.4f}** "
-                f"points. Without `pos_embedding` the model cannot tell where a patch was: the order does not matter. "
-                f"(The original picture, with `pos_embedding`: {guess(result.original)}.)")
+        text = (
+            f"Without `pos_embedding`, in order {guess(blind)} → shuffled {guess(result.changed)}: "
+            f"{verdict(blind, result.changed)}; the probabilities moved by at most **{result.order_change:.4f}** "
+            f"points. Without `pos_embedding` the model cannot tell where a patch was: the order does not matter. "
+            f"(The original picture, with `pos_embedding`: {guess(result.original)}.)"
+        )
     if baseline == UNTRAINED:
         text += " *Baseline: the same shape with random weights, so its maps show what no learning looks like.*"
     elif baseline == UNIFORM:
-        text += " *Baseline: attention spread evenly, so the rollout is flat; any structure in a real rollout was learned.*"
+        text += (
+            " *Baseline: attention spread evenly, so the rollout is flat; any structure in a real rollout was learned.*"
+        )
     return text
 
 
@@ -118,11 +132,19 @@ def experiment(explored, shuffle: bool, seed, occlude: str, drop_position: bool,
     loaded, explanation = explored.loaded, explored.explanation
     config = loaded.model.config
     occluded = parse_patches(occlude, config.num_patches)
-    result = run(loaded, explanation.preprocessed.tensor, shuffle=bool(shuffle), seed=seed, occluded=occluded,
-                 use_position=not drop_position, baseline=baseline or TRAINED)
+    result = run(
+        loaded,
+        explanation.preprocessed.tensor,
+        shuffle=bool(shuffle),
+        seed=seed,
+        occluded=occluded,
+        use_position=not drop_position,
+        baseline=baseline or TRAINED,
+    )
     changed_display = experiments.to_display(result.changed.images, loaded.info)
-    figure = plots.plot_patch_experiment(result.original, result.changed, explanation.class_names,
-                                         explanation.preprocessed.display, changed_display)
+    figure = plots.plot_patch_experiment(
+        result.original, result.changed, explanation.class_names, explanation.preprocessed.display, changed_display
+    )
     return render(figure), summary(result, explanation.class_names, baseline)
 
 
@@ -158,18 +180,31 @@ def render_experiment_tab() -> ExperimentControls:
     with gr.Tab("Patch experiments", id=EXPERIMENT_VIEW) as tab:
         with gr.Row(equal_height=True):
             shuffle = gr.Checkbox(label="Shuffle the patches", value=True, min_width=120, elem_id="experiment-shuffle")
-            seed = gr.Number(value=0, precision=0, minimum=0, label="Shuffle seed", min_width=90,
-                             elem_id="experiment-seed")
-            occlude = gr.Textbox(label="Hide patches", placeholder="e.g. 0, 5, 12-15 (see Patches → tokens)",
-                                 min_width=180, elem_id="experiment-occlude")
-            drop_position = gr.Checkbox(label="Drop pos_embedding", value=False, min_width=120,
-                                        elem_id="experiment-drop-position")
+            seed = gr.Number(
+                value=0, precision=0, minimum=0, label="Shuffle seed", min_width=90, elem_id="experiment-seed"
+            )
+            occlude = gr.Textbox(
+                label="Hide patches",
+                placeholder="e.g. 0, 5, 12-15 (see Patches → tokens)",
+                min_width=180,
+                elem_id="experiment-occlude",
+            )
+            drop_position = gr.Checkbox(
+                label="Drop pos_embedding", value=False, min_width=120, elem_id="experiment-drop-position"
+            )
         with gr.Row(equal_height=True):
-            baseline = gr.Dropdown(list(BASELINES), value=TRAINED, label="Model (or a sanity baseline)", scale=3,
-                                   elem_id="experiment-baseline")
-            run_button = gr.Button("Run the experiment", variant="primary", scale=1, min_width=140, size="md",
-                                   elem_id="experiment-run")
+            baseline = gr.Dropdown(
+                list(BASELINES),
+                value=TRAINED,
+                label="Model (or a sanity baseline)",
+                scale=3,
+                elem_id="experiment-baseline",
+            )
+            run_button = gr.Button(
+                "Run the experiment", variant="primary", scale=1, min_width=140, size="md", elem_id="experiment-run"
+            )
         summary_md = gr.Markdown(elem_id="experiment-summary")
-        figure = gr.Image(format="png", interactive=False, show_label=False, height=420, buttons=[],
-                          elem_id="experiment-figure")
+        figure = gr.Image(
+            format="png", interactive=False, show_label=False, height=420, buttons=[], elem_id="experiment-figure"
+        )
     return ExperimentControls(tab, shuffle, seed, occlude, drop_position, baseline, run_button, figure, summary_md)

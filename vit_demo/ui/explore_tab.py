@@ -161,8 +161,10 @@ class ExploreHandlers:
                 head_index = None
             attention = explain.cls_attention(explanation.attentions, layer_index, head_index)[0]
             maps = explain.cls_attention_maps(explanation.attentions)[0]
-            return [render(plots.plot_cls_attention(display, attention, layer_index, head_index)),
-                    render(plots.plot_attention_overview(display, maps))]
+            return [
+                render(plots.plot_cls_attention(display, attention, layer_index, head_index)),
+                render(plots.plot_attention_overview(display, maps)),
+            ]
         if view == "tokens":
             return [render(plots.plot_patch_grid(display, config))]
         if view == "positions":
@@ -191,14 +193,26 @@ class ExploreHandlers:
         """Every view's figures: the open one drawn, the others cleared (drawn when opened)."""
         figures = []
         for view, count in VIEWS.items():
-            figures += self.render_view(view, explored, fusion, discard, layer, head) if view == open_view else [None] * count
+            figures += (
+                self.render_view(view, explored, fusion, discard, layer, head) if view == open_view else [None] * count
+            )
         return figures
 
     # ------------------------------------------------------------------ events
 
     @user_errors
-    def explore(self, name: str, image: Image.Image | None, open_view: str, fusion: str, discard: float, layer, head,
-                mine: LoadedModel | None, uploaded: LoadedModel | None) -> list:
+    def explore(
+        self,
+        name: str,
+        image: Image.Image | None,
+        open_view: str,
+        fusion: str,
+        discard: float,
+        layer,
+        head,
+        mine: LoadedModel | None,
+        uploaded: LoadedModel | None,
+    ) -> list:
         """Predict and explain `image` (the dataset's first example when there is none yet)
         with model `name`: [picture, prediction, what the model sees, explanation, *view figures]."""
         loaded = self.library.resolve(name, mine, uploaded)
@@ -217,8 +231,9 @@ class ExploreHandlers:
             *self._all_views(open_view, explored, fusion, discard, layer, head),
         ]
 
-    def open_tab(self, name, image, open_view, fusion, discard, layer, head, mine, uploaded,
-                 explored: Explored | None) -> list:
+    def open_tab(
+        self, name, image, open_view, fusion, discard, layer, head, mine, uploaded, explored: Explored | None
+    ) -> list:
         """Opening the tab: explore (the first example, if no picture is chosen) unless
         something is on show already."""
         unchanged = [gr.skip()] * (4 + sum(VIEWS.values()))
@@ -235,14 +250,23 @@ class ExploreHandlers:
 
         @user_errors
         def open_view(explored: Explored | None, fusion: str, discard: float, layer, head) -> list:
-            figures = self.render_view(view, explored, fusion, discard, layer, head) if explored else [gr.skip()] * VIEWS[view]
+            figures = (
+                self.render_view(view, explored, fusion, discard, layer, head)
+                if explored
+                else [gr.skip()] * VIEWS[view]
+            )
             return [view, *figures]
 
         return open_view
 
     @user_errors
-    def predict(self, image_file: str | None, model_name: str, mine: LoadedModel | None = None,
-                uploaded: LoadedModel | None = None) -> dict[str, float]:
+    def predict(
+        self,
+        image_file: str | None,
+        model_name: str,
+        mine: LoadedModel | None = None,
+        uploaded: LoadedModel | None = None,
+    ) -> dict[str, float]:
         """The predict API: an image file and a model name -> every class's probability."""
         if image_file is None:
             raise ValueError("no image was given: pass an image file")
@@ -280,7 +304,9 @@ def _figure_slot(elem_id: str, height: int = 470) -> gr.Image:
     return gr.Image(format="png", interactive=False, show_label=False, height=height, buttons=[], elem_id=elem_id)
 
 
-BRUSH_JS = """() => setTimeout(() => document.querySelector('#explore-sketch button[aria-label=Brush]')?.click(), 400)"""
+BRUSH_JS = (
+    """() => setTimeout(() => document.querySelector('#explore-sketch button[aria-label=Brush]')?.click(), 400)"""
+)
 
 
 def render_explore_tab(handlers: ExploreHandlers, library: ModelLibrary) -> ExploreControls:
@@ -298,36 +324,66 @@ def render_explore_tab(handlers: ExploreHandlers, library: ModelLibrary) -> Expl
             with gr.Tabs():
                 with gr.Tab("Examples"):
                     examples = gr.Gallery(
-                        handlers.examples(default) if default else [], columns=5, height=160, allow_preview=False,
-                        object_fit="contain", format="png", interactive=False, show_label=False, buttons=[],
-                        elem_id="explore-examples", elem_classes=["pixelated"],
+                        handlers.examples(default) if default else [],
+                        columns=5,
+                        height=160,
+                        allow_preview=False,
+                        object_fit="contain",
+                        format="png",
+                        interactive=False,
+                        show_label=False,
+                        buttons=[],
+                        elem_id="explore-examples",
+                        elem_classes=["pixelated"],
                     )
                 with gr.Tab("Draw") as draw_tab:
                     sketch = gr.Sketchpad(
-                        type="pil", image_mode="RGBA", canvas_size=(280, 280), fixed_canvas=True, layers=False,
+                        type="pil",
+                        image_mode="RGBA",
+                        canvas_size=(280, 280),
+                        fixed_canvas=True,
+                        layers=False,
                         brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed"),
-                        show_label=False, height=210, elem_id="explore-sketch",
+                        show_label=False,
+                        height=210,
+                        elem_id="explore-sketch",
                     )
                 with gr.Tab("Upload"):
-                    upload = gr.File(file_types=["image"], label="Upload a picture", height=110, elem_id="explore-upload")
+                    upload = gr.File(
+                        file_types=["image"], label="Upload a picture", height=110, elem_id="explore-upload"
+                    )
             with gr.Row(equal_height=True):
                 with gr.Column(scale=2, min_width=120):
                     gr.Markdown("**What it sees**")
-                    seen = gr.Image(format="png", interactive=False, show_label=False, height=130, buttons=[],
-                                    elem_id="explore-seen")
-                label = gr.Label(num_top_classes=3, label="Prediction", show_heading=False, scale=3, min_width=150,
-                                 elem_id="explore-label")
+                    seen = gr.Image(
+                        format="png",
+                        interactive=False,
+                        show_label=False,
+                        height=130,
+                        buttons=[],
+                        elem_id="explore-seen",
+                    )
+                label = gr.Label(
+                    num_top_classes=3,
+                    label="Prediction",
+                    show_heading=False,
+                    scale=3,
+                    min_width=150,
+                    elem_id="explore-label",
+                )
             with gr.Accordion("Upload a checkpoint (.zip)", open=False):
-                checkpoint = gr.File(file_types=[".zip", ".pt", ".pth"], show_label=False, height=90,
-                                     elem_id="explore-checkpoint")
+                checkpoint = gr.File(
+                    file_types=[".zip", ".pt", ".pth"], show_label=False, height=90, elem_id="explore-checkpoint"
+                )
         with gr.Column(scale=5):
             view_tabs, images = {}, {}
             with gr.Tabs(elem_id="explore-views"):
                 with gr.Tab("Attention rollout", id="rollout") as view_tabs["rollout"]:
                     with gr.Row():
                         fusion = gr.Radio(list(HEAD_FUSIONS), value="mean", label="Head fusion", scale=1)
-                        discard = gr.Slider(0.0, 0.95, value=0.0, step=0.05, label="Discard ratio (drop the weakest)",
-                                            scale=2)
+                        discard = gr.Slider(
+                            0.0, 0.95, value=0.0, step=0.05, label="Discard ratio (drop the weakest)", scale=2
+                        )
                     images["rollout"] = [_figure_slot("explore-rollout", 440)]
                 with gr.Tab("Each head", id="heads") as view_tabs["heads"]:
                     with gr.Row():
@@ -346,8 +402,23 @@ def render_explore_tab(handlers: ExploreHandlers, library: ModelLibrary) -> Expl
                 experiment = render_experiment_tab()
     draw_tab.select(None, js=BRUSH_JS)
     return ExploreControls(
-        model, model_note, checkpoint, examples, sketch, upload, label, seen, view_tabs, fusion, discard, layer, head,
+        model,
+        model_note,
+        checkpoint,
+        examples,
+        sketch,
+        upload,
+        label,
+        seen,
+        view_tabs,
+        fusion,
+        discard,
+        layer,
+        head,
         images,
-        image=gr.State(None), explored=gr.State(None), open_view=gr.State("rollout"), uploaded=gr.State(None),
+        image=gr.State(None),
+        explored=gr.State(None),
+        open_view=gr.State("rollout"),
+        uploaded=gr.State(None),
         experiment=experiment,
     )

@@ -33,7 +33,9 @@ def _augmentation(spec: DatasetSpec) -> str:
     """What the training does to each image of `spec`, as a clause ending in ", "."""
     changes = []
     if spec.augment_shift:
-        changes.append(f"shifts each training image by up to {spec.augment_shift} pixel{'s' * (spec.augment_shift > 1)}")
+        changes.append(
+            f"shifts each training image by up to {spec.augment_shift} pixel{'s' * (spec.augment_shift > 1)}"
+        )
     if spec.augment_flip:
         changes.append("mirrors half of them left to right")
     return f"{' and '.join(changes)} so the model cannot memorise exact positions, " if changes else ""
@@ -43,21 +45,28 @@ def journey(config: ViTConfig, spec: DatasetSpec) -> str:
     """One line and one table: the image's way through the model, shape by shape."""
     c, counts = config, config.parameter_counts()
     S, p, C, N, P, D, T, K = (
-        c.image_size, c.patch_size, c.channels, c.num_patches, c.patch_dim, c.dim, c.seq_len, c.num_classes,
+        c.image_size,
+        c.patch_size,
+        c.channels,
+        c.num_patches,
+        c.patch_dim,
+        c.dim,
+        c.seq_len,
+        c.num_classes,
     )
     return f"""
 **({C}, {S}, {S}) → {N} patches of {P} values → ({T}, {D}) → {c.depth} blocks → ({D},) → {K} class scores**
 
 | step | what happens | shape for one image | learned numbers |
 |---|---|---|---|
-| input | a {S}×{S} {'grey' if C == 1 else 'colour'} image with {C} channel{'s' if C > 1 else ''} | ({C}, {S}, {S}) | |
+| input | a {S}×{S} {"grey" if C == 1 else "colour"} image with {C} channel{"s" if C > 1 else ""} | ({C}, {S}, {S}) | |
 | cut into patches | {c.grid_size}×{c.grid_size} squares of {p}×{p} pixels, each flattened | ({N}, {P}) | |
-| `patch_to_embedding` | one linear layer turns each patch into a token of {D} numbers | ({N}, {D}) | {_n(counts['patch_to_embedding'])} |
-| + `cls_token` | one learned token in front of the patches | ({T}, {D}) | {_n(counts['cls_token'])} |
-| + `pos_embedding` | a learned position vector added to each token | ({T}, {D}) | {_n(counts['pos_embedding'])} |
-| `transformer` | {c.depth} blocks of attention ({c.heads} heads) and feed-forward; the shape stays | ({T}, {D}) | {_n(counts['transformer'])} |
+| `patch_to_embedding` | one linear layer turns each patch into a token of {D} numbers | ({N}, {D}) | {_n(counts["patch_to_embedding"])} |
+| + `cls_token` | one learned token in front of the patches | ({T}, {D}) | {_n(counts["cls_token"])} |
+| + `pos_embedding` | a learned position vector added to each token | ({T}, {D}) | {_n(counts["pos_embedding"])} |
+| `transformer` | {c.depth} blocks of attention ({c.heads} heads) and feed-forward; the shape stays | ({T}, {D}) | {_n(counts["transformer"])} |
 | `to_cls_token` | keep only the CLS token | ({D},) | |
-| `mlp_head` | LayerNorm → Linear {D}→{c.mlp_dim} → GELU → Linear {c.mlp_dim}→{K} | ({K},) | {_n(counts['mlp_head'])} |
+| `mlp_head` | LayerNorm → Linear {D}→{c.mlp_dim} → GELU → Linear {c.mlp_dim}→{K} | ({K},) | {_n(counts["mlp_head"])} |
 | softmax | scores become probabilities for the {K} classes of {spec.title} | ({K},) | |
 
 In all: **{_n(num_parameters(counts))} learned numbers.** The code adds a batch dimension in front
@@ -69,8 +78,19 @@ def lesson(config: ViTConfig, spec: DatasetSpec, batch_size: int, lr: float, tra
     """The Markdown of every section of `LESSON_TITLES`, for this model and training."""
     c, counts = config, config.parameter_counts()
     S, p, C, g, N, P, D, T, H, dh, M, K, L = (
-        c.image_size, c.patch_size, c.channels, c.grid_size, c.num_patches, c.patch_dim, c.dim, c.seq_len,
-        c.heads, c.head_dim, c.mlp_dim, c.num_classes, c.depth,
+        c.image_size,
+        c.patch_size,
+        c.channels,
+        c.grid_size,
+        c.num_patches,
+        c.patch_dim,
+        c.dim,
+        c.seq_len,
+        c.heads,
+        c.head_dim,
+        c.mlp_dim,
+        c.num_classes,
+        c.depth,
     )
     per_block = counts["transformer"] // L
     steps_per_epoch = -(-train_images // batch_size)
@@ -101,7 +121,7 @@ $$ y = x A^T + b $$
 
 Here x is one patch ({P} numbers), A is a matrix of {D} × {P} numbers and b holds {D} numbers,
 so y, the patch's **token**, has `dim` = **{D} numbers**. All {N} patches share the same A and b:
-({N}, {P}) → ({N}, {D}). That is {D} × {P} + {D} = **{_n(counts['patch_to_embedding'])} learned numbers**.
+({N}, {P}) → ({N}, {D}). That is {D} × {P} + {D} = **{_n(counts["patch_to_embedding"])} learned numbers**.
 
 A and b are **parameters** (`nn.Parameter`): tensors PyTorch marks as *learnable*. They start
 random, and after every training step the optimizer nudges each of them a little so the loss
@@ -126,7 +146,7 @@ numbers to the classifier. The patch tokens' own outputs are not used for the an
     positions = f"""
 Attention on its own ignores order: shuffle the patches and every token would get the same
 result. So the model adds a learned **position vector** to each token: `pos_embedding`, a
-parameter of shape (1, {T}, {D}), one vector of {D} numbers per position, **{_n(counts['pos_embedding'])}
+parameter of shape (1, {T}, {D}), one vector of {D} numbers per position, **{_n(counts["pos_embedding"])}
 learned numbers**. Nobody tells the model what rows and columns are: it discovers that neighbouring
 patches should get similar position vectors because it helps it classify.
 
@@ -162,14 +182,14 @@ learn a correction, and information can skip layers):
    "keep the positives"), Linear {M} → {D}.
 
 The shape never changes: ({T}, {D}) goes in and comes out of every block. One block has
-{_n(per_block)} learned numbers; all {L} have {_n(counts['transformer'])}, most of the model. More blocks can
+{_n(per_block)} learned numbers; all {L} have {_n(counts["transformer"])}, most of the model. More blocks can
 learn more complex features but take longer to train.
 """
 
     head = f"""
 After the last block only the CLS token's {D} numbers are kept. The `mlp_head` turns them into one
 score per class: LayerNorm → Linear {D} → {M} → GELU → Linear {M} → `num_classes` = **{K}**
-({_n(counts['mlp_head'])} learned numbers). The scores (logits) go through a softmax to become
+({_n(counts["mlp_head"])} learned numbers). The scores (logits) go through a softmax to become
 probabilities that add up to 1, one for each of {class_list}.
 The biggest is the prediction you see in Explore.
 """
@@ -225,4 +245,16 @@ mix near-sighted and far-sighted heads; later layers look across the whole {S}×
 | `lr` | {lr:g} | learning rate: how big each nudge of the parameters is |
 | `batch_size` | {batch_size} | images per training step |
 """
-    return [journey(config, spec), patches, embedding, cls, positions, attention, transformer, head, training, rollout, knobs]
+    return [
+        journey(config, spec),
+        patches,
+        embedding,
+        cls,
+        positions,
+        attention,
+        transformer,
+        head,
+        training,
+        rollout,
+        knobs,
+    ]

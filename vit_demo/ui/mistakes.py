@@ -74,12 +74,15 @@ def class_dropdowns(class_names, confusion: torch.Tensor | None) -> tuple[gr.Dro
     pair = most_confused(confusion) if confusion is not None else None
     true, guessed = pair if pair else (0, 1 % len(class_names))
     names = list(class_names)
-    return (gr.Dropdown(choices=names, value=names[true], interactive=True),
-            gr.Dropdown(choices=names, value=names[guessed], interactive=True))
+    return (
+        gr.Dropdown(choices=names, value=names[true], interactive=True),
+        gr.Dropdown(choices=names, value=names[guessed], interactive=True),
+    )
 
 
-def gallery(mine: LoadedModel | None, true_name: str | None, guessed_name: str | None, data_dir,
-            test_limit: int | None) -> tuple[list, str]:
+def gallery(
+    mine: LoadedModel | None, true_name: str | None, guessed_name: str | None, data_dir, test_limit: int | None
+) -> tuple[list, str]:
     """[(tile, caption)] of test images of class `true_name` the model took for `guessed_name`."""
     if mine is None:
         return [], "Train a model first: its mistakes on the test images appear here."
@@ -97,8 +100,9 @@ def gallery(mine: LoadedModel | None, true_name: str | None, guessed_name: str |
     chosen = chosen[:SHOWN]
     with torch.inference_mode():
         images = split.images[chosen]
-        logits, attentions = mine.model(normalize(images.to(next(mine.model.parameters()).device), spec),
-                                        return_attention=True)
+        logits, attentions = mine.model(
+            normalize(images.to(next(mine.model.parameters()).device), spec), return_attention=True
+        )
         rollouts = attention_rollout([a.cpu() for a in attentions])
         confidence = logits.float().softmax(-1)[:, guessed].cpu()
     items = [(tile(images[i], rollouts[i]), f"{guessed_name}: {confidence[i]:.0%}") for i in range(len(chosen))]
@@ -112,4 +116,3 @@ def gallery(mine: LoadedModel | None, true_name: str | None, guessed_name: str |
 def _scored(mine: LoadedModel, data_dir, test_limit):
     split = final_test_split(mine, data_dir, test_limit)
     return split, predictions(mine.model, split, mine.spec)
-

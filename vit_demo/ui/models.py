@@ -75,7 +75,9 @@ def _checkpoint_paths(folder: Path) -> list[Path]:
         path
         for path in folder.iterdir()
         if not path.name.startswith(".")
-        and ((path.is_dir() and (path / checkpoints.CONFIG_NAME).is_file()) or path.suffix.lower() in CHECKPOINT_SUFFIXES)
+        and (
+            (path.is_dir() and (path / checkpoints.CONFIG_NAME).is_file()) or path.suffix.lower() in CHECKPOINT_SUFFIXES
+        )
     ]
     order = list(DATASETS)
     return sorted(found, key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.name))

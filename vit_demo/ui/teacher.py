@@ -34,8 +34,18 @@ LESSON_ENV = "VIT_DEMO_LESSON"
 # Build controls a lesson may set, lock or hide, in the order of TeacherHandlers.start's outputs.
 KNOBS = (*PRESET_KNOBS, "epochs", "seed")
 CONTROLS = ("dataset", "preset", *KNOBS)
-NUMBERS = {"patch_size": int, "dim": int, "depth": int, "heads": int, "mlp_dim": int, "batch_size": int, "seed": int,
-           "seconds": float, "epochs": float, "lr": float}
+NUMBERS = {
+    "patch_size": int,
+    "dim": int,
+    "depth": int,
+    "heads": int,
+    "mlp_dim": int,
+    "batch_size": int,
+    "seed": int,
+    "seconds": float,
+    "epochs": float,
+    "lr": float,
+}
 LENGTHS = ("time", "epochs")
 
 
@@ -160,13 +170,38 @@ class TeacherHandlers:
         return [banner, heading, *(gr.update(**updates[name]) if updates[name] else gr.skip() for name in CONTROLS)]
 
     @staticmethod
-    def share_link(dataset, preset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs,
-                   seed, request: gr.Request = None) -> str:
+    def share_link(
+        dataset,
+        preset,
+        patch_size,
+        dim,
+        depth,
+        heads,
+        mlp_dim,
+        lr,
+        batch_size,
+        length,
+        seconds,
+        epochs,
+        seed,
+        request: gr.Request = None,
+    ) -> str:
         """The current Build settings as a link a teacher can hand out."""
-        values = dict(dataset=dataset, preset=(preset or "").split(" ")[0] or None, patch_size=patch_size, dim=dim,
-                      depth=depth, heads=heads, mlp_dim=mlp_dim, lr=lr, batch_size=batch_size, length=length,
-                      seconds=seconds if length == "time" else None, epochs=epochs if length == "epochs" else None,
-                      seed=seed)
+        values = dict(
+            dataset=dataset,
+            preset=(preset or "").split(" ")[0] or None,
+            patch_size=patch_size,
+            dim=dim,
+            depth=depth,
+            heads=heads,
+            mlp_dim=mlp_dim,
+            lr=lr,
+            batch_size=batch_size,
+            length=length,
+            seconds=seconds if length == "time" else None,
+            epochs=epochs if length == "epochs" else None,
+            seed=seed,
+        )
         query = urlencode({k: _plain(v) for k, v in values.items() if v is not None})
         return f"{_page_address(request)}?{query}"
 

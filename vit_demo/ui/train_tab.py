@@ -19,8 +19,8 @@ import math
 import shutil
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,16 +29,17 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .. import checkpoints, plots, timeline as timelines
+from .. import checkpoints, plots
+from .. import timeline as timelines
 from ..data import DatasetSpec, get_spec, load_split
-from ..sessions import StartingPoint, StopFlag, TrainingQueue, TrainingUpdate
 from ..model import ViTConfig, num_parameters
 from ..planning import ThroughputMeter
+from ..sessions import StartingPoint, StopFlag, TrainingQueue, TrainingUpdate
 from ..training import TrainConfig, TrainProgress, create_model
+from . import compare, mistakes
 from .build_tab import check_fits_server, model_config, model_settings, train_config
 from .errors import user_errors
 from .figures import render
-from . import compare, mistakes
 from .models import MINE, LoadedModel
 from .settings import AppSettings
 
@@ -51,10 +52,27 @@ MIN_STEPS_FOR_SPEED = 20  # a run stopped sooner says little about this machine'
 
 # What `TrainHandlers.train` yields, in this order; `frame` fills in the ones left unchanged.
 TRAIN_OUTPUTS = (
-    "status", "progress_bar", "metrics", "loss", "accuracy", "positions", "probes",
-    "confusion", "download", "my_model", "views", "explore_model",
-    "timeline", "timeline_slider", "timeline_frame", "mistake_true", "mistake_guess",
-    "runs", "compare_table", "compare_loss", "compare_accuracy",
+    "status",
+    "progress_bar",
+    "metrics",
+    "loss",
+    "accuracy",
+    "positions",
+    "probes",
+    "confusion",
+    "download",
+    "my_model",
+    "views",
+    "explore_model",
+    "timeline",
+    "timeline_slider",
+    "timeline_frame",
+    "mistake_true",
+    "mistake_guess",
+    "runs",
+    "compare_table",
+    "compare_loss",
+    "compare_accuracy",
 )
 
 
@@ -208,7 +226,7 @@ class TimelineRecord:
     the probe image they were taken on, and the model's shape; kept in a gr.State."""
 
     timeline: timelines.Timeline
-    probe_display: "object"  # uint8 numpy, (S, S) or (S, S, 3)
+    probe_display: object  # uint8 numpy, (S, S) or (S, S, 3)
     config: ViTConfig
     _frames: dict = field(default_factory=dict, repr=False)  # (step, dpi) -> drawn frame
 
@@ -235,18 +253,33 @@ def _probe_display(pixels: torch.Tensor):
 
 
 def empty_timeline_slider() -> gr.Slider:
-    return gr.Slider(minimum=0, maximum=1, value=0, step=1, interactive=False,
-                     label="Training timeline: snapshots appear as the model trains")
+    return gr.Slider(
+        minimum=0,
+        maximum=1,
+        value=0,
+        step=1,
+        interactive=False,
+        label="Training timeline: snapshots appear as the model trains",
+    )
 
 
 def timeline_slider(record: TimelineRecord, value: int | None = None, interactive: bool = True) -> gr.Slider:
     """The slider over `record`'s snapshots; not `interactive` while the run is still recording them."""
     last = len(record) - 1
     plural = "s" if len(record) != 1 else ""
-    label = (f"Training timeline: {len(record)} snapshot{plural}, drag to replay" if interactive else
-             f"Training timeline: {len(record)} snapshot{plural} so far, to replay when the run ends")
-    return gr.Slider(minimum=0, maximum=max(last, 1), value=last if value is None else value, step=1,
-                     interactive=interactive and last >= 1, label=label)
+    label = (
+        f"Training timeline: {len(record)} snapshot{plural}, drag to replay"
+        if interactive
+        else f"Training timeline: {len(record)} snapshot{plural} so far, to replay when the run ends"
+    )
+    return gr.Slider(
+        minimum=0,
+        maximum=max(last, 1),
+        value=last if value is None else value,
+        step=1,
+        interactive=interactive and last >= 1,
+        label=label,
+    )
 
 
 def _session_key(request: gr.Request | None) -> str:
@@ -328,8 +361,22 @@ class TrainHandlers:
 
     @user_errors
     def train(
-        self, dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs, seed,
-        runs: list[compare.RunSummary] | None = None, request: gr.Request = None, progress=gr.Progress(),
+        self,
+        dataset,
+        patch_size,
+        dim,
+        depth,
+        heads,
+        mlp_dim,
+        lr,
+        batch_size,
+        length,
+        seconds,
+        epochs,
+        seed,
+        runs: list[compare.RunSummary] | None = None,
+        request: gr.Request = None,
+        progress=gr.Progress(),
     ):
         """Wait for a seat, train, and stream what happens (a tuple in `TRAIN_OUTPUTS` order
         per update)."""
@@ -344,9 +391,17 @@ class TrainHandlers:
         stop = self._stop_flag(request)
         stop.clear()
         yield frame(
-            status="Getting ready…", progress_bar=progress_html(None, "Getting ready"), metrics="", loss=None, accuracy=None,
-            confusion=None, download=gr.DownloadButton(value=None, interactive=False), views=gr.Tabs(selected="positions"),
-            timeline=None, timeline_frame=None, timeline_slider=empty_timeline_slider(),
+            status="Getting ready…",
+            progress_bar=progress_html(None, "Getting ready"),
+            metrics="",
+            loss=None,
+            accuracy=None,
+            confusion=None,
+            download=gr.DownloadButton(value=None, interactive=False),
+            views=gr.Tabs(selected="positions"),
+            timeline=None,
+            timeline_frame=None,
+            timeline_slider=empty_timeline_slider(),
         )
         ticket = self.queue.join()
         positions = BackgroundRenderer(draw_position_similarity)
@@ -360,8 +415,14 @@ class TrainHandlers:
                 f"**Training** on {train_images:,} {spec.title} images. "
                 f"Press **Stop** to end early: the model so far is kept."
             )
-            for update in self._run(settings, training, probes.images, stop=stop,
-                                    max_seconds=self.app.max_train_seconds, timeline_capacity=TIMELINE_CAPACITY):
+            for update in self._run(
+                settings,
+                training,
+                probes.images,
+                stop=stop,
+                max_seconds=self.app.max_train_seconds,
+                timeline_capacity=TIMELINE_CAPACITY,
+            ):
                 if update.position_similarity is not None:
                     positions.request(update.position_similarity)
                 drawn = positions.finish() if update.state_dict is not None else positions.ready()
@@ -372,24 +433,46 @@ class TrainHandlers:
                 if update.state_dict is not None:
                     # The timeline's frame is drawn once the run ends (then scrubbed): drawn live, it
                     # cost the training more than anything else on the page, below the fold.
-                    changes.update(timeline_frame=record.frame(len(record) - 1), timeline_slider=timeline_slider(record))
+                    changes.update(
+                        timeline_frame=record.frame(len(record) - 1), timeline_slider=timeline_slider(record)
+                    )
                 if update.probe_probabilities is not None:
                     changes["probes"] = probe_strip(probes.images, probes.labels, update.probe_probabilities, spec)
                 p = update.progress
                 if p is None:
                     curves.start(update.start)
                     curves_sent = time.monotonic()
-                    yield frame(status=status, metrics="Step 0: the model is still random, its guesses are chance.",
-                                progress_bar=progress_html(0.0, "Training"), loss=curves.loss(),
-                                accuracy=curves.accuracy(), **changes)
+                    yield frame(
+                        status=status,
+                        metrics="Step 0: the model is still random, its guesses are chance.",
+                        progress_bar=progress_html(0.0, "Training"),
+                        loss=curves.loss(),
+                        accuracy=curves.accuracy(),
+                        **changes,
+                    )
                     progress(0.0, desc="Training")  # API clients read the progress from here
                     continue
                 curves.add(p)
                 self.queue.expect_end(ticket, p.eta)
                 if p.done:
-                    yield frame(**changes, **self._finish(config, settings, training, update, curves, request),
-                                **self._compare(runs, config, dataset, settings, lr, batch_size, length, seconds, epochs,
-                                                seed, update, curves))
+                    yield frame(
+                        **changes,
+                        **self._finish(config, settings, training, update, curves, request),
+                        **self._compare(
+                            runs,
+                            config,
+                            dataset,
+                            settings,
+                            lr,
+                            batch_size,
+                            length,
+                            seconds,
+                            epochs,
+                            seed,
+                            update,
+                            curves,
+                        ),
+                    )
                     continue
                 # Every report moves the numbers; the curves are redrawn (in the browser, the
                 # dearest part of an update) every CURVE_SECONDS, and with each evaluation.
@@ -397,8 +480,11 @@ class TrainHandlers:
                     changes.update(loss=curves.loss(), accuracy=curves.accuracy())
                     curves_sent = time.monotonic()
                 desc = f"Training: step {p.step:,}"
-                yield frame(metrics=self._metrics(p), progress_bar=progress_html(p.fraction, f"{desc} · {p.fraction:.0%}"),
-                            **changes)
+                yield frame(
+                    metrics=self._metrics(p),
+                    progress_bar=progress_html(p.fraction, f"{desc} · {p.fraction:.0%}"),
+                    **changes,
+                )
                 # After the yield: the bar shows while the next steps run (a yield replaces it).
                 progress(p.fraction, desc=desc)
         finally:
@@ -415,11 +501,14 @@ class TrainHandlers:
             soon = self.queue.next_seat_in()
             when = f" A seat frees up in about {_clock(soon)}." if soon is not None else ""
             desc = f"Waiting: number {place} in line"
-            yield frame(status=(
-                f"**Waiting for a free seat: you are number {place} in line.** {running} training"
-                f"{'s are' if running != 1 else ' is'} running on this server.{when} "
-                f"Explore keeps working meanwhile; **Stop** leaves the queue."
-            ), progress_bar=progress_html(None, desc))
+            yield frame(
+                status=(
+                    f"**Waiting for a free seat: you are number {place} in line.** {running} training"
+                    f"{'s are' if running != 1 else ' is'} running on this server.{when} "
+                    f"Explore keeps working meanwhile; **Stop** leaves the queue."
+                ),
+                progress_bar=progress_html(None, desc),
+            )
             progress(None, desc=desc)
         return True
 
@@ -432,8 +521,15 @@ class TrainHandlers:
             f"time left **{_clock(p.eta)}** · loss **{p.train_loss:.3f}**{test}"
         )
 
-    def _finish(self, config, settings: dict, training: TrainConfig, update: TrainingUpdate, curves: Curves,
-                request: gr.Request | None) -> dict:
+    def _finish(
+        self,
+        config,
+        settings: dict,
+        training: TrainConfig,
+        update: TrainingUpdate,
+        curves: Curves,
+        request: gr.Request | None,
+    ) -> dict:
         """The finished model: saved and zipped, kept in the session, summarised on the page."""
         p = update.progress
         spec = get_spec(training.dataset)
@@ -485,17 +581,39 @@ class TrainHandlers:
         }
 
     @staticmethod
-    def _compare(runs, config: ViTConfig, dataset, settings, lr, batch_size, length, seconds, epochs, seed, update: TrainingUpdate,
-                 curves: Curves) -> dict:
+    def _compare(
+        runs,
+        config: ViTConfig,
+        dataset,
+        settings,
+        lr,
+        batch_size,
+        length,
+        seconds,
+        epochs,
+        seed,
+        update: TrainingUpdate,
+        curves: Curves,
+    ) -> dict:
         """This run beside the previous one: the kept runs, their table and their curves."""
         p = update.progress
         length_text = f"{seconds:g} s" if length == "time" else f"{epochs:g} epochs"
         run = compare.RunSummary(
             number=compare.next_number(runs),
-            settings={"dataset": get_spec(dataset).title.split(" (")[0], **settings, "lr": lr,
-                      "batch_size": batch_size, "length": length_text, "seed": int(seed)},
-            test_accuracy=p.test_accuracy or 0.0, parameters=num_parameters(config.parameter_counts()), seconds=p.elapsed, steps=p.step,
-            images_per_second=p.images_per_second, stopped=p.stopped,
+            settings={
+                "dataset": get_spec(dataset).title.split(" (")[0],
+                **settings,
+                "lr": lr,
+                "batch_size": batch_size,
+                "length": length_text,
+                "seed": int(seed),
+            },
+            test_accuracy=p.test_accuracy or 0.0,
+            parameters=num_parameters(config.parameter_counts()),
+            seconds=p.elapsed,
+            steps=p.step,
+            images_per_second=p.images_per_second,
+            stopped=p.stopped,
             loss_rows=tuple((s, v) for s, v, _ in curves.loss_rows),
             accuracy_rows=tuple((s, v) for s, v, series in curves.accuracy_rows if series == "test accuracy"),
         )
@@ -526,8 +644,23 @@ class TrainHandlers:
         items, note = mistakes.gallery(mine, true_name, guessed_name, self.app.data_dir, self.app.test_limit)
         return items, note
 
-    def start_live(self, dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs,
-                   seed, runs=None, request: gr.Request = None) -> tuple:
+    def start_live(
+        self,
+        dataset,
+        patch_size,
+        dim,
+        depth,
+        heads,
+        mlp_dim,
+        lr,
+        batch_size,
+        length,
+        seconds,
+        epochs,
+        seed,
+        runs=None,
+        request: gr.Request = None,
+    ) -> tuple:
         """The page's Start: check the settings and read the data here (a problem is reported at
         once), then train on a thread the page polls. The first frame, and the timer turned on."""
         key = _session_key(request)
@@ -536,10 +669,27 @@ class TrainHandlers:
             if running is not None and not running.finished:
                 raise gr.Error("This page is already training: press Stop first.", print_exception=False)
             if sum(not run.finished for run in self._live.values()) >= LIVE_RUNS:
-                raise gr.Error(f"This server is busy with {LIVE_RUNS} trainings and their queue: try again in a minute.",
-                               print_exception=False)
-        frames = self.train(dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs,
-                            seed, runs, request=request, progress=_no_progress)
+                raise gr.Error(
+                    f"This server is busy with {LIVE_RUNS} trainings and their queue: try again in a minute.",
+                    print_exception=False,
+                )
+        frames = self.train(
+            dataset,
+            patch_size,
+            dim,
+            depth,
+            heads,
+            mlp_dim,
+            lr,
+            batch_size,
+            length,
+            seconds,
+            epochs,
+            seed,
+            runs,
+            request=request,
+            progress=_no_progress,
+        )
         first = next(frames)  # settings checked, data read: a problem raises here, as a message
         with self._live_lock:
             self._live[key] = LiveRun(frames)
@@ -619,69 +769,152 @@ def render_train_tab() -> TrainControls:
             # The progress bar needs a component of its own that no update rewrites.
             progress_bar = gr.Markdown("", min_height=70, elem_id="train-progress")
             # No LaTeX to look for in these two: the metrics line is redrawn every second.
-            status = gr.Markdown("Press **Start** to train the model you built on the **① Build** tab.",
-                                 latex_delimiters=[], elem_id="train-status")
+            status = gr.Markdown(
+                "Press **Start** to train the model you built on the **① Build** tab.",
+                latex_delimiters=[],
+                elem_id="train-status",
+            )
             metrics = gr.Markdown(latex_delimiters=[], elem_id="train-metrics")
             with gr.Row():
                 loss = gr.LinePlot(x="step", y="loss", label="Loss (lower is better)", elem_id="train-loss")
                 # A fixed colour map: without it the plot keeps the series of its first update
                 # (train accuracy only; the first test score comes later).
-                accuracy = gr.LinePlot(x="step", y="accuracy (%)", color="series", y_lim=[0, 100],
-                                       color_map={"train accuracy": "#6366f1", "test accuracy": "#16a34a"},
-                                       label="Accuracy (higher is better)", elem_id="train-accuracy")
+                accuracy = gr.LinePlot(
+                    x="step",
+                    y="accuracy (%)",
+                    color="series",
+                    y_lim=[0, 100],
+                    color_map={"train accuracy": "#6366f1", "test accuracy": "#16a34a"},
+                    label="Accuracy (higher is better)",
+                    elem_id="train-accuracy",
+                )
         with gr.Column(scale=2):
             with gr.Tabs() as views:
                 with gr.Tab("Positions it has learned", id="positions"):
-                    positions = gr.Image(format="png", interactive=False, show_label=False, height=300, buttons=[],
-                                         elem_id="train-positions",
-                                         placeholder="How alike the learned positions are, live during training")
+                    positions = gr.Image(
+                        format="png",
+                        interactive=False,
+                        show_label=False,
+                        height=300,
+                        buttons=[],
+                        elem_id="train-positions",
+                        placeholder="How alike the learned positions are, live during training",
+                    )
                 with gr.Tab("Confusion matrix", id="confusion"):
-                    confusion = gr.Image(format="png", interactive=False, show_label=False, height=300, buttons=[],
-                                         elem_id="train-confusion",
-                                         placeholder="Which classes it mixes up, once training ends")
+                    confusion = gr.Image(
+                        format="png",
+                        interactive=False,
+                        show_label=False,
+                        height=300,
+                        buttons=[],
+                        elem_id="train-confusion",
+                        placeholder="Which classes it mixes up, once training ends",
+                    )
                 with gr.Tab("Mistakes", id="mistakes") as mistakes_tab:
                     with gr.Row():
-                        mistake_true = gr.Dropdown([], label="True class", interactive=False, min_width=100,
-                                                   elem_id="train-mistake-true")
-                        mistake_guess = gr.Dropdown([], label="Taken for", interactive=False, min_width=100,
-                                                    elem_id="train-mistake-guess")
-                    mistakes_note = gr.Markdown("Once training ends: the test images it got wrong, and where it looked.",
-                                                elem_id="train-mistakes-note")
-                    mistakes_gallery = gr.Gallery(columns=2, height=330, allow_preview=True, format="png",
-                                                  object_fit="contain", show_label=False, buttons=[],
-                                                  interactive=False, elem_id="train-mistakes",
-                                                  elem_classes=["pixelated"])
+                        mistake_true = gr.Dropdown(
+                            [], label="True class", interactive=False, min_width=100, elem_id="train-mistake-true"
+                        )
+                        mistake_guess = gr.Dropdown(
+                            [], label="Taken for", interactive=False, min_width=100, elem_id="train-mistake-guess"
+                        )
+                    mistakes_note = gr.Markdown(
+                        "Once training ends: the test images it got wrong, and where it looked.",
+                        elem_id="train-mistakes-note",
+                    )
+                    mistakes_gallery = gr.Gallery(
+                        columns=2,
+                        height=330,
+                        allow_preview=True,
+                        format="png",
+                        object_fit="contain",
+                        show_label=False,
+                        buttons=[],
+                        interactive=False,
+                        elem_id="train-mistakes",
+                        elem_classes=["pixelated"],
+                    )
             probes = gr.HTML(elem_id="train-probes")
     with gr.Group(elem_id="train-timeline"):
         gr.Markdown(
             "**Training timeline.** A snapshot at regular points of the run: how alike the learned positions are, "
             "where the model looks on one test image, what the first layer looks for in a patch, and how far "
             "each head looks. Drag the slider to watch "
-            "structure grow out of random noise.", padding=True,
+            "structure grow out of random noise.",
+            padding=True,
         )
         with gr.Row(equal_height=False):
-            timeline_slider = gr.Slider(0, 1, value=0, step=1, interactive=False, scale=3,
-                                        label="Training timeline: snapshots appear as the model trains",
-                                        elem_id="train-timeline-slider")
+            timeline_slider = gr.Slider(
+                0,
+                1,
+                value=0,
+                step=1,
+                interactive=False,
+                scale=3,
+                label="Training timeline: snapshots appear as the model trains",
+                elem_id="train-timeline-slider",
+            )
             with gr.Column(scale=1, min_width=200):
                 timeline_gif_button = gr.Button("Make a GIF of the timeline", elem_id="train-timeline-gif-button")
                 # Shown once there is a GIF to download (an empty file box would be a tall drop zone).
-                timeline_gif = gr.File(label="Timeline GIF", interactive=False, visible=False,
-                                       elem_id="train-timeline-gif")
-        timeline_frame = gr.Image(format="png", interactive=False, show_label=False, height=400, buttons=[],
-                                  elem_id="train-timeline-frame",
-                                  placeholder="The timeline is drawn when a run ends: then drag the slider")
+                timeline_gif = gr.File(
+                    label="Timeline GIF", interactive=False, visible=False, elem_id="train-timeline-gif"
+                )
+        timeline_frame = gr.Image(
+            format="png",
+            interactive=False,
+            show_label=False,
+            height=400,
+            buttons=[],
+            elem_id="train-timeline-frame",
+            placeholder="The timeline is drawn when a run ends: then drag the slider",
+        )
     with gr.Accordion("Compare your last two runs", open=True, elem_id="train-compare"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300):
                 compare_table = gr.Markdown(compare.table([]), elem_id="train-compare-table")
             with gr.Column(scale=3):
                 with gr.Row():
-                    compare_loss = gr.LinePlot(x="step", y="loss", color="run", label="Train loss, both runs",
-                                               color_map=compare.COLOURS, elem_id="train-compare-loss")
-                    compare_accuracy = gr.LinePlot(x="step", y="test accuracy (%)", color="run", y_lim=[0, 100],
-                                                   color_map=compare.COLOURS, label="Test accuracy, both runs", elem_id="train-compare-accuracy")
-    return TrainControls(start, stop, download, progress_bar, status, metrics, loss, accuracy, positions, probes,
-                         confusion, views, timeline_slider, timeline_frame, timeline_gif_button, timeline_gif,
-                         mistakes_tab, mistake_true, mistake_guess, mistakes_note, mistakes_gallery, compare_table,
-                         compare_loss, compare_accuracy)
+                    compare_loss = gr.LinePlot(
+                        x="step",
+                        y="loss",
+                        color="run",
+                        label="Train loss, both runs",
+                        color_map=compare.COLOURS,
+                        elem_id="train-compare-loss",
+                    )
+                    compare_accuracy = gr.LinePlot(
+                        x="step",
+                        y="test accuracy (%)",
+                        color="run",
+                        y_lim=[0, 100],
+                        color_map=compare.COLOURS,
+                        label="Test accuracy, both runs",
+                        elem_id="train-compare-accuracy",
+                    )
+    return TrainControls(
+        start,
+        stop,
+        download,
+        progress_bar,
+        status,
+        metrics,
+        loss,
+        accuracy,
+        positions,
+        probes,
+        confusion,
+        views,
+        timeline_slider,
+        timeline_frame,
+        timeline_gif_button,
+        timeline_gif,
+        mistakes_tab,
+        mistake_true,
+        mistake_guess,
+        mistakes_note,
+        mistakes_gallery,
+        compare_table,
+        compare_loss,
+        compare_accuracy,
+    )
