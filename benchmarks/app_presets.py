@@ -1,28 +1,64 @@
-"""Accuracy of the app's presets, trained exactly as the app trains them, without a browser.
+"""Accuracy of the app's presets, planned and trained exactly as the app does, without any UI.
 
     VIT_DEMO_DATA=../shared/data python benchmarks/app_presets.py [--preset Standard] [--dataset mnist ...]
 
-The app gives each request one torch thread on a 2-core machine (ui.settings), so a training
-there takes the two-worker step (training.BatchSplitter); the TrainConfig comes from the same
-function the Build tab calls (ui.build_tab.train_config). One line per dataset: the full test
-set's accuracy, the epochs reached and the images per second.
+1. The preset is planned for this machine as the app plans it at start-up: each of its
+   candidates is timed for a few steps in a training process (`planning.measure_speeds`),
+   and `planning.plan` picks the one whose measured accuracy is best for the images its
+   time budget buys here.
+2. The planned run is trained with the app's TrainConfig (`planning.app_train_config`) and
+   the app's threads (`step.server_threads`: one per operation on 2 cores, where the batch
+   is split over two threads).
+
+One line per dataset: the plan, then the full test set's accuracy, the epochs reached and
+the images per second. benchmarks/live_training.py uses this run as its reference.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from vit_demo import planning, settings
+from vit_demo.recipes import RECIPES, Preset, recipe_for
+from vit_demo.sessions import run_training  # noqa: F401 - the job a TrainingProcess runs is found by name
+from vit_demo.step import Machine, configure_threads, server_threads
+from vit_demo.training import create_model, run_to_completion
+from vit_demo.worker import TrainingProcess
 
-import torch  # noqa: E402
 
-from vit_demo.recipes import RECIPES, recipe_for  # noqa: E402
-from vit_demo.training import create_model, run_to_completion  # noqa: E402
-from vit_demo.ui.build_tab import TIME, train_config  # noqa: E402
-from vit_demo.ui.settings import AppSettings, configure_torch_threads  # noqa: E402
+def app_threads() -> int:
+    return server_threads(settings.read("VIT_DEMO_THREADS"))
+
+
+def find_preset(dataset: str, prefix: str) -> Preset | None:
+    return next((p for p in recipe_for(dataset).presets if p.label.startswith(prefix)), None)
+
+
+def plan_preset(dataset: str, preset: Preset) -> planning.Plan:
+    meter = planning.ThroughputMeter()
+    process = TrainingProcess(threads=app_threads())
+    try:
+        for speeds in process.run(planning.measure_speeds, dataset, preset.candidates):
+            meter.record_speeds(speeds, preset.candidates, dataset)
+    finally:
+        process.close()
+    return planning.plan(dataset, preset.time_budget, preset.candidates, meter)
+
+
+def describe_plan(dataset: str, preset: Preset, plan: planning.Plan) -> str:
+    expected = plan.expected.describe() if plan.expected else "no measured accuracy"
+    return (
+        f"{dataset}, {preset.label}: planned {plan.candidate.name} for {plan.seconds:g} s "
+        f"({plan.images_per_second:,.0f} images/s timed; expected {expected})"
+    )
+
+
+def without_ui(dataset: str, plan: planning.Plan):
+    """The planned run, trained as the app trains it: its final report."""
+    c = plan.candidate
+    config = planning.app_train_config(dataset, c.lr, c.batch_size, 0, time_budget=plan.seconds)
+    configure_threads(app_threads())
+    return run_to_completion(create_model(dataset, seed=0, **c.model), config)
 
 
 def main() -> None:
@@ -31,23 +67,18 @@ def main() -> None:
     parser.add_argument("--dataset", nargs="+", default=["mnist", "fashion_mnist"], choices=sorted(RECIPES))
     args = parser.parse_args()
 
-    settings = AppSettings.from_env(REPO)
-    configure_torch_threads(settings)
+    print(Machine.detect().describe())
     for dataset in args.dataset:
-        recipe = recipe_for(dataset)
-        preset = next((p for p in recipe.presets if p.label.startswith(args.preset)), None)
+        preset = find_preset(dataset, args.preset)
         if preset is None:
             print(f"{dataset}: no preset starts with {args.preset!r}")
             continue
-        config = train_config(
-            dataset, recipe.training["lr"], recipe.training["batch_size"], TIME, preset.time_budget, None, 0, settings
-        )
-        model = create_model(dataset, seed=0, **{**recipe.model, **preset.model})
-        last = run_to_completion(model, config)
+        plan = plan_preset(dataset, preset)
+        print(describe_plan(dataset, preset, plan))
+        last = without_ui(dataset, plan)
         print(
-            f"{dataset}, {preset.label} ({torch.get_num_threads()} torch thread per op): "
-            f"{last.test_accuracy:.2%} on {last.final_test_images:,} test images, "
-            f"{last.epoch:.2f} epochs, {last.images_per_second:,.0f} images/s"
+            f"  {app_threads()} torch thread(s) per op: {last.test_accuracy:.2%} on {last.final_test_images:,} "
+            f"test images, {last.epoch:.2f} epochs, {last.images_per_second:,.0f} images/s"
         )
 
 

@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gradio_client import Client, handle_file  # noqa: E402
 from load_test import EXAMPLES, Server, default_data_dir, mb, percentile  # noqa: E402
 

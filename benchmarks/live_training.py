@@ -5,9 +5,8 @@
 
 1. The preset is planned for this machine as the app plans it (every candidate timed in a
    training process), and its knobs are fixed for both runs below.
-2. Without the UI: `run_to_completion` with the app's TrainConfig and the app's step (one
-   torch thread per operation, the batch split over two threads on 2 cores): what
-   benchmarks/app_presets.py measures.
+2. Without the UI: the planned run as benchmarks/app_presets.py trains it (the app's
+   TrainConfig and threads).
 3. In the app: `python app.py` started on a free port, the same knobs trained through
    gradio_client (`--via client`) and/or by headless Chromium pressing Start on a page
    opened with a teacher link that sets them (`--via browser`, Debian's chromium).
@@ -34,14 +33,12 @@ from urllib.parse import urlencode
 
 import psutil
 import torch
+from app_presets import app_threads, describe_plan, find_preset, plan_preset, without_ui
 
 from vit_demo import planning
 from vit_demo.data import get_spec
-from vit_demo.recipes import recipe_for
-from vit_demo.sessions import run_training  # noqa: F401 - the job a TrainingProcess runs is found by name
-from vit_demo.step import Machine, available_cores, configure_threads
-from vit_demo.training import create_model, run_to_completion
-from vit_demo.worker import TrainingProcess
+from vit_demo.step import Machine, available_cores
+from vit_demo.ui.train_tab import TRAIN_OUTPUTS
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_FLAGS = [
@@ -54,32 +51,6 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-def app_threads() -> int:
-    cores = available_cores()
-    return int(os.environ.get("VIT_DEMO_THREADS") or (1 if cores <= 2 else cores - 1))
-
-
-def plan_preset(dataset: str, preset_prefix: str):
-    recipe = recipe_for(dataset)
-    preset = next(p for p in recipe.presets if p.label.startswith(preset_prefix))
-    meter = planning.ThroughputMeter()
-    process = TrainingProcess(threads=app_threads())
-    try:
-        for speeds in process.run(planning.measure_speeds, dataset, preset.candidates):
-            meter.record_speeds(speeds, preset.candidates, dataset)
-    finally:
-        process.close()
-    return preset, planning.plan(dataset, preset.time_budget, preset.candidates, meter)
-
-
-def without_ui(dataset: str, plan: planning.Plan) -> tuple[float, float]:
-    c = plan.candidate
-    config = planning.app_train_config(dataset, c.lr, c.batch_size, 0, time_budget=plan.seconds)
-    configure_threads(app_threads())
-    final = run_to_completion(create_model(dataset, seed=0, **c.model), config)
-    return final.images_per_second, final.test_accuracy
 
 
 def free_port() -> int:
@@ -147,7 +118,7 @@ def train_via_client(url: str, knobs: dict, clock: CpuClock) -> tuple[str, str]:
     clock.start()
     outputs = client.predict(**knobs, epochs=1, api_name="/train")
     clock.stop()
-    return outputs[0], outputs[1]
+    return outputs[TRAIN_OUTPUTS.index("status")], outputs[TRAIN_OUTPUTS.index("metrics")]
 
 
 def train_via_browser(url: str, knobs: dict, clock: CpuClock, screenshot: Path) -> tuple[str, str]:
@@ -185,12 +156,11 @@ def main() -> None:
 
     print(Machine.detect(torch.device("cpu")).describe())
     print(f"torch {torch.__version__}; app threads per operation: {app_threads()}")
-    preset, plan = plan_preset(args.dataset, args.preset)
-    c = plan.candidate
-    print(
-        f"{args.dataset}, {preset.label}: planned {c.name} for {plan.seconds:g} s "
-        f"({plan.images_per_second:,.0f} images/s timed; expected {plan.expected.describe() if plan.expected else '?'})"
-    )
+    preset = find_preset(args.dataset, args.preset)
+    if preset is None:
+        sys.exit(f"{args.dataset} has no preset starting with {args.preset!r}")
+    plan = plan_preset(args.dataset, preset)
+    print(describe_plan(args.dataset, preset, plan))
 
     port = free_port()
     env = {
@@ -228,7 +198,8 @@ def main() -> None:
         )
         cores = available_cores()
         for round_index in range(args.rounds):
-            reference_speed, reference_accuracy = without_ui(args.dataset, plan)
+            reference = without_ui(args.dataset, plan)
+            reference_speed, reference_accuracy = reference.images_per_second, reference.test_accuracy
             print(
                 f"round {round_index + 1}: without the UI  {reference_speed:8,.0f} images/s  "
                 f"{reference_accuracy:.2%} test accuracy"

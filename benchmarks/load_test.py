@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run from a checkout
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -42,7 +41,6 @@ EXAMPLES = sorted((REPO / "examples" / "mnist").glob("*.png"))
 TINY = dict(patch_size=7, dim=32, depth=2, heads=4, mlp_dim=64)
 SERVER = """
 import os, sys
-sys.path.insert(0, {repo!r})
 from pathlib import Path
 from vit_demo.ui import AppSettings, build_demo, configure_torch_threads, launch_options
 settings = AppSettings.from_env(root=Path({repo!r}))

@@ -175,7 +175,8 @@ def main() -> None:
             return False
         if run.path.compile:
             print(
-                f"  {name}: compiled in {time.perf_counter() - started:.1f} s (Inductor's on-disk cache makes later runs quicker)"
+                f"  {name}: compiled in {time.perf_counter() - started:.1f} s "
+                "(Inductor's on-disk cache makes later runs quicker)"
             )
         timed_steps(run, images, labels, args.batch_size, 5, 0)  # allocators and kernels
         return True

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from vit_demo.model import ViT, ViTConfig, estimated_training_memory_bytes, patchify
+from vit_demo.model import SHAPE_FIELDS, ViT, ViTConfig, estimated_training_memory_bytes, patchify
 from vit_demo.training import create_model
 
 SMALL = dict(image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1)
@@ -196,3 +196,16 @@ def test_initial_predictions_are_near_uniform():
     # Small initial weights: an untrained model should not be confidently wrong.
     probabilities = make()(torch.randn(64, 1, 28, 28)).softmax(-1)
     assert probabilities.max() < 0.2
+
+
+def test_the_constructor_takes_exactly_the_config_fields_with_the_same_defaults():
+    import dataclasses
+    import inspect
+
+    parameters = inspect.signature(ViT.__init__).parameters
+    expected = {
+        f.name: (inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default)
+        for f in dataclasses.fields(ViTConfig)
+    }
+    assert {name: p.default for name, p in parameters.items() if name != "self"} == expected
+    assert SHAPE_FIELDS == ("patch_size", "dim", "depth", "heads", "mlp_dim")

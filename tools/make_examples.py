@@ -14,9 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from PIL import Image
-
-from vit_demo.data import DATASETS, DatasetCorruptError, DatasetNotFoundError, load_split
+from vit_demo.data import DATASETS, DatasetCorruptError, DatasetNotFoundError, load_split, to_picture
 
 
 def slug(name: str) -> str:
@@ -33,8 +31,7 @@ def make_examples(dataset: str, data_dir: str | None, out: Path) -> list[Path]:
     written = []
     for class_index, class_name in enumerate(spec.class_names):
         index = int((test.labels == class_index).nonzero()[0])
-        pixels = test.images[index].permute(1, 2, 0).numpy()
-        image = Image.fromarray(pixels[..., 0] if spec.channels == 1 else pixels)
+        image = to_picture(test.images[index])
         path = folder / f"{class_index}-{slug(class_name)}-{index:05d}.png"
         image.save(path, optimize=True)
         written.append(path)

@@ -12,10 +12,7 @@ datasets, for the first test image.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402

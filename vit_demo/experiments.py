@@ -18,16 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .data import display_pixels
 from .explain import attention_rollout
-from .model import ViT, patchify
-
-
-def _unpatchify(patches: torch.Tensor, patch_size: int, channels: int, grid: int) -> torch.Tensor:
-    """The inverse of `patchify`: (B, N, p*p*C) -> (B, C, H, W)."""
-    b = patches.shape[0]
-    p = patch_size
-    x = patches.reshape(b, grid, grid, p, p, channels).permute(0, 5, 1, 3, 2, 4)
-    return x.reshape(b, channels, grid * p, grid * p)
+from .model import ViT, patchify, unpatchify
 
 
 def shuffle_patches(images: torch.Tensor, patch_size: int, order: Sequence[int]) -> torch.Tensor:
@@ -37,7 +30,7 @@ def shuffle_patches(images: torch.Tensor, patch_size: int, order: Sequence[int])
     order = torch.as_tensor(list(order), dtype=torch.long)
     if sorted(order.tolist()) != list(range(grid * grid)):
         raise ValueError(f"order must be a permutation of 0..{grid * grid - 1}")
-    return _unpatchify(patchify(images, patch_size)[:, order], patch_size, c, grid)
+    return unpatchify(patchify(images, patch_size)[:, order], patch_size, c)
 
 
 def random_order(num_patches: int, seed: int = 0) -> list[int]:
@@ -49,7 +42,7 @@ def to_display(images: torch.Tensor, info: dict) -> np.ndarray:
     mean = torch.tensor(info["mean"], dtype=torch.float32).view(-1, 1, 1)
     std = torch.tensor(info["std"], dtype=torch.float32).view(-1, 1, 1)
     pixels = ((images[0].float().cpu() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
-    return pixels[0].numpy() if pixels.shape[0] == 1 else pixels.permute(1, 2, 0).numpy()
+    return display_pixels(pixels)
 
 
 def background_value(info: dict) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 from PIL import Image, ImageOps
 
 from vit_demo import data
-from vit_demo.model import ViT
+from vit_demo.model import ViT, patch_pixels, patchify
 
 # A phone photo has ~12 MP and the model reads 784 pixels: shrinking early keeps the
 # numpy work below fast without changing what survives the final resize.
@@ -36,6 +36,9 @@ INK_THRESHOLD = 0.25
 # taken as a blank page, not as ink to stretch.
 MIN_INK_CONTRAST = 16
 HEAD_FUSIONS = ("mean", "max", "min")
+
+# Halfway between black (0) and white (255): which side a picture's background is on.
+MID_GREY = 127.5
 
 
 class Preprocessed(NamedTuple):
@@ -147,7 +150,7 @@ def _flatten_transparency(colour: np.ndarray, opacity: np.ndarray | None) -> np.
         return colour
     coverage = float(opacity.sum())
     stroke_brightness = float((_luminance(colour) * opacity).sum() / coverage) if coverage else 0.0
-    background = 0.0 if stroke_brightness > 127.5 else 255.0
+    background = 0.0 if stroke_brightness > MID_GREY else 255.0
     return colour * opacity[..., None] + background * (1.0 - opacity[..., None])
 
 
@@ -190,7 +193,7 @@ def _ink(grey: np.ndarray) -> np.ndarray | None:
     percent of the border) set the paper level, and the whole picture would read as blank.
     """
     border = _border(grey)
-    if np.median(border) > 127.5:
+    if np.median(border) > MID_GREY:
         grey, border = 255.0 - grey, 255.0 - border
     paper = float(np.percentile(border, 75))
     strongest = float(grey.max())
@@ -201,7 +204,7 @@ def _ink(grey: np.ndarray) -> np.ndarray | None:
 
 def _greyscale_object(grey: np.ndarray, size: int, style: str) -> np.ndarray:
     """The "digit" and "fashion" recipes: (H, W) float -> (size, size) float."""
-    if grey.shape == (size, size) and np.median(_border(grey)) <= 127.5:
+    if grey.shape == (size, size) and np.median(_border(grey)) <= MID_GREY:
         return grey  # already a dataset image: re-cropping would change its scale
     ink = _ink(grey)
     if ink is None:
@@ -406,8 +409,7 @@ def embedding_filters(model: ViT, k: int) -> torch.Tensor:
     components = torch.linalg.svd(centred, full_matrices=False).Vh[:k]
     strongest = components.gather(1, components.abs().argmax(dim=1, keepdim=True))
     components = components * strongest.sign()
-    p, c = config.patch_size, config.channels
-    return components.reshape(k, p, p, c).permute(0, 3, 1, 2).contiguous()  # patchify's layout: channels innermost
+    return patch_pixels(components, config.patch_size, config.channels).contiguous()
 
 
 def patch_grid(image_tensor: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -418,9 +420,7 @@ def patch_grid(image_tensor: torch.Tensor, patch_size: int) -> torch.Tensor:
     c, h, w = image.shape
     if h % patch_size or w % patch_size:
         raise ValueError(f"a {h}x{w} image cannot be cut into {patch_size}x{patch_size} patches")
-    p = patch_size
-    patches = image.reshape(c, h // p, p, w // p, p).permute(1, 3, 0, 2, 4)
-    return patches.reshape(-1, c, p, p)
+    return patch_pixels(patchify(image[None], patch_size)[0], patch_size, c)
 
 
 __all__ = [

@@ -13,7 +13,8 @@ weights can be shown).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import MISSING, asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -159,6 +160,12 @@ class ViTConfig:
         return cls(**values)
 
 
+# What the dataset fixes, and the rest a person chooses: the model's shape. Every list of
+# "the knobs" (the CLI's flags, the recipes, the Build tab, lesson links) is derived from these.
+DATASET_FIELDS = ("image_size", "num_classes", "channels")
+SHAPE_FIELDS = tuple(f.name for f in fields(ViTConfig) if f.default is MISSING and f.name not in DATASET_FIELDS)
+
+
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, num_patches, patch_size * patch_size * C).
 
@@ -170,6 +177,20 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     x = images.reshape(b, c, h // p, p, w // p, p)
     x = x.permute(0, 2, 4, 3, 5, 1)  # b, grid_row, grid_col, pixel_row, pixel_col, c
     return x.reshape(b, (h // p) * (w // p), p * p * c)
+
+
+def patch_pixels(patches: torch.Tensor, patch_size: int, channels: int) -> torch.Tensor:
+    """(..., p * p * C) flattened as `patchify` flattens -> (..., C, p, p) pictures."""
+    p = patch_size
+    return patches.reshape(*patches.shape[:-1], p, p, channels).movedim(-1, -3)
+
+
+def unpatchify(patches: torch.Tensor, patch_size: int, channels: int) -> torch.Tensor:
+    """The inverse of `patchify`: (B, N, p * p * C) -> (B, C, H, W) for a square grid."""
+    b, n, _ = patches.shape
+    grid, p = math.isqrt(n), patch_size
+    pictures = patch_pixels(patches, p, channels).reshape(b, grid, grid, channels, p, p)
+    return pictures.permute(0, 3, 1, 4, 2, 5).reshape(b, channels, grid * p, grid * p)
 
 
 class Attention(nn.Module):

@@ -132,6 +132,12 @@ class AccuracyTable:
 # ----------------------------------------------------------------------------- this machine's speed
 
 
+def _step_on(model, optimizer, pixels, labels, spec, generator, splitter) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    forward_backward(model, normalize(augment(pixels, spec, generator), spec), labels, splitter=splitter)
+    optimizer.step()
+
+
 def measure_speeds(
     dataset: str, candidates: tuple[Candidate, ...], steps: int = 4, device: str | None = None
 ) -> Iterator[dict[str, float]]:
@@ -151,17 +157,12 @@ def measure_speeds(
             shape = (candidate.batch_size, spec.channels, spec.image_size, spec.image_size)
             pixels = torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator).to(device)
             labels = torch.randint(0, spec.num_classes, (candidate.batch_size,), generator=generator).to(device)
-
-            def step() -> None:
-                optimizer.zero_grad(set_to_none=True)
-                forward_backward(model, normalize(augment(pixels, spec, generator), spec), labels, splitter=splitter)
-                optimizer.step()
-
-            step()  # the first step pays for allocation and kernel selection
+            batch = (model, optimizer, pixels, labels, spec, generator, splitter)
+            _step_on(*batch)  # the first step pays for allocation and kernel selection
             synchronize(device)
             started = time.perf_counter()
             for _ in range(steps):
-                step()
+                _step_on(*batch)
             synchronize(device)
             speeds[candidate.name] = steps * candidate.batch_size / (time.perf_counter() - started)
     finally:

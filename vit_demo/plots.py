@@ -28,7 +28,7 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from vit_demo.explain import attention_distance
-from vit_demo.model import ViTConfig
+from vit_demo.model import ViTConfig, patchify
 
 SUPTITLE_SIZE = 15
 TITLE_SIZE = 13
@@ -267,7 +267,7 @@ def plot_patch_grid(display: np.ndarray, config: ViTConfig) -> Figure:
     # Row 0 is the CLS token: learned, no pixels of its own. Rows 1.. are the patches'
     # pixels in patchify's order (pixel row by pixel row; colour channels stay together).
     rgba = _rgba(display)
-    patches = rgba.reshape(grid, p, grid, p, 4).transpose(0, 2, 1, 3, 4).reshape(n, p * p, 4)
+    patches = patchify(torch.from_numpy(rgba).permute(2, 0, 1)[None], p)[0].reshape(n, p * p, 4).numpy()
     cls_row = np.broadcast_to(np.array([*HIGHLIGHT_COLOUR, 1.0]), (1, p * p, 4))
     tokens_ax.imshow(np.concatenate((cls_row, patches)), aspect="auto", interpolation="nearest")
     label_every = max(1, math.ceil((n + 1) / 17))
@@ -282,7 +282,8 @@ def plot_patch_grid(display: np.ndarray, config: ViTConfig) -> Figure:
     )
     figure.supxlabel(
         f"{config.image_size}×{config.image_size} image → {n} patches of {p}×{p}×{config.channels} = "
-        f"{config.patch_dim} values → linear layer to dim {config.dim}, + CLS = {config.seq_len} tokens of dim {config.dim}",
+        f"{config.patch_dim} values → linear layer to dim {config.dim}, "
+        f"+ CLS = {config.seq_len} tokens of dim {config.dim}",
         fontsize=LABEL_SIZE,
     )
     return figure

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .model import SHAPE_FIELDS
+
 # The ViT arguments a recipe chooses; the dataset fixes image_size, channels, num_classes.
-MODEL_FIELDS_IN_RECIPES = ("patch_size", "dim", "depth", "heads", "mlp_dim")
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Candidate:
 
     @property
     def model(self) -> dict:
-        return {name: getattr(self, name) for name in MODEL_FIELDS_IN_RECIPES}
+        return {name: getattr(self, name) for name in SHAPE_FIELDS}
 
     @property
     def name(self) -> str:

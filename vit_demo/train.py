@@ -17,9 +17,10 @@ import time
 
 from . import checkpoints, planning
 from .data import DATASETS, DatasetCorruptError, DatasetNotFoundError
-from .recipes import MODEL_FIELDS_IN_RECIPES, Candidate, recipe_for
+from .model import SHAPE_FIELDS
+from .recipes import Candidate, recipe_for
 from .step import configure_threads
-from .training import TrainConfig, create_model, train
+from .training import TrainConfig, checkpoint_info, create_model, train
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=float, help="train for this many passes over the training set")
     length.add_argument("--time-budget", type=float, metavar="SECONDS", help="train for this many seconds of wall time")
-    for name in MODEL_FIELDS_IN_RECIPES:
+    for name in SHAPE_FIELDS:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, dest=name)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, help="peak learning rate")
@@ -95,13 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_threads(args.threads)
     recipe = recipe_for(args.dataset)
-    shape_given = any(getattr(args, name) is not None for name in (*MODEL_FIELDS_IN_RECIPES, "batch_size", "lr"))
+    shape_given = any(getattr(args, name) is not None for name in (*SHAPE_FIELDS, "batch_size", "lr"))
     if args.time_budget is not None and not shape_given:
         candidate, line = plan_for_budget(args.dataset, args.time_budget, args.device)
         print(line, flush=True)
         for name, value in {**candidate.model, "batch_size": candidate.batch_size, "lr": candidate.lr}.items():
             setattr(args, name, value)
-    model_settings = {name: getattr(args, name) or recipe.model[name] for name in MODEL_FIELDS_IN_RECIPES}
+    model_settings = {name: getattr(args, name) or recipe.model[name] for name in SHAPE_FIELDS}
     overrides = {
         "batch_size": args.batch_size,
         "lr": args.lr,
@@ -156,18 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     bar.close()
     wall = time.perf_counter() - started
-    info = checkpoints.default_info(args.dataset)
-    info["test_accuracy"] = last.test_accuracy
-    info["training"] = {
-        **{k: v for k, v in vars(config).items() if k not in ("data_dir", "device")},
-        "step_path": last.step_path,
-        "steps": last.step,
-        "epochs_completed": round(last.epoch, 3),
-        "seconds": round(wall, 1),
-        "images_per_second": round(last.images_per_second),
-        "test_images": last.final_test_images,
-        "command": "python -m vit_demo.train " + " ".join(argv if argv is not None else sys.argv[1:]),
-    }
+    command = "python -m vit_demo.train " + " ".join(argv if argv is not None else sys.argv[1:])
+    info = checkpoint_info(config, last, seconds=round(wall, 1), command=command)
     checkpoints.save(model, args.out, info)
     print(
         f"test accuracy {last.test_accuracy:.2%} on {last.final_test_images:,} test images | "

@@ -16,6 +16,7 @@ taken (eager or compiled, float32 or bfloat16, one batch or split over two threa
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -25,9 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import checkpoints
 from .data import DatasetSpec, Split, augment, get_spec, load_split, normalize
 from .model import ViT
 from .step import BatchSplitter, FastestStep, Machine, eager_step_seconds, pick_device, plan_step
+
+# Test images scored at each evaluation during a run (the full test set scores the end).
+EVAL_SUBSET = 2000
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ class TrainConfig:
     data_dir: str | None = None
     train_limit: int | None = None  # use only the first N training images (quick demos, tests)
     test_limit: int | None = None
-    eval_subset: int = 2000  # test images scored at each evaluation during the run
+    eval_subset: int = EVAL_SUBSET  # test images scored at each evaluation during the run
     evaluations: int = 10  # evaluation points spread over the run (the full test set is scored at the end)
     report_every: float = 0.4  # seconds between progress reports
     device: str | None = None  # None: CUDA, else Apple MPS, else CPU
@@ -411,9 +416,27 @@ def train(
         run.close()
 
 
+def checkpoint_info(config: TrainConfig, final: TrainProgress, **overrides) -> dict:
+    """What a checkpoint records (`checkpoints.save`'s `info`): the dataset's class names and
+    normalisation, the test score, and how the run went; `overrides` replace or add entries
+    of the training record (the CLI's whole-process seconds and command line)."""
+    info = checkpoints.default_info(config.dataset)
+    info["test_accuracy"] = final.test_accuracy
+    info["training"] = {
+        **{k: v for k, v in vars(config).items() if k not in ("data_dir", "device")},
+        "step_path": final.step_path,
+        "steps": final.step,
+        "epochs_completed": round(final.epoch, 3),
+        "seconds": round(final.elapsed, 1),
+        "images_per_second": round(final.images_per_second),
+        "test_images": final.final_test_images,
+        "stopped_early": final.stopped,
+        **overrides,
+    }
+    return info
+
+
 def run_to_completion(model: ViT, config: TrainConfig, should_stop: Callable[[], bool] | None = None) -> TrainProgress:
     """Train and return only the final report (scripts and tests that need no live view)."""
-    last = None
-    for last in train(model, config, should_stop):
-        pass
+    (last,) = collections.deque(train(model, config, should_stop), maxlen=1)
     return last

@@ -78,7 +78,9 @@ CSS = """
 #explore-examples .gallery-item, #explore-examples .thumbnail-item { height: auto !important; aspect-ratio: 1 / 1; }
 #explore-examples .thumbnail-item img { object-fit: contain !important; width: 100%; height: 100%; }
 /* Seven views a row at 1366 px: tighter tab buttons keep "Patch experiments" out of the overflow menu. */
-#explore-views .tab-wrapper button, #explore-views .tab-container button { padding-left: 8px !important; padding-right: 8px !important; }
+#explore-views .tab-wrapper button, #explore-views .tab-container button {
+  padding-left: 8px !important; padding-right: 8px !important;
+}
 #train-timeline-gif { min-height: 0; }
 /* The Train tab draws its own progress bar (train_tab.progress_html): Gradio's status tracker
    would redraw its timer every frame of a training, on the cores the training needs. */

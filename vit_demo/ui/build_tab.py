@@ -14,7 +14,7 @@ import gradio as gr
 
 from .. import planning
 from ..data import DATASETS, get_spec
-from ..model import ViTConfig, divisors, estimated_training_memory_bytes, num_parameters
+from ..model import SHAPE_FIELDS, ViTConfig, divisors, estimated_training_memory_bytes, num_parameters
 from ..planning import Plan, ThroughputMeter, format_duration
 from ..recipes import Candidate, Preset, recipe_for
 from ..training import TrainConfig
@@ -31,7 +31,7 @@ DATASET_CHOICES = [
 TIME = "time"
 EPOCHS = "epochs"
 # What a preset sets, in `BuildControls.preset_outputs` order.
-PRESET_KNOBS = ("patch_size", "dim", "depth", "heads", "mlp_dim", "lr", "batch_size", "length", "seconds")
+PRESET_KNOBS = (*SHAPE_FIELDS, "lr", "batch_size", "length", "seconds")
 
 
 def patch_sizes(dataset: str) -> list[int]:
@@ -57,10 +57,10 @@ def _whole(name: str, value) -> int:
     return int(number)
 
 
-def model_settings(patch_size, dim, depth, heads, mlp_dim) -> dict:
-    """The knobs as `create_model` keyword arguments (the dataset fixes the rest)."""
-    values = {"patch_size": patch_size, "dim": dim, "depth": depth, "heads": heads, "mlp_dim": mlp_dim}
-    return {name: _whole(name, value) for name, value in values.items()}
+def model_settings(*shape) -> dict:
+    """The shape knobs, in `SHAPE_FIELDS` order, as `create_model` keyword arguments (the
+    dataset fixes the rest)."""
+    return {name: _whole(name, value) for name, value in zip(SHAPE_FIELDS, shape)}
 
 
 def model_config(dataset: str, settings: dict) -> ViTConfig:
@@ -216,7 +216,8 @@ class BuildHandlers:
         scoring = self.meter.seconds_to_score(config, test_images)
         if length == TIME:
             run = (
-                f"In **{format_duration(float(seconds))}** it sees about **{float(seconds) / epoch_seconds:.1f} epochs**, "
+                f"In **{format_duration(float(seconds))}** it sees about "
+                f"**{float(seconds) / epoch_seconds:.1f} epochs**, "
                 f"then scores {test_images:,} test images (≈ {format_duration(scoring)})."
             )
             run_seconds = float(seconds)

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data import Split, get_spec, load_split, normalize
+from ..data import Split, get_spec, load_split, normalize, to_picture
 from ..explain import attention_rollout
-from ..training import batched_logits, evaluation_slice
+from ..training import EVAL_SUBSET, batched_logits, evaluation_slice
 from .models import LoadedModel
 
 SHOWN = 12
@@ -33,7 +33,7 @@ def final_test_split(loaded: LoadedModel, data_dir, test_limit: int | None) -> S
     test = load_split(spec.key, train=False, data_dir=data_dir, limit=run.get("test_limit", test_limit))
     if not run.get("stopped_early"):
         return test
-    return evaluation_slice(test, int(run.get("seed", 0)), int(run.get("eval_subset", 2000)))
+    return evaluation_slice(test, int(run.get("seed", 0)), int(run.get("eval_subset", EVAL_SUBSET)))
 
 
 @torch.inference_mode()
@@ -55,8 +55,7 @@ def most_confused(confusion: torch.Tensor) -> tuple[int, int] | None:
 
 def tile(pixels: torch.Tensor, rollout: torch.Tensor) -> Image.Image:
     """uint8 (C, S, S) and a (grid, grid) rollout -> the picture and its rollout overlay, side by side."""
-    array = pixels.permute(1, 2, 0).numpy()
-    picture = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).convert("RGB")
+    picture = to_picture(pixels).convert("RGB")
     picture = picture.resize((TILE, TILE), Image.Resampling.NEAREST)
     heat = rollout.float().numpy()
     heat = heat / max(float(heat.max()), 1e-8)

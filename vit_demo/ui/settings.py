@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..settings import VARIABLES, read
-from ..step import available_cores, configure_threads
+from ..step import configure_threads, server_threads
 from .hosting import ZERO_GPU_TRAIN_SECONDS, on_zero_gpu
 
 
@@ -49,19 +49,11 @@ class AppSettings:
         )
 
 
-def server_threads(settings: AppSettings) -> int:
-    """On two cores one thread per operation leaves the other core to Explore requests
-    while someone trains: the training then runs faster than with two threads fighting
-    the predictions for both cores (measured on a 2-vCPU machine)."""
-    cores = available_cores()
-    return settings.threads or (1 if cores <= 2 else cores - 1)
-
-
 def training_threads(settings: AppSettings) -> int:
     """Threads of each training process: the server's count shared among the trainings that
     may run at once, so that together they never ask for more cores than there are."""
-    return max(1, server_threads(settings) // settings.max_trainings)
+    return max(1, server_threads(settings.threads) // settings.max_trainings)
 
 
 def configure_torch_threads(settings: AppSettings) -> None:
-    configure_threads(server_threads(settings))
+    configure_threads(server_threads(settings.threads))

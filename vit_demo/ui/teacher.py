@@ -27,6 +27,7 @@ import gradio as gr
 
 from .. import settings
 from ..data import DATASETS
+from ..model import SHAPE_FIELDS
 from ..recipes import recipe_for
 from .build_tab import PRESET_KNOBS, BuildHandlers
 
@@ -35,11 +36,7 @@ LESSON_ENV = "VIT_DEMO_LESSON"
 KNOBS = (*PRESET_KNOBS, "epochs", "seed")
 CONTROLS = ("dataset", "preset", *KNOBS)
 NUMBERS = {
-    "patch_size": int,
-    "dim": int,
-    "depth": int,
-    "heads": int,
-    "mlp_dim": int,
+    **dict.fromkeys(SHAPE_FIELDS, int),
     "batch_size": int,
     "seed": int,
     "seconds": float,

@@ -31,11 +31,11 @@ from PIL import Image
 
 from .. import checkpoints, plots
 from .. import timeline as timelines
-from ..data import DatasetSpec, get_spec, load_split
+from ..data import DatasetSpec, display_pixels, get_spec, load_split, to_picture
 from ..model import ViTConfig, num_parameters
 from ..planning import ThroughputMeter
 from ..sessions import StartingPoint, StopFlag, TrainingQueue, TrainingUpdate
-from ..training import TrainConfig, TrainProgress, create_model
+from ..training import TrainConfig, TrainProgress, checkpoint_info, create_model
 from . import compare, mistakes
 from .build_tab import check_fits_server, model_config, model_settings, train_config
 from .errors import user_errors
@@ -133,10 +133,8 @@ class Curves:
 
 def _png_data_uri(pixels: torch.Tensor) -> str:
     """uint8 (C, H, W) -> an inline PNG for HTML."""
-    array = pixels.permute(1, 2, 0).numpy()
-    image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    to_picture(pixels).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -147,7 +145,8 @@ def probe_strip(images: torch.Tensor, labels: torch.Tensor, probabilities: torch
         guess = int(probs.argmax())
         mark, css = ("✓", "right") if guess == label else ("✗", "wrong")
         cells.append(
-            f'<figure class="probe {css}"><img src="{_png_data_uri(pixels)}" alt="a test image of {spec.class_names[label]}">'
+            f'<figure class="probe {css}">'
+            f'<img src="{_png_data_uri(pixels)}" alt="a test image of {spec.class_names[label]}">'
             f"<figcaption>{mark} {spec.class_names[guess]}<br><small>{probs[guess]:.0%}</small></figcaption></figure>"
         )
     right = sum(int(probs.argmax()) == label for probs, label in zip(probabilities, labels.tolist()))
@@ -245,11 +244,6 @@ class TimelineRecord:
             figure = plots.plot_timeline_frame(snapshot, self.probe_display, self.config)
             self._frames[key] = render(figure) if dpi is None else plots.figure_to_image(figure, dpi=dpi)
         return self._frames[key]
-
-
-def _probe_display(pixels: torch.Tensor):
-    array = pixels.permute(1, 2, 0).numpy()
-    return array[..., 0] if array.shape[-1] == 1 else array
 
 
 def empty_timeline_slider() -> gr.Slider:
@@ -405,7 +399,7 @@ class TrainHandlers:
         )
         ticket = self.queue.join()
         positions = BackgroundRenderer(draw_position_similarity)
-        record = TimelineRecord(timelines.Timeline(TIMELINE_CAPACITY), _probe_display(probes.images[0]), config)
+        record = TimelineRecord(timelines.Timeline(TIMELINE_CAPACITY), display_pixels(probes.images[0]), config)
         try:
             if not (yield from self._wait_for_seat(ticket, stop, progress)):
                 yield frame(status="You left the queue. Press **Start** to join it again.", progress_bar="")
@@ -538,17 +532,7 @@ class TrainHandlers:
         model.eval()
         if p.step >= MIN_STEPS_FOR_SPEED:
             self.meter.record_run(config, training.batch_size, p.images_per_second)
-        info = checkpoints.default_info(spec.key)
-        info["test_accuracy"] = p.test_accuracy
-        info["training"] = {
-            **{k: v for k, v in vars(training).items() if k not in ("data_dir", "device")},
-            "steps": p.step,
-            "epochs_completed": round(p.epoch, 3),
-            "seconds": round(p.elapsed, 1),
-            "images_per_second": round(p.images_per_second),
-            "test_images": p.final_test_images,
-            "stopped_early": p.stopped,
-        }
+        info = checkpoint_info(training, p)
         folder = self._session_folder(request)
         name = f"my-vit-{spec.key}"
         saved = checkpoints.save(model, folder / name, info)
