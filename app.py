@@ -11,7 +11,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
 # A training process is started with multiprocessing's "spawn", which runs this file again
 # under the name "__mp_main__" before it imports its job: it needs no interface of its own.

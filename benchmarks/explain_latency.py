@@ -28,11 +28,11 @@ import argparse
 import statistics
 import time
 
-import torch  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+import torch
+from PIL import Image, ImageDraw
 
-from vit_demo import checkpoints, explain, plots  # noqa: E402
-from vit_demo.model import ViT  # noqa: E402
+from vit_demo import checkpoints, explain, plots
+from vit_demo.model import ViT
 
 
 def uploaded_photo() -> Image.Image:

@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from gradio_client import Client, handle_file  # noqa: E402
-from load_test import EXAMPLES, Server, default_data_dir, mb, percentile  # noqa: E402
+from gradio_client import Client, handle_file
+from load_test import EXAMPLES, default_data_dir, mb, percentile, start_server
 
 
 def disk_usage(folder: Path) -> int:
@@ -35,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="vit-leak-") as workdir:
-        server = Server(Path(workdir), default_data_dir(), {"VIT_DEMO_THREADS": "1"})
+        server = start_server(Path(workdir), default_data_dir(), {"VIT_DEMO_THREADS": "1"})
         try:
             server.wait_ready()
             time.sleep(3)  # the start-up throughput benchmark

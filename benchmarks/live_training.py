@@ -20,11 +20,7 @@ the browser, out of the run's wall time times the cores.
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,26 +33,9 @@ from app_presets import app_threads, describe_plan, find_preset, plan_preset, wi
 
 from vit_demo import planning
 from vit_demo.data import get_spec
+from vit_demo.harness import VIEWPORT, AppProcess, chromium_path, launch_chromium
 from vit_demo.step import Machine, available_cores
 from vit_demo.ui.train_tab import TRAIN_OUTPUTS
-
-REPO = Path(__file__).resolve().parent.parent
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class CpuClock:
@@ -98,11 +77,7 @@ def knobs_of(dataset: str, plan: planning.Plan) -> dict:
     c = plan.candidate
     return dict(
         dataset=get_spec(dataset).key,
-        patch_size=c.patch_size,
-        dim=c.dim,
-        depth=c.depth,
-        heads=c.heads,
-        mlp_dim=c.mlp_dim,
+        **c.model,
         lr=c.lr,
         batch_size=c.batch_size,
         length="time",
@@ -126,8 +101,8 @@ def train_via_browser(url: str, knobs: dict, clock: CpuClock, screenshot: Path) 
 
     link = f"{url}?{urlencode({k: v for k, v in knobs.items()})}"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport=VIEWPORT)
         page.goto(link, wait_until="domcontentloaded")
         page.get_by_text("Your ViT").wait_for(timeout=60_000)
         page.wait_for_timeout(1500)  # the lesson's knobs land with the page's load event
@@ -151,7 +126,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="times to repeat the whole comparison")
     parser.add_argument("--screenshot", default=str(Path(tempfile.gettempdir()) / "live_training.png"))
     args = parser.parse_args()
-    if "browser" in args.via and shutil.which("chromium") is None:
+    if "browser" in args.via and chromium_path() is None:
         sys.exit("chromium is not installed (apt-get install chromium); use --via client")
 
     print(Machine.detect(torch.device("cpu")).describe())
@@ -162,29 +137,10 @@ def main() -> None:
     plan = plan_preset(args.dataset, preset)
     print(describe_plan(args.dataset, preset, plan))
 
-    port = free_port()
-    env = {
-        **os.environ,
-        "GRADIO_SERVER_PORT": str(port),
-        "GRADIO_SERVER_NAME": "127.0.0.1",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "HF_HUB_OFFLINE": "1",
-    }
-    server = subprocess.Popen(
-        [sys.executable, str(REPO / "app.py")], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}/"
+    server = AppProcess()
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    sys.exit("the app did not start")
-                time.sleep(0.5)
+        server.wait_ready()
+        url = server.url
         server_process = psutil.Process(server.pid)
 
         def training_processes():
@@ -219,8 +175,7 @@ def main() -> None:
         if "browser" in args.via:
             print(f"screenshot: {args.screenshot}")
     finally:
-        server.terminate()
-        server.wait(10)
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -21,41 +21,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client import Client, handle_file
+
+from vit_demo.harness import REPO, AppProcess
 
 EXAMPLES = sorted((REPO / "examples" / "mnist").glob("*.png"))
 TINY = dict(patch_size=7, dim=32, depth=2, heads=4, mlp_dim=64)
-SERVER = """
-import os, sys
-from pathlib import Path
-from vit_demo.ui import AppSettings, build_demo, configure_torch_threads, launch_options
-settings = AppSettings.from_env(root=Path({repo!r}))
-configure_torch_threads(settings)
-demo = build_demo(settings)
-options = launch_options(settings)
-options.update(server_name="127.0.0.1", server_port=int(os.environ["GRADIO_SERVER_PORT"]), quiet=True)
-demo.launch(**options)
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_checkpoints(folder: Path) -> None:
@@ -74,79 +56,20 @@ def default_data_dir() -> str | None:
     return None
 
 
-class Server:
-    """The app in a subprocess on 127.0.0.1, its RSS sampled from /proc."""
-
-    def __init__(self, workdir: Path, data_dir: str | None, extra_env: dict[str, str]):
-        (workdir / "checkpoints").mkdir(parents=True)
-        make_checkpoints(workdir / "checkpoints")
-        (workdir / "tmp").mkdir()
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "GRADIO_SERVER_NAME": "127.0.0.1",
-            "GRADIO_SERVER_PORT": str(self.port),
-            "GRADIO_TEMP_DIR": str(workdir / "tmp" / "gradio"),
-            "TMPDIR": str(workdir / "tmp"),
-            "VIT_DEMO_CHECKPOINTS": str(workdir / "checkpoints"),
-            "VIT_DEMO_DOWNLOAD": "0",
-            **({"VIT_DEMO_DATA": data_dir} if data_dir else {}),
-            **extra_env,
-        }
-        self.log = open(workdir / "server.log", "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", SERVER.format(repo=str(REPO))],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-        )
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.samples: list[tuple[float, int]] = []
-        self._sampling = threading.Event()
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited ({self.process.returncode}); see its log")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.5)
-        raise TimeoutError("the server did not start")
-
-    def _status(self, field: str) -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-        return 0
-
-    def rss(self) -> int:
-        return self._status("VmRSS")
-
-    def peak_rss(self) -> int:
-        return self._status("VmHWM")
-
-    def start_sampling(self, every: float = 0.5) -> None:
-        def sample():
-            started = time.monotonic()
-            while not self._sampling.wait(every):
-                self.samples.append((time.monotonic() - started, self.rss()))
-
-        threading.Thread(target=sample, daemon=True).start()
-
-    def stop(self) -> None:
-        self._sampling.set()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+def start_server(workdir: Path, data_dir: str | None, extra_env: dict[str, str]) -> AppProcess:
+    """The app with two small untrained checkpoints made here, its temporary files in `workdir`."""
+    (workdir / "checkpoints").mkdir(parents=True)
+    make_checkpoints(workdir / "checkpoints")
+    (workdir / "tmp").mkdir()
+    env = {
+        "GRADIO_TEMP_DIR": str(workdir / "tmp" / "gradio"),
+        "TMPDIR": str(workdir / "tmp"),
+        "VIT_DEMO_CHECKPOINTS": str(workdir / "checkpoints"),
+        "VIT_DEMO_DOWNLOAD": "0",
+        **({"VIT_DEMO_DATA": data_dir} if data_dir else {}),
+        **extra_env,
+    }
+    return AppProcess(env, log=workdir / "server.log", cwd=workdir)
 
 
 def mb(size: int) -> str:
@@ -274,7 +197,7 @@ def main() -> None:
         sys.exit("no MNIST found: pass --data-dir (a folder with MNIST/raw/*-ubyte)")
 
     with tempfile.TemporaryDirectory(prefix="vit-load-") as workdir:
-        server = Server(
+        server = start_server(
             Path(workdir),
             args.data_dir,
             {

@@ -2,27 +2,15 @@
 training runs from the Build tab's button to the confusion matrix, Explore answers, and
 a screenshot of each is saved. Uses Debian's chromium (never `playwright install`)."""
 
-import shutil
-
 import pytest
 from ui_helpers import serving_app, settings_for
 
+from vit_demo.harness import VIEWPORT, chromium_path, launch_chromium
+
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-if CHROMIUM is None:
+if chromium_path() is None:
     pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
 
@@ -42,8 +30,8 @@ def url(served):
 @pytest.fixture
 def page(url):
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport=VIEWPORT)
         page.goto(url, wait_until="domcontentloaded")  # the event stream means "networkidle" never comes
         yield page
         browser.close()
@@ -100,8 +88,8 @@ def test_a_lesson_link_sets_up_the_build_tab_and_nothing_resets_it(served, tmp_p
     better = app.build.preset_plan("fashion_mnist", "Better (~3 min)").candidate  # as this machine plans it
     lesson = "?dataset=fashion_mnist&preset=better&seed=3&lock=dataset,patch_size&hide=lr"
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport=VIEWPORT)
         page.goto(url + lesson, wait_until="domcontentloaded")
         page.locator("#lesson-banner").get_by_text("Your teacher set up this lesson").wait_for(timeout=30_000)
         # Later events (the dataset's own defaults, the summary) must not undo the lesson:

@@ -5,7 +5,6 @@ never asks for CUDA (spaces makes `torch.cuda.is_available()` lie there)."""
 
 import multiprocessing
 import pickle
-import time
 
 import pytest
 import torch
@@ -56,16 +55,16 @@ def test_the_training_function_runs_in_a_spawned_process_on_pickled_values_and_s
         assert first.progress is None and first.start is not None
         while (update := pickle.loads(results.get(timeout=60))).progress is None or update.progress.step < 5:
             pass
-        asked = time.perf_counter()
         stop.request()
         updates = []
         while (raw := results.get(timeout=30)) is not None:
             updates.append(pickle.loads(raw))
-        landed = time.perf_counter() - asked
     finally:
         worker.join(30)
+    # The flag is checked before every step: at most a report already under way, then the final
+    # one (missed, the run would report every 0.4 s for a minute).
     last = updates[-1]
-    assert last.progress.stopped and landed < 1.0
+    assert last.progress.stopped and len(updates) <= 2
     model = create_model("mnist", **TINY)
     model.load_state_dict(last.state_dict)  # the weights come back
     assert all(t.device.type == "cpu" for t in last.state_dict.values())

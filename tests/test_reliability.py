@@ -28,7 +28,7 @@ import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
-from ui_helpers import EXAMPLE, REPO, TINY, as_outputs, serving, settings_for, train_inputs  # noqa: E402
+from ui_helpers import EXAMPLE, REPO, TINY, as_outputs, serving, settings_for, train_inputs
 
 from vit_demo import checkpoints, data
 from vit_demo.training import create_model

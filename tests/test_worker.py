@@ -3,7 +3,6 @@ process that dies is reported and replaced."""
 
 import os
 import signal
-import time
 
 import pytest
 import torch
@@ -38,18 +37,19 @@ def test_a_run_in_the_process_streams_its_updates_and_returns_its_weights(proces
     assert process.alive  # warm for the next run
 
 
-def test_a_stop_reaches_the_process_within_a_second(process, data_dir, tmp_path):
+def test_a_stop_reaches_the_process_before_its_next_report(process, data_dir, tmp_path):
     probes = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
     stop = StopFlag(tmp_path / "stop")
     run = process.run(run_training, TINY, config(data_dir, epochs=None, time_budget=60), probes, stop=stop)
     for update in run:
         if update.progress is not None:
             break
-    asked = time.perf_counter()
     stop.request()
-    last = list(run)[-1]
-    assert last.progress.stopped and last.state_dict is not None
-    assert time.perf_counter() - asked < 1.0
+    after = list(run)
+    # The run checks the flag before every step: at most a report already under way, then the
+    # final one (a run that missed the stop would report every 0.4 s for a minute).
+    assert len(after) <= 2
+    assert after[-1].progress.stopped and after[-1].state_dict is not None
 
 
 def test_errors_come_back_as_themselves(process, data_dir):

@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+import torch
+from PIL import Image, ImageDraw
 
-from vit_demo import checkpoints, data, explain, plots  # noqa: E402
-from vit_demo.model import ViT  # noqa: E402
-from vit_demo.training import TrainConfig, configure_threads, create_model, evaluate, train  # noqa: E402
+from vit_demo import checkpoints, data, explain, plots
+from vit_demo.model import ViT
+from vit_demo.training import TrainConfig, configure_threads, create_model, evaluate, train
 
 
 def train_quick_mnist(seconds: float, data_dir: str | None) -> tuple[ViT, dict, tuple[list, list, list, list]]:

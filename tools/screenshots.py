@@ -13,49 +13,12 @@ process on the same checkpoints) and the round trip through gradio_client.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(port: int) -> tuple[subprocess.Popen, float]:
-    """`python app.py` on `port`; returns the process and the seconds until the page answered."""
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
-    started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env)
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"app.py exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
-                if response.status == 200:
-                    return process, time.perf_counter() - started
-        except OSError:
-            time.sleep(0.1)
+from vit_demo.harness import REPO, AppProcess, launch_chromium
 
 
 def explore_latency_in_process(runs: int) -> list[float]:
@@ -95,7 +58,7 @@ def drive(url: str, out: Path, seconds: int, size: tuple[int, int]) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": size[0], "height": size[1]})
         page.goto(url, wait_until="domcontentloaded")
 
@@ -166,16 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     size = tuple(int(v) for v in args.size.split("x"))
 
-    port = free_port()
-    process, startup = start_app(port)
-    url = f"http://127.0.0.1:{port}/"
-    print(f"start-up: the page answered {startup:.1f} s after `python app.py`")
+    app = AppProcess()
     try:
-        drive(url, args.out, args.seconds, size)
-        explore_trips, predict_trips = explore_latency_round_trip(url, args.runs)
+        print(f"start-up: the page answered {app.wait_ready():.1f} s after `python app.py`")
+        drive(app.url, args.out, args.seconds, size)
+        explore_trips, predict_trips = explore_latency_round_trip(app.url, args.runs)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        app.stop()
     handler = explore_latency_in_process(args.runs)
     for name, times in (
         ("Explore handler (server side)", handler),

@@ -106,7 +106,7 @@ def _header_size(raw: bytes) -> tuple[int, int] | None:
             if accept is None or accept(raw[:16]):
                 with factory(io.BytesIO(raw), None) as image:
                     return image.size
-        except Exception:  # not this format, or a header it cannot read: try the next
+        except Exception:  # noqa: BLE001 - not this format, or a header it cannot read: try the next
             continue
     return None
 

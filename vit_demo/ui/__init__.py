@@ -28,17 +28,16 @@ from ..planning import ThroughputMeter
 from ..recipes import recipe_for
 from ..sessions import TrainingQueue, run_training
 from ..worker import TrainingProcesses
-from . import experiment_tab
 from .build_tab import BuildHandlers, render_build_tab, wire_build_tab
-from .explore_tab import VIEWS, ExploreHandlers, render_explore_tab
+from .explore_tab import ExploreHandlers, render_explore_tab, wire_explore_tab
 from .gradio_patches import calm_queue, make_gradio_image_cache_atomic
 from .hosting import train_on_gpu
 from .learn import LESSON_TITLES
-from .models import ModelLibrary, remove_files
+from .models import ModelLibrary
 from .settings import AppSettings, configure_torch_threads, training_threads
-from .teacher import CONTROLS as LESSON_CONTROLS
-from .teacher import TeacherHandlers
-from .train_tab import POLL_SECONDS, TRAIN_OUTPUTS, TrainHandlers, render_train_tab
+from .state import SessionState
+from .teacher import TeacherHandlers, wire_teacher
+from .train_tab import TrainHandlers, render_train_tab, wire_train_tab
 
 log = logging.getLogger("vit_demo.ui")
 
@@ -48,10 +47,6 @@ def dataset_shape(dataset: str) -> tuple:
     spec = DATASETS[dataset]
     return (spec.channels, spec.image_size, spec.num_classes)
 
-
-# People who may wait inside the train event for a seat (a class of 30, and some);
-# beyond that Gradio's own queue holds them, showing their place as well.
-WAITING_ROOM = 32
 
 HEADER = (
     "<div id='title'><h1>ViT Playground</h1><span><b>① Build</b> a Vision Transformer → <b>② Train</b> it → "
@@ -143,7 +138,7 @@ class App:
             try:
                 for speeds in self.processes.run(planning.measure_speeds, dataset, candidates):
                     self.meter.record_speeds(speeds, candidates, dataset)
-            except Exception:  # noqa: BLE001 - estimates fall back to a guess; training still works
+            except Exception:  # estimates fall back to a guess; training still works
                 log.exception("could not measure this machine's training speed")
                 return
 
@@ -153,25 +148,19 @@ class App:
             self.processes.close()
 
 
-def show_train_tab():
-    return gr.Tabs(selected="train")
-
-
 def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
-    """The whole interface, its queue configured; call `.launch(**launch_options(settings))`."""
+    """The whole interface, its queue configured; call `.launch(**launch_options(settings))`.
+    Each tab lays out its components (`render_*`) and wires its own events (`wire_*`); this
+    places the tabs and hands them what they share: the session's state and the page."""
     app = app or App(settings)
     make_gradio_image_cache_atomic()  # concurrent identical pictures must not be served half-written
     if app.processes is not None:
         app.processes.start()  # warm before the first Start: torch imported, ready to train
     app.start_measuring()
-    private = {"api_visibility": "private", "show_progress": "hidden"}
-    exploring = {"concurrency_id": "explore", "concurrency_limit": settings.max_explores}
 
     with gr.Blocks(title="ViT Playground") as demo:
         gr.HTML(HEADER)
-        my_model = gr.State(None, delete_callback=remove_files)
-        my_timeline = gr.State(None)
-        my_runs = gr.State([])  # the last two runs' summaries (compare.RunSummary), for Compare
+        state = SessionState.create()
         with gr.Tabs(elem_id="steps") as steps:
             with gr.Tab("① Build", id="build"):
                 lesson_banner = gr.Markdown(visible=False, elem_id="lesson-banner")
@@ -184,210 +173,11 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
                 explore = render_explore_tab(app.explore, app.library)
             with gr.Tab("④ Learn", id="learn"):
                 lessons = render_learn_tab()
-        # The scripting API's own inputs: any file (so a bad one gets the app's message
-        # rather than a file-type refusal) and a model named as in the Explore menu.
-        api_image = gr.File(visible=False)
-        api_model = gr.Textbox(visible=False)
-        api_label = gr.Label(visible=False)
-        api_trigger = gr.Button(visible=False)
 
-        # ---------------------------------------------------------------- Build
-        wire_build_tab(app.build, build, lessons)
-        describe_inputs = [*build.model_inputs(), build.lr, build.batch_size, build.length, build.seconds, build.epochs]
-        demo.load(app.build.describe, describe_inputs, [build.summary, *lessons], **private)
-
-        # ---------------------------------------------------------------- Teacher mode
-        # A lesson (VIT_DEMO_LESSON and the link's query) sets the dataset, preset and knobs.
-        teacher = TeacherHandlers(app.build)
-        lesson_controls = [getattr(build, name) for name in LESSON_CONTROLS]
-        demo.load(teacher.start, build.dataset, [lesson_banner, build.fixed_by_dataset, *lesson_controls], **private)
-        gr.on(
-            [demo.load, *(control.change for control in lesson_controls)],
-            teacher.share_link,
-            lesson_controls,
-            share_link,
-            trigger_mode="always_last",
-            **private,
-        )
-
-        # ---------------------------------------------------------------- Train
-        train_outputs = {
-            "status": train.status,
-            "progress_bar": train.progress_bar,
-            "metrics": train.metrics,
-            "loss": train.loss,
-            "accuracy": train.accuracy,
-            "positions": train.positions,
-            "probes": train.probes,
-            "confusion": train.confusion,
-            "download": train.download,
-            "my_model": my_model,
-            "views": train.views,
-            "explore_model": explore.model,
-            "timeline": my_timeline,
-            "timeline_slider": train.timeline_slider,
-            "timeline_frame": train.timeline_frame,
-            "mistake_true": train.mistake_true,
-            "mistake_guess": train.mistake_guess,
-            "runs": my_runs,
-            "compare_table": train.compare_table,
-            "compare_loss": train.compare_loss,
-            "compare_accuracy": train.compare_accuracy,
-        }
-        controls = [build.start, train.start, train.stop]
-        outputs_of_train = [train_outputs[name] for name in TRAIN_OUTPUTS]
-        train_inputs = [*build.model_inputs(), *build.training_inputs(), my_runs]
-        build.start.click(show_train_tab, None, steps, queue=False, **private)
-        # The page starts a run, then polls it each second (train_tab.LiveRun); when it ends,
-        # `finished` changes and Explore shows the new model.
-        live = gr.Timer(POLL_SECONDS, active=False)
-        finished = gr.Textbox(visible=False)
-        starting = gr.on(
-            [build.start.click, train.start.click], app.train.lock_controls, None, controls, queue=False, **private
-        ).then(
-            app.train.start_live,
-            train_inputs,
-            [*outputs_of_train, live],
-            **private,
-            concurrency_id="train-start",
-            concurrency_limit=None,
-        )
-        starting.failure(app.train.unlock_controls, None, controls, queue=False, **private)
-        live.tick(app.train.poll, None, [*outputs_of_train, live, *controls, finished], queue=False, **private)
-        demo.unload(app.train.leave)
-        # Scripts train through one streaming call (gradio_client's submit or predict on "/train").
-        api_train = gr.Button(visible=False)
-        api_training = api_train.click(
-            app.train.train,
-            train_inputs,
-            outputs_of_train,
-            api_name="train",
-            show_progress="full",
-            concurrency_id="train",
-            concurrency_limit=WAITING_ROOM,
-        )
-        # Scrubbing the timeline: only a person's own moves redraw (the run moves the slider too).
-        gr.on(
-            [train.timeline_slider.input, train.timeline_slider.release],
-            app.train.show_snapshot,
-            [my_timeline, train.timeline_slider],
-            train.timeline_frame,
-            trigger_mode="always_last",
-            **private,
-        )
-        train.timeline_gif_button.click(
-            app.train.timeline_gif,
-            my_timeline,
-            train.timeline_gif,
-            api_visibility="private",
-            concurrency_id="explore",
-            concurrency_limit=settings.max_explores,
-        )
-        gr.on(
-            [train.mistakes_tab.select, train.mistake_true.input, train.mistake_guess.input],
-            app.train.show_mistakes,
-            [my_model, train.mistake_true, train.mistake_guess],
-            [train.mistakes_gallery, train.mistakes_note],
-            trigger_mode="always_last",
-            api_visibility="private",
-            **exploring,
-        )
-        train.stop.click(app.train.stop, None, train.status, api_name="stop", queue=False, show_progress="hidden")
-
-        # ---------------------------------------------------------------- Explore
-        e = explore
-        explore_inputs = [e.model, e.image, e.open_view, e.fusion, e.discard, e.layer, e.head, my_model, e.uploaded]
-        explore_outputs = [
-            e.image,
-            e.label,
-            e.seen,
-            e.explored,
-            *(slot for view in VIEWS for slot in e.view_images[view]),
-        ]
-
-        explore_event = {**exploring, "show_progress": "minimal"}
-        describe_model = (
-            app.explore.choose_model,
-            [e.model, my_model, e.uploaded],
-            [e.model_note, e.examples, e.layer, e.head],
-        )
-        # A model chosen in the menu is described, then shown on the current picture: the
-        # public "explore" endpoint. Training and checkpoint uploads choose a model too
-        # (a value set by the server raises no `input` event, so they chain the same steps).
-        e.model.input(*describe_model, **private).success(
-            app.explore.explore, explore_inputs, explore_outputs, api_name="explore", **explore_event
-        )
-        model_events = (
-            api_training,
-            e.checkpoint.upload(app.explore.upload_checkpoint, e.checkpoint, [e.uploaded, e.model], **private),
-        )
-        picture_events = (
-            e.examples.select(app.explore.use_example, [e.model, my_model, e.uploaded], e.image, **private),
-            e.upload.upload(app.explore.use_upload, e.upload, e.image, **private),
-            e.sketch.change(app.explore.use_drawing, e.sketch, e.image, trigger_mode="always_last", **private),
-        )
-        described = [
-            finished.change(*describe_model, **private),
-            *(event.success(*describe_model, **private) for event in model_events),
-        ]
-        for event in (*described, *picture_events):
-            event.success(
-                app.explore.explore, explore_inputs, explore_outputs, api_visibility="private", **explore_event
-            )
-        explore_tab.select(
-            app.explore.open_tab,
-            [*explore_inputs, e.explored],
-            explore_outputs,
-            api_visibility="private",
-            **explore_event,
-        )
-        view_controls = [e.explored, e.fusion, e.discard, e.layer, e.head]
-        # Only a person's own moves redraw (`input`, `release`): a new model resets the layer
-        # and head choices, and that must not switch the open view to "Each head".
-        redraw_triggers = {"rollout": [e.fusion.input, e.discard.release], "heads": [e.layer.input, e.head.input]}
-        for view in VIEWS:
-            gr.on(
-                [e.view_tabs[view].select, *redraw_triggers.get(view, [])],
-                app.explore.view_opener(view),
-                view_controls,
-                [e.open_view, *e.view_images[view]],
-                trigger_mode="always_last",
-                api_visibility="private",
-                **explore_event,
-            )
-        # Patch experiments: opening the view, any change of its controls, or a new picture
-        # while it is open runs the experiment on the explored picture.
-        x = e.experiment
-        x.tab.select(
-            experiment_tab.open_experiment,
-            [e.explored, *x.inputs()],
-            [e.open_view, x.figure, x.summary],
-            api_visibility="private",
-            **explore_event,
-        )
-        gr.on(
-            [x.run.click, x.shuffle.input, x.seed.submit, x.occlude.submit, x.drop_position.input, x.baseline.input],
-            experiment_tab.experiment,
-            [e.explored, *x.inputs()],
-            [x.figure, x.summary],
-            trigger_mode="always_last",
-            api_visibility="private",
-            **explore_event,
-        )
-        e.explored.change(
-            experiment_tab.experiment_if_open,
-            [e.open_view, e.explored, *x.inputs()],
-            [x.figure, x.summary],
-            api_visibility="private",
-            **explore_event,
-        )
-        api_trigger.click(
-            app.explore.predict,
-            [api_image, api_model, my_model, e.uploaded],
-            api_label,
-            api_name="predict",
-            **exploring,
-        )
+        wire_build_tab(app.build, demo, build, lessons)
+        wire_teacher(TeacherHandlers(app.build), demo, build, lesson_banner, share_link)
+        new_model = wire_train_tab(app.train, demo, build, train, state, steps, explore.model)
+        wire_explore_tab(app.explore, explore, explore_tab, state, new_model, settings.max_explores)
 
     demo.queue(max_size=128, default_concurrency_limit=settings.max_explores)
     calm_queue(demo)

@@ -57,31 +57,58 @@ def _whole(name: str, value) -> int:
     return int(number)
 
 
-def model_settings(*shape) -> dict:
-    """The shape knobs, in `SHAPE_FIELDS` order, as `create_model` keyword arguments (the
-    dataset fixes the rest)."""
-    return {name: _whole(name, value) for name, value in zip(SHAPE_FIELDS, shape)}
+@dataclass(frozen=True)
+class Knobs:
+    """The Build tab's choice as the handlers receive it, checked: the dataset, the model's
+    shape (`SHAPE_FIELDS`) and how to train it."""
 
+    dataset: str
+    shape: dict
+    lr: float
+    batch_size: int
+    length: str  # TIME or EPOCHS
+    seconds: float
+    epochs: float
+    seed: int = 0
 
-def model_config(dataset: str, settings: dict) -> ViTConfig:
-    """The ViTConfig the knobs describe; raises the model's own ValueError when it cannot be built."""
-    spec = get_spec(dataset)
-    return ViTConfig(image_size=spec.image_size, num_classes=spec.num_classes, channels=spec.channels, **settings)
+    @classmethod
+    def read(
+        cls, dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs, seed=0
+    ) -> Knobs:
+        """The knobs as the Build tab's controls give them; a ValueError names one that does not fit."""
+        return cls(
+            get_spec(dataset).key,
+            {name: _whole(name, value) for name, value in zip(SHAPE_FIELDS, (patch_size, dim, depth, heads, mlp_dim))},
+            float(lr),
+            _whole("batch size", batch_size),
+            length,
+            float(seconds),
+            float(epochs),
+            _whole("seed", 0 if seed is None else seed),
+        )
 
+    def model_config(self) -> ViTConfig:
+        """The ViTConfig the knobs describe; raises the model's own ValueError when it cannot be built."""
+        spec = get_spec(self.dataset)
+        return ViTConfig(image_size=spec.image_size, num_classes=spec.num_classes, channels=spec.channels, **self.shape)
 
-def train_config(dataset: str, lr, batch_size, length: str, seconds, epochs, seed, app: AppSettings) -> TrainConfig:
-    """The TrainConfig of the knobs (planning.app_train_config does the rest)."""
-    return planning.app_train_config(
-        dataset,
-        float(lr),
-        _whole("batch size", batch_size),
-        _whole("seed", seed if seed is not None else 0),
-        time_budget=float(seconds) if length == TIME else None,
-        epochs=float(epochs) if length == EPOCHS else None,
-        data_dir=app.data_dir,
-        train_limit=app.train_limit,
-        test_limit=app.test_limit,
-    )
+    def train_config(self, app: AppSettings) -> TrainConfig:
+        """The run's TrainConfig (planning.app_train_config adds what the page does not show)."""
+        return planning.app_train_config(
+            self.dataset,
+            self.lr,
+            self.batch_size,
+            self.seed,
+            time_budget=self.seconds if self.length == TIME else None,
+            epochs=self.epochs if self.length == EPOCHS else None,
+            data_dir=app.data_dir,
+            train_limit=app.train_limit,
+            test_limit=app.test_limit,
+        )
+
+    @property
+    def length_text(self) -> str:
+        return f"{self.seconds:g} s" if self.length == TIME else f"{self.epochs:g} epochs"
 
 
 def check_fits_server(config: ViTConfig, batch_size: int, app: AppSettings, meter: ThroughputMeter) -> None:
@@ -188,42 +215,46 @@ class BuildHandlers:
         A model that cannot be built shows why in the summary and leaves the lessons as they were.
         """
         try:
-            config = model_config(dataset, model_settings(patch_size, dim, depth, heads, mlp_dim))
-            batch = _whole("batch size", batch_size)
+            knobs = Knobs.read(dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs)
+            config = knobs.model_config()
         except ValueError as error:
             warning = f"### ⚠️ This model cannot be built\n\n{error}"
             return [warning] + [gr.skip()] * len(LESSON_TITLES)
         try:
-            check_fits_server(config, batch, self.app, self.meter)
+            check_fits_server(config, knobs.batch_size, self.app, self.meter)
         except ValueError as error:
             warning = f"### ⚠️ This model cannot be trained here\n\n{error}"
             return [warning] + [gr.skip()] * len(LESSON_TITLES)
-        spec = get_spec(dataset)
         images = planning.train_images(dataset, self.app.train_limit)
         return [
-            self.summary(config, spec.key, batch, float(lr), length, seconds, epochs, images),
-            *lesson(config, spec, batch, float(lr), images),
+            self.summary(knobs, config, images),
+            *lesson(config, get_spec(dataset), knobs.batch_size, knobs.lr, images),
         ]
 
-    def summary(
-        self, config: ViTConfig, dataset: str, batch_size: int, lr: float, length, seconds, epochs, images: int
-    ) -> str:
+    def summary(self, knobs: Knobs, config: ViTConfig, images: int) -> str:
         counts = config.parameter_counts()
         rows = "\n".join(f"| `{name}` | {count:,} |" for name, count in counts.items())
-        epoch_seconds = self.meter.seconds_per_epoch(config, batch_size, images)
-        spec = get_spec(dataset)
+        epoch_seconds = self.meter.seconds_per_epoch(config, knobs.batch_size, images)
+        spec = get_spec(knobs.dataset)
         test_images = min(spec.test_images, self.app.test_limit or spec.test_images)
         scoring = self.meter.seconds_to_score(config, test_images)
-        if length == TIME:
+        if knobs.length == TIME:
             run = (
-                f"In **{format_duration(float(seconds))}** it sees about "
-                f"**{float(seconds) / epoch_seconds:.1f} epochs**, "
+                f"In **{format_duration(knobs.seconds)}** it sees about "
+                f"**{knobs.seconds / epoch_seconds:.1f} epochs**, "
                 f"then scores {test_images:,} test images (≈ {format_duration(scoring)})."
             )
-            run_seconds = float(seconds)
+            run_seconds = knobs.seconds
+            seen = planning.images_in(
+                knobs.seconds,
+                self.meter.images_per_second(config, knobs.batch_size),
+                TrainConfig().evaluations,
+                TrainConfig().eval_subset,
+            )
         else:
-            run_seconds = float(epochs) * epoch_seconds + scoring
-            run = f"**{float(epochs):g} epochs** take about **{format_duration(run_seconds)}**, testing included."
+            run_seconds = knobs.epochs * epoch_seconds + scoring
+            run = f"**{knobs.epochs:g} epochs** take about **{format_duration(run_seconds)}**, testing included."
+            seen = knobs.epochs * images
         if run_seconds > self.app.max_train_seconds:
             run += f" ⚠️ Runs stop at the {format_duration(self.app.max_train_seconds)} limit of this server."
         if self.app.zero_gpu:
@@ -232,17 +263,7 @@ class BuildHandlers:
                 f"{format_duration(self.app.max_train_seconds)} of training: a free account has 5 GPU minutes a "
                 f"day. Explore runs on the CPU and costs none of them."
             )
-        memory = estimated_training_memory_bytes(config, batch_size) / 2**20
-        seen = (
-            float(epochs) * images
-            if length == EPOCHS
-            else planning.images_in(
-                float(seconds),
-                self.meter.images_per_second(config, batch_size),
-                TrainConfig().evaluations,
-                TrainConfig().eval_subset,
-            )
-        )
+        memory = estimated_training_memory_bytes(config, knobs.batch_size) / 2**20
         return f"""### Your ViT
 **({config.channels}, {config.image_size}, {config.image_size}) → {config.num_patches} patches of \
 {config.patch_size}×{config.patch_size}×{config.channels} = {config.patch_dim} values → \
@@ -260,12 +281,13 @@ class BuildHandlers:
 ({config.forward_flops() / 1e6:.1f} MFLOP per image, {self.meter.flops_per_second / 1e9:.1f} GFLOP/s \
 {self.meter.source}). {run} Memory ≈ {memory:.0f} MB.
 
-{self.expected_accuracy(config, dataset, batch_size, lr, seen)}
+{self.expected_accuracy(config, knobs, seen)}
 """
 
-    def expected_accuracy(self, config: ViTConfig, dataset: str, batch_size: int, lr: float, images: float) -> str:
+    def expected_accuracy(self, config: ViTConfig, knobs: Knobs, images: float) -> str:
         """What the measured table says this run will score, in one line."""
-        candidate = matching_candidate(dataset, config, batch_size, lr)
+        dataset = knobs.dataset
+        candidate = matching_candidate(dataset, config, knobs.batch_size, knobs.lr)
         expected = planning.default_table().expect(dataset, candidate, images) if candidate else None
         if expected is None or self.app.train_limit:
             return (
@@ -355,7 +377,11 @@ def render_build_tab(handlers: BuildHandlers, app: AppSettings) -> BuildControls
     )
 
 
-def wire_build_tab(handlers: BuildHandlers, controls: BuildControls, lessons: list[gr.Markdown]) -> None:
+def wire_build_tab(
+    handlers: BuildHandlers, demo: gr.Blocks, controls: BuildControls, lessons: list[gr.Markdown]
+) -> None:
+    """A person's dataset or preset choice sets the knobs; any change of a knob (and the page's
+    load) redraws the summary and the Learn tab's lessons: the public "describe" endpoint."""
     c = controls
     private = {"api_visibility": "private", "show_progress": "hidden", "queue": False}
     # `input`, not `change`: only a person's choice resets the knobs to the dataset's first
@@ -365,19 +391,7 @@ def wire_build_tab(handlers: BuildHandlers, controls: BuildControls, lessons: li
     c.length.change(handlers.show_length, c.length, [c.seconds, c.epochs], **private)
     describe_inputs = [*c.model_inputs(), c.lr, c.batch_size, c.length, c.seconds, c.epochs]
     gr.on(
-        [
-            c.dataset.change,
-            c.patch_size.change,
-            c.dim.change,
-            c.depth.change,
-            c.heads.change,
-            c.mlp_dim.change,
-            c.lr.change,
-            c.batch_size.change,
-            c.length.change,
-            c.seconds.change,
-            c.epochs.change,
-        ],
+        [demo.load, *(control.change for control in describe_inputs)],
         handlers.describe,
         describe_inputs,
         [c.summary, *lessons],

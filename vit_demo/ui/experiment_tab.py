@@ -21,7 +21,7 @@ import torch
 from .. import experiments, plots
 from ..explain import attention_rollout
 from .errors import user_errors
-from .figures import render
+from .figures import figure_slot, render
 
 TRAINED = "trained model"
 UNTRAINED = "untrained twin (random weights)"
@@ -204,7 +204,21 @@ def render_experiment_tab() -> ExperimentControls:
                 "Run the experiment", variant="primary", scale=1, min_width=140, size="md", elem_id="experiment-run"
             )
         summary_md = gr.Markdown(elem_id="experiment-summary")
-        figure = gr.Image(
-            format="png", interactive=False, show_label=False, height=420, buttons=[], elem_id="experiment-figure"
-        )
+        figure = figure_slot("experiment-figure", 420)
     return ExperimentControls(tab, shuffle, seed, occlude, drop_position, baseline, run_button, figure, summary_md)
+
+
+def wire_experiment_tab(x: ExperimentControls, explored: gr.State, open_view: gr.State, **event) -> None:
+    """Opening the view, any change of its controls, or a new picture while it is open runs
+    the experiment on the explored picture. `event`: Explore's queue settings."""
+    private = {"api_visibility": "private", **event}
+    x.tab.select(open_experiment, [explored, *x.inputs()], [open_view, x.figure, x.summary], **private)
+    gr.on(
+        [x.run.click, x.shuffle.input, x.seed.submit, x.occlude.submit, x.drop_position.input, x.baseline.input],
+        experiment,
+        [explored, *x.inputs()],
+        [x.figure, x.summary],
+        trigger_mode="always_last",
+        **private,
+    )
+    explored.change(experiment_if_open, [open_view, explored, *x.inputs()], [x.figure, x.summary], **private)

@@ -20,13 +20,15 @@ from .. import checkpoints, explain, plots
 from ..explain import HEAD_FUSIONS, Explanation
 from ..images import open_image
 from .errors import user_errors
-from .experiment_tab import ExperimentControls, render_experiment_tab
-from .figures import render
+from .experiment_tab import ExperimentControls, render_experiment_tab, wire_experiment_tab
+from .figures import figure_slot, render
 from .models import UPLOADED, LoadedModel, ModelLibrary, example_images
+from .state import SessionState
 
 SEEN_SIDE = 196  # pixels the model's input is blown up to, whole multiples of 28 and 32 or near
 ALL_HEADS = "mean"
 FILTERS_SHOWN = 14
+VIEW_HEIGHT = 470  # pixels of a view's figure: a whole 1366x768 screen with the page's header
 # Each view and how many figures it shows, in the order of `ExploreControls.view_images`.
 VIEWS = {"rollout": 1, "heads": 2, "tokens": 1, "positions": 1, "distance": 1, "filters": 1}
 
@@ -299,11 +301,6 @@ class ExploreControls:
     experiment: ExperimentControls | None = None
 
 
-def _figure_slot(elem_id: str, height: int = 470) -> gr.Image:
-    # No buttons: floating over a figure they would hide the end of its title.
-    return gr.Image(format="png", interactive=False, show_label=False, height=height, buttons=[], elem_id=elem_id)
-
-
 BRUSH_JS = (
     """() => setTimeout(() => document.querySelector('#explore-sketch button[aria-label=Brush]')?.click(), 400)"""
 )
@@ -355,14 +352,7 @@ def render_explore_tab(handlers: ExploreHandlers, library: ModelLibrary) -> Expl
             with gr.Row(equal_height=True):
                 with gr.Column(scale=2, min_width=120):
                     gr.Markdown("**What it sees**")
-                    seen = gr.Image(
-                        format="png",
-                        interactive=False,
-                        show_label=False,
-                        height=130,
-                        buttons=[],
-                        elem_id="explore-seen",
-                    )
+                    seen = figure_slot("explore-seen", 130)
                 label = gr.Label(
                     num_top_classes=3,
                     label="Prediction",
@@ -384,21 +374,21 @@ def render_explore_tab(handlers: ExploreHandlers, library: ModelLibrary) -> Expl
                         discard = gr.Slider(
                             0.0, 0.95, value=0.0, step=0.05, label="Discard ratio (drop the weakest)", scale=2
                         )
-                    images["rollout"] = [_figure_slot("explore-rollout", 440)]
+                    images["rollout"] = [figure_slot("explore-rollout", 440)]
                 with gr.Tab("Each head", id="heads") as view_tabs["heads"]:
                     with gr.Row():
                         layer = gr.Radio(list(range(1, depth + 1)), value=depth, label="Layer", scale=1)
                         head = gr.Radio(head_choices(heads), value=ALL_HEADS, label="Head", scale=1)
                     with gr.Row():
-                        images["heads"] = [_figure_slot("explore-cls", 440), _figure_slot("explore-overview", 440)]
+                        images["heads"] = [figure_slot("explore-cls", 440), figure_slot("explore-overview", 440)]
                 with gr.Tab("Patches → tokens", id="tokens") as view_tabs["tokens"]:
-                    images["tokens"] = [_figure_slot("explore-tokens")]
+                    images["tokens"] = [figure_slot("explore-tokens", VIEW_HEIGHT)]
                 with gr.Tab("Positions", id="positions") as view_tabs["positions"]:
-                    images["positions"] = [_figure_slot("explore-positions")]
+                    images["positions"] = [figure_slot("explore-positions", VIEW_HEIGHT)]
                 with gr.Tab("Attention distance", id="distance") as view_tabs["distance"]:
-                    images["distance"] = [_figure_slot("explore-distance")]
+                    images["distance"] = [figure_slot("explore-distance", VIEW_HEIGHT)]
                 with gr.Tab("Filters", id="filters") as view_tabs["filters"]:
-                    images["filters"] = [_figure_slot("explore-filters")]
+                    images["filters"] = [figure_slot("explore-filters", VIEW_HEIGHT)]
                 experiment = render_experiment_tab()
     draw_tab.select(None, js=BRUSH_JS)
     return ExploreControls(
@@ -421,4 +411,62 @@ def render_explore_tab(handlers: ExploreHandlers, library: ModelLibrary) -> Expl
         open_view=gr.State("rollout"),
         uploaded=gr.State(None),
         experiment=experiment,
+    )
+
+
+def wire_explore_tab(
+    handlers: ExploreHandlers,
+    e: ExploreControls,
+    tab: gr.Tab,
+    state: SessionState,
+    new_model_events: list,
+    max_explores: int,
+) -> None:
+    """A model chosen, a picture chosen, a view opened: each explains and draws. The public
+    "explore" and "predict" endpoints. `new_model_events`: events after which the session has a
+    new model of its own (a training ended), shown like a model chosen in the menu: each is an
+    event method (`finished.change`, `event.success`) to attach the same steps to."""
+    exploring = {"concurrency_id": "explore", "concurrency_limit": max_explores}
+    explore_event = {**exploring, "show_progress": "minimal"}
+    private = {"api_visibility": "private", "show_progress": "hidden"}
+    inputs = [e.model, e.image, e.open_view, e.fusion, e.discard, e.layer, e.head, state.my_model, e.uploaded]
+    outputs = [e.image, e.label, e.seen, e.explored, *(slot for view in VIEWS for slot in e.view_images[view])]
+    model_inputs = [e.model, state.my_model, e.uploaded]
+    describe_model = (handlers.choose_model, model_inputs, [e.model_note, e.examples, e.layer, e.head])
+    # A model chosen in the menu is described, then shown on the current picture: the public
+    # "explore" endpoint. Training and checkpoint uploads choose a model too (a value set by
+    # the server raises no `input` event, so they chain the same steps).
+    e.model.input(*describe_model, **private).success(
+        handlers.explore, inputs, outputs, api_name="explore", **explore_event
+    )
+    uploaded = e.checkpoint.upload(handlers.upload_checkpoint, e.checkpoint, [e.uploaded, e.model], **private)
+    described = [listen(*describe_model, **private) for listen in (*new_model_events, uploaded.success)]
+    picture_events = [
+        e.examples.select(handlers.use_example, model_inputs, e.image, **private),
+        e.upload.upload(handlers.use_upload, e.upload, e.image, **private),
+        e.sketch.change(handlers.use_drawing, e.sketch, e.image, trigger_mode="always_last", **private),
+    ]
+    for event in (*described, *picture_events):
+        event.success(handlers.explore, inputs, outputs, api_visibility="private", **explore_event)
+    tab.select(handlers.open_tab, [*inputs, e.explored], outputs, api_visibility="private", **explore_event)
+    view_controls = [e.explored, e.fusion, e.discard, e.layer, e.head]
+    # Only a person's own moves redraw (`input`, `release`): a new model resets the layer
+    # and head choices, and that must not switch the open view to "Each head".
+    redraw_triggers = {"rollout": [e.fusion.input, e.discard.release], "heads": [e.layer.input, e.head.input]}
+    for view in VIEWS:
+        gr.on(
+            [e.view_tabs[view].select, *redraw_triggers.get(view, [])],
+            handlers.view_opener(view),
+            view_controls,
+            [e.open_view, *e.view_images[view]],
+            trigger_mode="always_last",
+            api_visibility="private",
+            **explore_event,
+        )
+    wire_experiment_tab(e.experiment, e.explored, e.open_view, **explore_event)
+    # The scripting API's own inputs: any file (so a bad one gets the app's message rather
+    # than a file-type refusal) and a model named as in the Explore menu.
+    api_image, api_model, api_label = gr.File(visible=False), gr.Textbox(visible=False), gr.Label(visible=False)
+    gr.Button(visible=False).click(
+        handlers.predict, [api_image, api_model, state.my_model, e.uploaded], api_label, api_name="predict", **exploring
     )

@@ -7,6 +7,7 @@ readable from the back of a classroom.
 
 from __future__ import annotations
 
+import gradio as gr
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -17,3 +18,17 @@ FIGURE_DPI = 90
 
 def render(figure: Figure) -> Image.Image:
     return plots.figure_to_image(figure, dpi=FIGURE_DPI)
+
+
+def figure_slot(elem_id: str, height: int, placeholder: str | None = None) -> gr.Image:
+    """A read-only picture for a rendered figure: PNG (Gradio's default WebP blurs heatmaps and
+    text), no label, and no buttons (floating over a figure they hide the end of its title)."""
+    return gr.Image(
+        format="png",
+        interactive=False,
+        show_label=False,
+        height=height,
+        buttons=[],
+        elem_id=elem_id,
+        placeholder=placeholder,
+    )

@@ -29,7 +29,7 @@ from .. import settings
 from ..data import DATASETS
 from ..model import SHAPE_FIELDS
 from ..recipes import recipe_for
-from .build_tab import PRESET_KNOBS, BuildHandlers
+from .build_tab import PRESET_KNOBS, BuildControls, BuildHandlers
 
 LESSON_ENV = "VIT_DEMO_LESSON"
 # Build controls a lesson may set, lock or hide, in the order of TeacherHandlers.start's outputs.
@@ -167,38 +167,12 @@ class TeacherHandlers:
         return [banner, heading, *(gr.update(**updates[name]) if updates[name] else gr.skip() for name in CONTROLS)]
 
     @staticmethod
-    def share_link(
-        dataset,
-        preset,
-        patch_size,
-        dim,
-        depth,
-        heads,
-        mlp_dim,
-        lr,
-        batch_size,
-        length,
-        seconds,
-        epochs,
-        seed,
-        request: gr.Request = None,
-    ) -> str:
-        """The current Build settings as a link a teacher can hand out."""
-        values = dict(
-            dataset=dataset,
-            preset=(preset or "").split(" ")[0] or None,
-            patch_size=patch_size,
-            dim=dim,
-            depth=depth,
-            heads=heads,
-            mlp_dim=mlp_dim,
-            lr=lr,
-            batch_size=batch_size,
-            length=length,
-            seconds=seconds if length == "time" else None,
-            epochs=epochs if length == "epochs" else None,
-            seed=seed,
-        )
+    def share_link(request: gr.Request | None, *values) -> str:
+        """The current Build settings (one value per control, in `CONTROLS` order) as a link a
+        teacher can hand out: the preset by its first word, and only the length in use."""
+        values = dict(zip(CONTROLS, values))
+        values["preset"] = (values["preset"] or "").split(" ")[0] or None
+        values["epochs" if values["length"] == "time" else "seconds"] = None
         query = urlencode({k: _plain(v) for k, v in values.items() if v is not None})
         return f"{_page_address(request)}?{query}"
 
@@ -217,3 +191,21 @@ def _page_address(request: gr.Request | None) -> str:
         parts = urlsplit(referer)
         return f"{parts.scheme}://{parts.netloc}{parts.path}"
     return ""
+
+
+def wire_teacher(
+    handlers: TeacherHandlers, demo: gr.Blocks, build: BuildControls, banner: gr.Markdown, link: gr.Textbox
+) -> None:
+    """On page load the lesson (VIT_DEMO_LESSON and the link's query) sets the Build tab; any
+    change of a control rewrites the link to hand out."""
+    private = {"api_visibility": "private", "show_progress": "hidden"}
+    controls = [getattr(build, name) for name in CONTROLS]
+    demo.load(handlers.start, build.dataset, [banner, build.fixed_by_dataset, *controls], **private)
+    gr.on(
+        [demo.load, *(control.change for control in controls)],
+        handlers.share_link,
+        controls,
+        link,
+        trigger_mode="always_last",
+        **private,
+    )

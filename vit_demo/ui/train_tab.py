@@ -37,15 +37,19 @@ from ..planning import ThroughputMeter
 from ..sessions import StartingPoint, StopFlag, TrainingQueue, TrainingUpdate
 from ..training import TrainConfig, TrainProgress, checkpoint_info, create_model
 from . import compare, mistakes
-from .build_tab import check_fits_server, model_config, model_settings, train_config
+from .build_tab import BuildControls, Knobs, check_fits_server
 from .errors import user_errors
-from .figures import render
+from .figures import figure_slot, render
 from .models import MINE, LoadedModel
 from .settings import AppSettings
+from .state import SessionState
 
 PROBES = 8  # fixed test images whose predictions are shown while the model learns
 WAIT_POLL_SECONDS = 0.5
-LIVE_RUNS = 32  # pages that may train or wait for a seat at once (a class of 30, and some)
+# People who may train or wait for a seat at once, by each way in (pages; scripts on "/train"):
+# a class of 30, and some. Beyond that a page is told to try again, a script waits in
+# Gradio's own queue.
+MAX_TRAINERS = 32
 CURVE_SECONDS = 2.0  # the live curves are sent at most this often (and with every evaluation)
 POLL_SECONDS = 2.0  # how often a page asks its live run what changed (each ask costs the page and the server)
 MIN_STEPS_FOR_SPEED = 20  # a run stopped sooner says little about this machine's speed
@@ -374,9 +378,11 @@ class TrainHandlers:
     ):
         """Wait for a seat, train, and stream what happens (a tuple in `TRAIN_OUTPUTS` order
         per update)."""
-        settings = model_settings(patch_size, dim, depth, heads, mlp_dim)
-        config = model_config(dataset, settings)  # the model's own message when it cannot be built
-        training = train_config(dataset, lr, batch_size, length, seconds, epochs, seed, self.app)
+        knobs = Knobs.read(
+            dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs, seed
+        )
+        config = knobs.model_config()  # the model's own message when it cannot be built
+        training = knobs.train_config(self.app)
         check_fits_server(config, training.batch_size, self.app, self.meter)  # memory and time caps, with what to lower
         spec = get_spec(dataset)
         # Read the data before queueing: a missing dataset is reported at once, not after the wait.
@@ -410,7 +416,7 @@ class TrainHandlers:
                 f"Press **Stop** to end early: the model so far is kept."
             )
             for update in self._run(
-                settings,
+                knobs.shape,
                 training,
                 probes.images,
                 stop=stop,
@@ -451,21 +457,8 @@ class TrainHandlers:
                 if p.done:
                     yield frame(
                         **changes,
-                        **self._finish(config, settings, training, update, curves, request),
-                        **self._compare(
-                            runs,
-                            config,
-                            dataset,
-                            settings,
-                            lr,
-                            batch_size,
-                            length,
-                            seconds,
-                            epochs,
-                            seed,
-                            update,
-                            curves,
-                        ),
+                        **self._finish(config, knobs.shape, training, update, curves, request),
+                        **self._compare(runs, knobs, config, update, curves),
                     )
                     continue
                 # Every report moves the numbers; the curves are redrawn (in the browser, the
@@ -518,7 +511,7 @@ class TrainHandlers:
     def _finish(
         self,
         config,
-        settings: dict,
+        shape: dict,
         training: TrainConfig,
         update: TrainingUpdate,
         curves: Curves,
@@ -527,7 +520,7 @@ class TrainHandlers:
         """The finished model: saved and zipped, kept in the session, summarised on the page."""
         p = update.progress
         spec = get_spec(training.dataset)
-        model = create_model(spec.key, seed=training.seed, **settings)
+        model = create_model(spec.key, seed=training.seed, **shape)
         model.load_state_dict(update.state_dict)
         model.eval()
         if p.step >= MIN_STEPS_FOR_SPEED:
@@ -565,32 +558,18 @@ class TrainHandlers:
         }
 
     @staticmethod
-    def _compare(
-        runs,
-        config: ViTConfig,
-        dataset,
-        settings,
-        lr,
-        batch_size,
-        length,
-        seconds,
-        epochs,
-        seed,
-        update: TrainingUpdate,
-        curves: Curves,
-    ) -> dict:
+    def _compare(runs, knobs: Knobs, config: ViTConfig, update: TrainingUpdate, curves: Curves) -> dict:
         """This run beside the previous one: the kept runs, their table and their curves."""
         p = update.progress
-        length_text = f"{seconds:g} s" if length == "time" else f"{epochs:g} epochs"
         run = compare.RunSummary(
             number=compare.next_number(runs),
             settings={
-                "dataset": get_spec(dataset).title.split(" (")[0],
-                **settings,
-                "lr": lr,
-                "batch_size": batch_size,
-                "length": length_text,
-                "seed": int(seed),
+                "dataset": get_spec(knobs.dataset).title.split(" (")[0],
+                **knobs.shape,
+                "lr": knobs.lr,
+                "batch_size": knobs.batch_size,
+                "length": knobs.length_text,
+                "seed": knobs.seed,
             },
             test_accuracy=p.test_accuracy or 0.0,
             parameters=num_parameters(config.parameter_counts()),
@@ -628,52 +607,21 @@ class TrainHandlers:
         items, note = mistakes.gallery(mine, true_name, guessed_name, self.app.data_dir, self.app.test_limit)
         return items, note
 
-    def start_live(
-        self,
-        dataset,
-        patch_size,
-        dim,
-        depth,
-        heads,
-        mlp_dim,
-        lr,
-        batch_size,
-        length,
-        seconds,
-        epochs,
-        seed,
-        runs=None,
-        request: gr.Request = None,
-    ) -> tuple:
-        """The page's Start: check the settings and read the data here (a problem is reported at
-        once), then train on a thread the page polls. The first frame, and the timer turned on."""
+    def start_live(self, request: gr.Request | None, *inputs) -> tuple:
+        """The page's Start, with the inputs `train` takes: check the settings and read the data
+        here (a problem is reported at once), then train on a thread the page polls. The first
+        frame, and the timer turned on."""
         key = _session_key(request)
         with self._live_lock:
             running = self._live.get(key)
             if running is not None and not running.finished:
                 raise gr.Error("This page is already training: press Stop first.", print_exception=False)
-            if sum(not run.finished for run in self._live.values()) >= LIVE_RUNS:
+            if sum(not run.finished for run in self._live.values()) >= MAX_TRAINERS:
                 raise gr.Error(
-                    f"This server is busy with {LIVE_RUNS} trainings and their queue: try again in a minute.",
+                    f"This server is busy with {MAX_TRAINERS} trainings and their queue: try again in a minute.",
                     print_exception=False,
                 )
-        frames = self.train(
-            dataset,
-            patch_size,
-            dim,
-            depth,
-            heads,
-            mlp_dim,
-            lr,
-            batch_size,
-            length,
-            seconds,
-            epochs,
-            seed,
-            runs,
-            request=request,
-            progress=_no_progress,
-        )
+        frames = self.train(*inputs, request=request, progress=_no_progress)
         first = next(frames)  # settings checked, data read: a problem raises here, as a message
         with self._live_lock:
             self._live[key] = LiveRun(frames)
@@ -739,6 +687,19 @@ class TrainControls:
     compare_table: gr.Markdown
     compare_loss: gr.LinePlot
     compare_accuracy: gr.LinePlot
+    live: gr.Timer  # polls the page's run (TrainHandlers.poll) while it trains
+    finished: gr.Textbox  # changes when a run ends: a new model for Explore
+
+    def outputs(self, state: SessionState, explore_model: gr.Dropdown) -> list:
+        """The components `TrainHandlers.train` yields to, in `TRAIN_OUTPUTS` order: this tab's,
+        the session's, and Explore's model menu."""
+        elsewhere = {
+            "my_model": state.my_model,
+            "timeline": state.my_timeline,
+            "runs": state.my_runs,
+            "explore_model": explore_model,
+        }
+        return [elsewhere[name] if name in elsewhere else getattr(self, name) for name in TRAIN_OUTPUTS]
 
 
 def render_train_tab() -> TrainControls:
@@ -775,25 +736,11 @@ def render_train_tab() -> TrainControls:
         with gr.Column(scale=2):
             with gr.Tabs() as views:
                 with gr.Tab("Positions it has learned", id="positions"):
-                    positions = gr.Image(
-                        format="png",
-                        interactive=False,
-                        show_label=False,
-                        height=300,
-                        buttons=[],
-                        elem_id="train-positions",
-                        placeholder="How alike the learned positions are, live during training",
+                    positions = figure_slot(
+                        "train-positions", 300, "How alike the learned positions are, live during training"
                     )
                 with gr.Tab("Confusion matrix", id="confusion"):
-                    confusion = gr.Image(
-                        format="png",
-                        interactive=False,
-                        show_label=False,
-                        height=300,
-                        buttons=[],
-                        elem_id="train-confusion",
-                        placeholder="Which classes it mixes up, once training ends",
-                    )
+                    confusion = figure_slot("train-confusion", 300, "Which classes it mixes up, once training ends")
                 with gr.Tab("Mistakes", id="mistakes") as mistakes_tab:
                     with gr.Row():
                         mistake_true = gr.Dropdown(
@@ -844,14 +791,8 @@ def render_train_tab() -> TrainControls:
                 timeline_gif = gr.File(
                     label="Timeline GIF", interactive=False, visible=False, elem_id="train-timeline-gif"
                 )
-        timeline_frame = gr.Image(
-            format="png",
-            interactive=False,
-            show_label=False,
-            height=400,
-            buttons=[],
-            elem_id="train-timeline-frame",
-            placeholder="The timeline is drawn when a run ends: then drag the slider",
+        timeline_frame = figure_slot(
+            "train-timeline-frame", 400, "The timeline is drawn when a run ends: then drag the slider"
         )
     with gr.Accordion("Compare your last two runs", open=True, elem_id="train-compare"):
         with gr.Row(equal_height=False):
@@ -901,4 +842,74 @@ def render_train_tab() -> TrainControls:
         compare_table,
         compare_loss,
         compare_accuracy,
+        live=gr.Timer(POLL_SECONDS, active=False),
+        finished=gr.Textbox(visible=False),
     )
+
+
+def wire_train_tab(
+    handlers: TrainHandlers,
+    demo: gr.Blocks,
+    build: BuildControls,
+    train: TrainControls,
+    state: SessionState,
+    steps: gr.Tabs,
+    explore_model: gr.Dropdown,
+) -> list:
+    """Start (on the Build or the Train tab), Stop, the live poll, the timeline, the mistakes
+    gallery, and the scripting API's streaming "/train". Returns the events after which the
+    session has a new model (`state.my_model`), for Explore to show it."""
+    private = {"api_visibility": "private", "show_progress": "hidden"}
+    controls = [build.start, train.start, train.stop]
+    outputs = train.outputs(state, explore_model)
+    inputs = [*build.model_inputs(), *build.training_inputs(), state.my_runs]
+    build.start.click(lambda: gr.Tabs(selected="train"), None, steps, queue=False, **private)
+    # The page starts a run, then polls it (LiveRun); when it ends, `finished` changes.
+    starting = gr.on(
+        [build.start.click, train.start.click], handlers.lock_controls, None, controls, queue=False, **private
+    ).then(
+        handlers.start_live,
+        inputs,
+        [*outputs, train.live],
+        **private,
+        concurrency_id="train-start",
+        concurrency_limit=None,
+    )
+    starting.failure(handlers.unlock_controls, None, controls, queue=False, **private)
+    train.live.tick(handlers.poll, None, [*outputs, train.live, *controls, train.finished], queue=False, **private)
+    demo.unload(handlers.leave)
+    train.stop.click(handlers.stop, None, train.status, api_name="stop", queue=False, show_progress="hidden")
+    # Scripts train through one streaming call (gradio_client's submit or predict on "/train").
+    api_train = gr.Button(visible=False)
+    api_training = api_train.click(
+        handlers.train,
+        inputs,
+        outputs,
+        api_name="train",
+        show_progress="full",
+        concurrency_id="train",
+        concurrency_limit=MAX_TRAINERS,
+    )
+    # Scrubbing the timeline: only a person's own moves redraw (the run moves the slider too).
+    gr.on(
+        [train.timeline_slider.input, train.timeline_slider.release],
+        handlers.show_snapshot,
+        [state.my_timeline, train.timeline_slider],
+        train.timeline_frame,
+        trigger_mode="always_last",
+        **private,
+    )
+    exploring = {"concurrency_id": "explore", "concurrency_limit": handlers.app.max_explores}
+    train.timeline_gif_button.click(
+        handlers.timeline_gif, state.my_timeline, train.timeline_gif, api_visibility="private", **exploring
+    )
+    gr.on(
+        [train.mistakes_tab.select, train.mistake_true.input, train.mistake_guess.input],
+        handlers.show_mistakes,
+        [state.my_model, train.mistake_true, train.mistake_guess],
+        [train.mistakes_gallery, train.mistakes_note],
+        trigger_mode="always_last",
+        api_visibility="private",
+        **exploring,
+    )
+    return [train.finished.change, api_training.success]
