@@ -77,8 +77,10 @@ _FASHION_TRAINING = {**_TRAINING, "label_smoothing": 0.1}
 
 # 16 tokens (a 4x4 grid of patches) at several depths, the app's quick presets' choice.
 PATCH7 = tuple(Candidate(7, 64, depth, 4, 128) for depth in (2, 3, 4, 6))
-# 4 tokens: the most learning per second on a CPU, the least to look at.
-PATCH14 = (Candidate(14, 64, 4, 4, 128), Candidate(14, 96, 4, 4, 192))
+# 4 tokens: the most learning per second on a CPU, the least to look at. With so few tokens a
+# step is mostly fixed costs, so batch 256 trains ~1.3x the images a second of batch 128 on
+# a slow CPU (benchmarks/RESULTS.md): the planner takes it where that buys more accuracy.
+PATCH14 = (Candidate(14, 64, 4, 4, 128), Candidate(14, 96, 4, 4, 192), Candidate(14, 64, 4, 4, 128, 256, 4e-3))
 # 49 tokens: finer patches, ~3x the compute per image (the shipped models' shape).
 PATCH4 = (Candidate(4, 64, 6, 4, 128),)
 
