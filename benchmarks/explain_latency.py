@@ -48,8 +48,8 @@ def per_picture_figures(model: ViT, explanation: explain.Explanation) -> list:
     return [
         plots.plot_predictions(explanation.top_predictions(3)),
         plots.plot_patch_grid(shown, model.config),
-        plots.plot_rollout(shown, explanation.rollout),
-        plots.plot_cls_attention(shown, maps[-1, 0], layer=model.config.depth - 1, head=0),
+        plots.plot_attribution(shown, explanation.rollout, explain.ATTRIBUTIONS["rollout"], "every class"),
+        plots.plot_token_attention(shown, maps[-1, 0], layer=model.config.depth - 1, head=0, patch=None),
         plots.plot_attention_overview(shown, maps),
     ]
 

@@ -73,7 +73,7 @@ def test_a_student_trains_a_model_and_explores_it(page, tmp_path):
     page.screenshot(path=str(tmp_path / "explore.png"))
 
     # A patch experiment: shuffle without pos_embedding, and the guess stays the same.
-    page.get_by_role("tab", name="Patch experiments").click()
+    page.get_by_role("tab", name="Experiments").click()
     page.locator("#experiment-figure img").wait_for(timeout=30_000)
     page.locator("#experiment-drop-position input").check()
     page.locator("#experiment-summary").get_by_text("in order").wait_for(timeout=30_000)

@@ -163,11 +163,11 @@ def test_rollout_rejects_non_square_token_count():
 
 def test_cls_attention_reads_the_cls_row_in_patch_order():
     attentions = random_attentions(grid=3)
-    one_head = explain.cls_attention(attentions, layer=2, head=1)
+    one_head = explain.token_attention(attentions, layer=2, head=1)
     assert one_head.shape == (2, 3, 3)
     # The patch at row 1, column 2 is patch 5, i.e. token 6.
     assert one_head[0, 1, 2] == attentions[2][0, 1, 0, 6]
-    head_mean = explain.cls_attention(attentions, layer=0)
+    head_mean = explain.token_attention(attentions, layer=0)
     torch.testing.assert_close(head_mean[1, 2, 0], attentions[0][1, :, 0, 7].mean())
     maps = explain.cls_attention_maps(attentions)
     assert maps.shape == (2, 3, 4, 3, 3)
@@ -185,7 +185,7 @@ def test_cls_attention_reads_the_cls_row_in_patch_order():
 )
 def test_cls_attention_out_of_range(layer, head, message):
     with pytest.raises(ValueError, match=message):
-        explain.cls_attention(random_attentions(), layer, head)
+        explain.token_attention(random_attentions(), layer, head)
 
 
 # --------------------------------------------------------------------------- distances and positions

@@ -15,8 +15,9 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from PIL import Image
 
-from vit_demo import explain, plots
+from vit_demo import explain, faithfulness, plots
 from vit_demo.model import ViT
+from vit_demo.patch_maths import patch_maths
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -59,9 +60,23 @@ def all_figures(image_size: int, patch_size: int, channels: int) -> dict[str, Fi
         "patch_grid": plots.plot_patch_grid(display, model.config),
         "position_similarity": plots.plot_position_similarity(explain.position_similarity(model)),
         "filters": plots.plot_embedding_filters(explain.embedding_filters(model, 10)),
-        "rollout": plots.plot_rollout(display, explain.attention_rollout(attentions)[0]),
-        "cls_attention": plots.plot_cls_attention(display, maps[1, 2], layer=1, head=2),
-        "cls_attention_head_mean": plots.plot_cls_attention(display, maps[0].mean(0), layer=0, head=None),
+        "rollout": plots.plot_attribution(
+            display, explain.attention_rollout(attentions)[0], explain.ATTRIBUTIONS["rollout"], "every class"
+        ),
+        "occlusion": plots.plot_attribution(
+            display, explain.occlusion_sensitivity(model, pixels / 255, 3, torch.zeros(channels)), "Occlusion", "3"
+        ),
+        "faithfulness": plots.plot_faithfulness(
+            faithfulness.faithfulness(
+                model, pixels / 255, 3, explain.attention_rollout(attentions)[0], torch.zeros(channels)
+            ),
+            "Ankle boot",
+        ),
+        "patch_maths": plots.plot_patch_maths(patch_maths(model, pixels / 255, patch=2, layer=1, head=3)),
+        "query_overview": plots.plot_attention_overview(display, explain.attention_maps(attentions, 3)[0], patch=2),
+        "cls_attention": plots.plot_token_attention(display, maps[1, 2], layer=1, head=2, patch=None),
+        "cls_attention_head_mean": plots.plot_token_attention(display, maps[0].mean(0), layer=0, head=None, patch=None),
+        "patch_attention": plots.plot_token_attention(display, maps[0, 1], layer=0, head=1, patch=5),
         "overview": plots.plot_attention_overview(display, maps),
         "distance": plots.plot_attention_distance(
             explain.attention_distance(attentions, patch_size), patch_size, image_size

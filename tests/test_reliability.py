@@ -263,7 +263,7 @@ def test_awkward_but_valid_uploads_are_converted_and_predicted(app, tmp_path):
         probabilities = app.explore.predict(str(path), "mnist")
         assert set(probabilities) == DIGITS and sum(probabilities.values()) == pytest.approx(1.0, abs=1e-4), name
         _, label, seen, explored, *_ = app.explore.explore(
-            "mnist", picture, "rollout", "mean", 0.0, 2, "mean", None, None
+            "mnist", picture, "where", "mean", 0.0, 2, "mean", None, None
         )
         display = explored.explanation.preprocessed.display
         # The model sees the digit: ink and paper, not a blank page (an RGBA drawing flattened
@@ -528,7 +528,7 @@ def test_stop_mid_epoch_keeps_a_usable_model(trainer):
     assert "Stopped early" in last["status"]
     mine = last["my_model"]
     # Usable in Explore, and its download is a whole checkpoint.
-    _, label, *_ = trainer.explore.explore(MINE, None, "rollout", "mean", 0.0, 2, "mean", mine, None)
+    _, label, *_ = trainer.explore.explore(MINE, None, "where", "mean", 0.0, 2, "mean", mine, None)
     assert set(label) == DIGITS
     model, info = checkpoints.load(last["download"].value["path"])
     assert info["training"]["stopped_early"] is True and model.config == mine.model.config
@@ -571,7 +571,7 @@ def test_two_starts_clicked_quickly_both_finish_one_after_the_other(trainer):
 
 
 def test_start_while_exploring_keeps_the_old_model_until_the_new_one_is_ready(trainer):
-    explore_args = ("rollout", "mean", 0.0, 2, "mean")
+    explore_args = ("where", "mean", 0.0, 2, "mean")
     old = as_outputs(list(trainer.train.train(**train_inputs(epochs=0.5), request=session("curious")))[-1])["my_model"]
     before = trainer.explore.explore(MINE, None, *explore_args, old, None)[1]
     finished = []

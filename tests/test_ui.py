@@ -208,7 +208,7 @@ def test_a_drawing_that_runs_into_the_canvas_edge_is_still_seen(app):
     seven = Image.new("RGBA", (280, 280), "white")
     ImageDraw.Draw(seven).line([(40, 0), (240, 0), (120, 279)], fill="black", width=30)  # the bar on the top edge
     drawing = app.explore.use_drawing({"composite": seven})
-    _, _, seen, explored, *_ = app.explore.explore("mnist", drawing, "rollout", "mean", 0.0, 2, "mean", None, None)
+    _, _, seen, explored, *_ = app.explore.explore("mnist", drawing, "where", "mean", 0.0, 2, "mean", None, None)
     assert explored.explanation.preprocessed.display.max() > 200  # ink, not a blank page
 
 
@@ -232,32 +232,71 @@ def test_the_library_loads_what_is_there_and_says_what_is_not(tmp_path, tiny_che
 
 
 def test_explore_predicts_and_draws_only_the_open_view(app):
-    image, label, seen, explored, *figures = app.explore.explore(
-        "mnist", None, "rollout", "mean", 0.0, 2, "mean", None, None
+    image, label, seen, explored, patch, *outputs = app.explore.explore(
+        "mnist", None, "where", "mean", 0.0, 2, "mean", None, None
     )
     assert isinstance(image, Image.Image)  # the first example stands in for a missing picture
     assert set(label) == {str(d) for d in range(10)} and sum(label.values()) == pytest.approx(1.0, abs=1e-4)
-    assert seen.size == (196, 196)
-    assert isinstance(figures[0], Image.Image) and all(f is None for f in figures[1:])
-    assert len(figures) == sum(VIEWS.values())
+    assert seen.size == (196, 196) and patch is None
+    assert len(outputs) == sum(VIEWS.values()) + len(VIEWS)  # each view's figures and its summary
+    drawn_map, faithfulness_curves, summary, *rest = outputs
+    assert isinstance(drawn_map, Image.Image) and isinstance(faithfulness_curves, Image.Image)
+    assert "The model predicts **" in summary and "Attention rollout" in summary and "Score" in summary
+    assert all(output in (None, "") for output in rest)
+    choices = ("max", 0.5, 2, "1", "gradient", "3", 1, 1, None)
     for view, count in VIEWS.items():
-        opened, *drawn = app.explore.view_opener(view)(explored, "max", 0.5, 2, "1")
-        assert opened == view and len(drawn) == count and all(isinstance(d, Image.Image) for d in drawn)
+        opened, *drawn = app.explore.view_opener(view)(explored, *choices)
+        figures, text = drawn[:-1], drawn[-1]
+        assert opened == view and len(figures) == count and all(isinstance(d, Image.Image) for d in figures)
+        assert isinstance(text, str) and len(text) > 40, (view, text)  # every figure is also told in words
+
+
+def test_each_map_is_scored_against_random_orders_for_the_chosen_class(app):
+    explored = app.explore.explore("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)[3]
+    for method in ("rollout", "attention", "gradient", "occlusion"):
+        _, _, _, summary = app.explore.view_opener("where")(explored, "mean", 0.0, 2, "mean", method, "3")
+        assert "for random orders" in summary, method
+        if method in ("gradient", "occlusion"):
+            assert "for class **3**" in summary
+        else:
+            assert "the same for every class" in summary
+
+
+def test_clicking_a_patch_shows_where_it_looks_and_its_maths(app):
+    explored = app.explore.explore("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)[3]
+    click = gr.SelectData(None, {"index": [60, 100], "value": None})  # 196 px wide, 4x4 patches: row 3, column 2
+    patch, shown, tabs, cls_map, overview, heads_text, maths_figure, maths_text = app.explore.choose_patch(
+        explored, "where", "mean", 0.0, 2, "mean", "rollout", "predicted", 1, 1, click
+    )
+    assert patch == 9 and shown == "heads" and tabs.selected == "heads"
+    assert "Where patch 10 (row 3, column 2) looks" in heads_text
+    assert isinstance(maths_figure, Image.Image) and "Patch 10's query in layer 1, head 1" in maths_text
+    assert "| = the token | 32 |" in maths_text  # the model's dim: every step spelled out with its size
+    assert "Patch 10 (row 3, column 2)" not in heads_text or "Show the CLS token" in heads_text
+    back, _, _, cls_text = app.explore.show_cls(explored, "mean", 0.0, 2, "mean", "rollout", "predicted", 1, 1)
+    assert back is None and "the CLS token attends most to" in cls_text
+    # On "The maths" the view stays open.
+    assert (
+        app.explore.choose_patch(explored, "maths", "mean", 0.0, 2, "mean", "rollout", "predicted", 1, 1, click)[1]
+        == "maths"
+    )
 
 
 def test_opening_explore_shows_the_first_example_once(app):
-    explore_inputs = ("mnist", None, "rollout", "mean", 0.0, 2, "mean", None, None)
-    image, label, *_ = first = app.explore.open_tab(*explore_inputs, explored=None)
+    explore_inputs = ("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)
+    image, label, *_ = first = app.explore.open_tab(None, *explore_inputs)
     assert isinstance(image, Image.Image) and "7" in label
-    assert app.explore.open_tab(*explore_inputs, explored=first[3]) == [gr.skip()] * len(first)
+    assert app.explore.open_tab(first[3], *explore_inputs) == [gr.skip()] * len(first)
     # No model of your own yet: nothing to show, and no error either (the note says what to do).
-    assert app.explore.open_tab(MINE, *explore_inputs[1:], explored=None) == [gr.skip()] * len(first)
+    assert app.explore.open_tab(None, MINE, *explore_inputs[1:]) == [gr.skip()] * len(first)
 
 
 def test_choosing_a_model_fits_the_layer_and_head_choices(app):
-    note, gallery, layer, head = app.explore.choose_model("fashion_mnist", None, None)
+    note, gallery, layer, head, target, maths_layer, maths_head = app.explore.choose_model("fashion_mnist", None, None)
     assert "Fashion-MNIST" in note and len(gallery.value) == 10
     assert [v for _, v in layer.choices] == [1, 2] and len(head.choices) == 5
+    assert [v for _, v in target.choices][:3] == ["predicted", "T-shirt/top", "Trouser"]
+    assert [v for _, v in maths_layer.choices] == [1, 2] and [v for _, v in maths_head.choices] == [1, 2, 3, 4]
     assert app.explore.choose_model(MINE, None, None)[0].startswith("⚠️ You have not trained")
 
 
@@ -410,7 +449,7 @@ def test_patch_numbers_are_read_from_a_list_with_ranges():
 
 
 def test_patch_experiments_show_what_position_and_patches_do(app):
-    explored = app.explore.explore("mnist", None, "rollout", "mean", 0.0, 2, "mean", None, None)[3]
+    explored = app.explore.explore("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)[3]
     loaded, tensor = explored.loaded, explored.explanation.preprocessed.tensor
     blind = experiment_tab.run(
         loaded, tensor, shuffle=True, seed=1, occluded=[], use_position=False, baseline=experiment_tab.TRAINED

@@ -60,8 +60,12 @@ def build_figures(model: ViT, info: dict, data_dir: str | None, history=None) ->
         maps = explain.cls_attention_maps(explanation.attentions)[0]
         figures[f"{name}_predictions"] = plots.plot_predictions(explanation.top_predictions(5))
         figures[f"{name}_patch_grid"] = plots.plot_patch_grid(shown, config)
-        figures[f"{name}_rollout"] = plots.plot_rollout(shown, explanation.rollout)
-        figures[f"{name}_cls_attention"] = plots.plot_cls_attention(shown, maps[-1, 0], layer=config.depth - 1, head=0)
+        figures[f"{name}_rollout"] = plots.plot_attribution(
+            shown, explanation.rollout, explain.ATTRIBUTIONS["rollout"], "every class"
+        )
+        figures[f"{name}_cls_attention"] = plots.plot_token_attention(
+            shown, maps[-1, 0], layer=config.depth - 1, head=0, patch=None
+        )
         figures[f"{name}_attention_overview"] = plots.plot_attention_overview(shown, maps)
     with torch.no_grad():
         _, attentions = model(data.normalize(test.images[:256], spec), return_attention=True)

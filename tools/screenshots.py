@@ -32,7 +32,7 @@ def explore_latency_in_process(runs: int) -> list[float]:
     times = []
     for _ in range(runs + 1):
         start = time.perf_counter()
-        app.explore.explore(name, None, "rollout", "mean", 0.0, 1, "mean", None, None)
+        app.explore.explore(name, None, "where", "mean", 0.0, 1, "mean", None, None)
         times.append(1000 * (time.perf_counter() - start))
     return times[1:]  # the first pays for lazy imports
 
@@ -85,19 +85,32 @@ def drive(url: str, out: Path, seconds: int, size: tuple[int, int]) -> None:
 
         page.get_by_role("tab", name="③ Explore").click()
         page.locator("#explore-label").get_by_text("Prediction").wait_for()
+        page.locator("#explore-faithfulness img").wait_for(timeout=20_000)
         page.wait_for_timeout(1500)
-        shot("4-explore-rollout")
+        shot("4-explore-where")
+        page.locator("#explore-method").get_by_text("Gradient × attention").click()
+        page.wait_for_timeout(2000)
+        shot("4-explore-where-gradient")
         for view, tab in (
             ("heads", "Each head"),
-            ("tokens", "Patches → tokens"),
+            ("tokens", "Tokens"),
             ("positions", "Positions"),
-            ("distance", "Attention distance"),
+            ("distance", "Distance"),
             ("filters", "Filters"),
+            ("maths", "The maths"),
         ):
             page.get_by_role("tab", name=tab).click()
             page.locator(f"#explore-{'cls' if view == 'heads' else view} img").wait_for(timeout=20_000)
             shot(f"5-explore-{view}")
-        page.get_by_role("tab", name="Attention rollout").click()
+        seen = page.locator("#explore-seen img")
+        box = seen.bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.6)  # a patch left of centre
+        page.wait_for_timeout(2500)
+        shot("5-explore-maths-clicked")
+        page.get_by_role("tab", name="Each head").click()
+        page.wait_for_timeout(1500)
+        shot("5-explore-heads-clicked")
+        page.get_by_role("tab", name="Where it looks").click()
         page.get_by_role("tab", name="Draw").click()
         canvas = page.locator("#explore-sketch canvas").first
         canvas.wait_for()

@@ -336,19 +336,30 @@ def attention_rollout(
     return cls_to_patches.reshape(-1, grid, grid)
 
 
-def cls_attention_maps(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Raw CLS-to-patch attention of every layer and head: -> (B, layers, heads, grid, grid).
-    Not renormalised: a map sums to 1 minus what the CLS token gives itself."""
+def attention_maps(attentions: Sequence[torch.Tensor], token: int = 0) -> torch.Tensor:
+    """Raw attention of one token (0: CLS; k: patch k - 1) over the patches, every layer and
+    head: -> (B, layers, heads, grid, grid). Not renormalised: a map sums to 1 minus what the
+    token gives the CLS token (or, for CLS, itself)."""
     _check_attentions(attentions)
-    grid = _grid_size(attentions[0].shape[-1])
-    stacked = torch.stack([a.detach().float().cpu()[:, :, 0, 1:] for a in attentions], dim=1)
+    tokens = attentions[0].shape[-1]
+    grid = _grid_size(tokens)
+    if not 0 <= token < tokens:
+        raise ValueError(f"token must be between 0 and {tokens - 1} (0 is CLS), got {token}")
+    stacked = torch.stack([a.detach().float().cpu()[:, :, token, 1:] for a in attentions], dim=1)
     return stacked.reshape(*stacked.shape[:3], grid, grid)
 
 
-def cls_attention(attentions: Sequence[torch.Tensor], layer: int, head: int | None = None) -> torch.Tensor:
-    """Raw CLS-to-patch attention of one layer (0-based) and head (0-based; None: the mean
-    over heads) -> (B, grid, grid)."""
-    maps = cls_attention_maps(attentions)
+def cls_attention_maps(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Raw CLS-to-patch attention of every layer and head: -> (B, layers, heads, grid, grid)."""
+    return attention_maps(attentions, token=0)
+
+
+def token_attention(
+    attentions: Sequence[torch.Tensor], layer: int, head: int | None = None, token: int = 0
+) -> torch.Tensor:
+    """Raw attention of one token (0: CLS; k: patch k - 1) over the patches, in one layer
+    (0-based) and head (0-based; None: the mean over heads) -> (B, grid, grid)."""
+    maps = attention_maps(attentions, token)
     num_layers, num_heads = maps.shape[1:3]
     if not 0 <= layer < num_layers:
         raise ValueError(
@@ -380,6 +391,99 @@ def attention_distance(attentions: Sequence[torch.Tensor], patch_size: int) -> t
         patches = patches / patches.sum(dim=-1, keepdim=True)
         per_layer.append((patches * distances).sum(dim=-1).mean(dim=(0, 2)))
     return torch.stack(per_layer)
+
+
+# --------------------------------------------------------------------------- class-specific maps
+
+# The maps Explore can draw for one picture, and which of them answer "why *this* class".
+ATTRIBUTIONS = {
+    "rollout": "Attention rollout (Abnar & Zuidema, 2020)",
+    "attention": "Last layer's CLS attention",
+    "gradient": "Gradient × attention (Chefer et al., 2021)",
+    "occlusion": "Occlusion: hide each patch",
+}
+CLASS_SPECIFIC = ("gradient", "occlusion")
+
+
+def relevance_propagation(attentions: Sequence[torch.Tensor], gradients: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Chefer et al.'s rule over the layers, first to last: every layer's (1, heads, T, T)
+    attention and its gradient -> (T, T) relevance of each token to each other. It starts as
+    the identity (each token is its own) and grows by  R <- R + mean_heads[(grad * A)+] @ R:
+    attention counts where it raised the class's score."""
+    _check_attentions(attentions)
+    relevance = torch.eye(attentions[0].shape[-1])
+    for attention, gradient in zip(attentions, gradients):
+        weighted = (gradient[0].detach().float().cpu() * attention[0].detach().float().cpu()).clamp(min=0).mean(dim=0)
+        relevance = relevance + weighted @ relevance
+    return relevance
+
+
+def gradient_relevance(model: ViT, images: torch.Tensor, target: int) -> torch.Tensor:
+    """Gradient-weighted attention relevance (Chefer, Gur & Wolf, ICCV 2021), for class
+    `target`: (1, C, S, S) normalised input -> (grid, grid), not normalised, >= 0.
+
+    One forward pass keeps every layer's attention; one backward pass gives the gradient of
+    the class's logit with respect to each; `relevance_propagation` combines them, and the
+    CLS token's row over the patches is the map. Unlike rollout, it differs from class to class.
+    """
+    with torch.enable_grad():
+        logits, attentions = model(images.to(_model_device(model)), return_attention=True)
+        gradients = torch.autograd.grad(logits[0, target], attentions)
+    relevance = relevance_propagation(attentions, gradients)
+    grid = _grid_size(relevance.shape[-1])
+    return relevance[0, 1:].reshape(grid, grid)
+
+
+@torch.inference_mode()
+def occlusion_sensitivity(model: ViT, images: torch.Tensor, target: int, fill: torch.Tensor) -> torch.Tensor:
+    """How much class `target`'s probability drops when each patch alone is painted with
+    `fill` (one normalised value per channel: the dataset's empty background): (1, C, S, S)
+    -> (grid, grid). One batched forward pass of num_patches + 1 images; a negative value
+    means hiding that patch made the class more likely."""
+    config = model.config
+    grid, p = config.grid_size, config.patch_size
+    hidden = patch_masks(torch.eye(config.num_patches, dtype=torch.bool), grid, p)  # (N, S, S), True: painted
+    batch = torch.cat((images.cpu(), fill_patches(images.cpu(), hidden, fill)))
+    probabilities = model(batch.to(_model_device(model))).float().softmax(-1)[:, target].cpu()
+    return (probabilities[0] - probabilities[1:]).reshape(grid, grid)
+
+
+def patch_masks(chosen: torch.Tensor, grid: int, patch_size: int) -> torch.Tensor:
+    """(B, grid * grid) patch choices -> (B, S, S) pixel masks, patches numbered as `patchify` numbers them."""
+    per_patch = chosen.reshape(-1, grid, grid)
+    return per_patch.repeat_interleave(patch_size, dim=1).repeat_interleave(patch_size, dim=2)
+
+
+def fill_patches(images: torch.Tensor, masks: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """One (1, C, S, S) image, painted with `fill` (C,) where each of the (B, S, S) `masks`
+    is True: -> (B, C, S, S)."""
+    return torch.where(masks[:, None], fill.view(1, -1, 1, 1).to(images.dtype), images)
+
+
+def attribution(
+    model: ViT,
+    images: torch.Tensor,
+    method: str,
+    target: int,
+    fill: torch.Tensor,
+    attentions: Sequence[torch.Tensor] | None = None,
+    head_fusion: str = "mean",
+    discard_ratio: float = 0.0,
+) -> torch.Tensor:
+    """Any of `ATTRIBUTIONS` for one image -> (grid, grid), larger meaning "mattered more".
+    `attentions` (from a forward pass already made) spares the attention maps a pass."""
+    if method not in ATTRIBUTIONS:
+        raise ValueError(f"unknown method {method!r}: choose one of {', '.join(ATTRIBUTIONS)}")
+    if method == "gradient":
+        return gradient_relevance(model, images, target)
+    if method == "occlusion":
+        return occlusion_sensitivity(model, images, target, fill)
+    if attentions is None:
+        with torch.inference_mode():
+            _, attentions = model(images.to(_model_device(model)), return_attention=True)
+    if method == "rollout":
+        return attention_rollout(attentions, head_fusion, discard_ratio)[0]
+    return token_attention(attentions, len(attentions) - 1)[0]
 
 
 # --------------------------------------------------------------------------- learned parameters
@@ -424,18 +528,27 @@ def patch_grid(image_tensor: torch.Tensor, patch_size: int) -> torch.Tensor:
 
 
 __all__ = [
+    "ATTRIBUTIONS",
+    "CLASS_SPECIFIC",
     "Explanation",
     "HEAD_FUSIONS",
     "Preprocessed",
     "attention_distance",
+    "attention_maps",
     "attention_rollout",
-    "cls_attention",
+    "attribution",
     "cls_attention_maps",
     "embedding_filters",
     "explain",
+    "fill_patches",
+    "gradient_relevance",
+    "occlusion_sensitivity",
+    "patch_masks",
     "patch_grid",
     "position_similarity",
     "predict",
     "preprocess",
+    "relevance_propagation",
     "residual_attention",
+    "token_attention",
 ]

@@ -24,6 +24,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
@@ -40,9 +41,20 @@ DEFAULT_DPI = 100
 ATTENTION_CMAP = matplotlib.colormaps["inferno"].with_extremes(bad=(0, 0, 0, 0))
 SIMILARITY_CMAP = matplotlib.colormaps["RdBu_r"].with_extremes(bad=(0, 0, 0, 0))
 COUNT_CMAP = matplotlib.colormaps["Blues"]
-HEAD_COLOURS = matplotlib.colormaps["tab10"]
+# Okabe & Ito's palette: told apart with every common colour-vision deficiency. Past eight
+# heads the colours repeat with another marker shape (HEAD_MARKERS), so no two heads look alike.
+HEAD_PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+HEAD_MARKERS = ("o", "s", "^", "D")
 HIGHLIGHT_COLOUR = (0.95, 0.55, 0.1)  # what to look at first: the top prediction, the CLS token, patch borders
 OVERLAY_ALPHA = 0.6
+
+
+def _head_colour(head: int) -> str:
+    return HEAD_PALETTE[head % len(HEAD_PALETTE)]
+
+
+def _head_marker(head: int) -> str:
+    return HEAD_MARKERS[(head // len(HEAD_PALETTE)) % len(HEAD_MARKERS)]
 
 
 def _new_figure(width: float, height: float, title: str) -> Figure:
@@ -350,40 +362,99 @@ def plot_embedding_filters(filters) -> Figure:
 # --------------------------------------------------------------------------- attention
 
 
-def plot_rollout(display: np.ndarray, rollout) -> Figure:
-    """The input beside `explain.attention_rollout`'s map (one image, (grid, grid), max 1)."""
-    figure = _new_figure(9, 4.6, "Which patches the prediction drew on (attention rollout)")
-    image_ax, overlay_ax = figure.subplots(1, 2)
-    _show_image(image_ax, display)
-    _style(image_ax, "What the model saw")
-    heat = _overlay(overlay_ax, display, _numpy(rollout), vmax=1.0)
-    _style(overlay_ax, "Attention flow from all layers")
-    _colourbar(figure, heat, overlay_ax, "share of the strongest patch")
+def plot_attribution(display: np.ndarray, saliency, method: str, about: str) -> Figure:
+    """A (grid, grid) map of how much each patch mattered (any of `explain.ATTRIBUTIONS`)
+    over the input, scaled so the strongest patch is 1; negative values (occlusion: hiding
+    the patch made the class likelier) show as 0. `about`: what the map is of. Sized for half
+    of Explore's view, beside `plot_faithfulness`."""
+    values = np.clip(_numpy(saliency), 0.0, None)
+    values = values / max(float(values.max()), 1e-12)
+    figure = _new_figure(4.8, 4.6, method)
+    ax = figure.add_subplot()
+    heat = _overlay(ax, display, values, vmax=1.0)
+    _style(ax, about)
+    _colourbar(figure, heat, ax, "share of the strongest patch")
     return figure
 
 
-def plot_cls_attention(display: np.ndarray, attention_map, layer: int, head: int | None) -> Figure:
-    """`explain.cls_attention` for one image (grid, grid) over the input; `layer` and
-    `head` are 0-based (None: the mean of the heads)."""
+def plot_faithfulness(result, class_name: str) -> Figure:
+    """`faithfulness.Faithfulness` curves: the class's probability as the map's top patches
+    are deleted (top) or inserted into an empty picture (bottom), beside random orders."""
+    figure = _new_figure(4.8, 4.6, f"Can the map be trusted? ({class_name})")
+    axes = figure.subplots(2, 1, sharex=True)
+    panels = (
+        (axes[0], result.deletion, result.random_deletion, "deleting its top patches first: lower is better"),
+        (axes[1], result.insertion, result.random_insertion, "inserting its top patches first: higher is better"),
+    )
+    for ax, curve, random, title in panels:
+        fractions = _numpy(curve.fractions) * 100
+        ax.plot(
+            fractions,
+            _numpy(curve.probabilities),
+            color=HEAD_PALETTE[0],
+            linewidth=2.4,
+            marker="o",
+            markersize=3,
+            label=f"map ({curve.area:.2f})",
+        )
+        ax.plot(
+            fractions,
+            _numpy(random.probabilities),
+            color="0.35",
+            linewidth=1.8,
+            linestyle="--",
+            label=f"random ({random.area:.2f})",
+        )
+        ax.fill_between(fractions, _numpy(curve.probabilities), color=HEAD_PALETTE[0], alpha=0.12)
+        ax.set_ylim(0, 1.05)
+        ax.set_xlim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=NOTE_SIZE, loc="best", frameon=False, title="area", title_fontsize=NOTE_SIZE)
+        _style(ax, title, ylabel="probability")
+    axes[1].set_xlabel("% of patches", fontsize=LABEL_SIZE)
+    return figure
+
+
+def plot_token_attention(display: np.ndarray, attention_map, layer: int, head: int | None, patch: int | None) -> Figure:
+    """`explain.token_attention` for one image (grid, grid) over the input; `layer`, `head`
+    and `patch` are 0-based (head None: the mean of the heads; patch None: the CLS token's
+    attention, else that patch's, outlined)."""
     who = "all heads (mean)" if head is None else f"head {head + 1}"
-    figure = _new_figure(5.6, 4.8, f"CLS attention, layer {layer + 1}, {who}")
+    whose = "CLS attention" if patch is None else f"Patch {patch + 1}'s attention"
+    figure = _new_figure(5.6, 4.8, f"{whose}, layer {layer + 1}, {who}")
     ax = figure.add_subplot()
     values = _numpy(attention_map)
     heat = _overlay(ax, display, values, vmax=max(float(values.max()), 1e-6))
+    if patch is not None:
+        grid = values.shape[0]
+        scale = display.shape[0] // grid
+        row, column = divmod(patch, grid)
+        ax.add_patch(
+            Rectangle(
+                (column * scale - 0.5, row * scale - 0.5),
+                scale,
+                scale,
+                fill=False,
+                edgecolor=HIGHLIGHT_COLOUR,
+                linewidth=2.5,
+            )
+        )
     _colourbar(figure, heat, ax, "attention weight")
     return figure
 
 
-def plot_attention_overview(display: np.ndarray, maps) -> Figure:
-    """`explain.cls_attention_maps` for one image (layers, heads, grid, grid): every head of
-    every layer over the input, on one colour scale."""
+def plot_attention_overview(display: np.ndarray, maps, patch: int | None = None) -> Figure:
+    """`explain.attention_maps` for one image (layers, heads, grid, grid): every head of every
+    layer over the input, on one colour scale. `patch` (0-based): whose attention it is,
+    outlined in every tile; None: the CLS token's."""
     maps = _numpy(maps)
     layers, heads, grid = maps.shape[:3]
     size = display.shape[0]
     scale = size // grid
     blocks = np.repeat(np.repeat(maps.reshape(layers * heads, grid, grid), scale, axis=1), scale, axis=2)
     gap = max(1, size // 14)
-    figure = _new_figure(1.7 * heads + 1.8, 1.7 * layers + 1.0, "Where the CLS token looks, every layer and head")
+    who = "the CLS token" if patch is None else f"patch {patch + 1}"
+    figure = _new_figure(1.7 * heads + 1.8, 1.7 * layers + 1.0, f"Where {who} looks, every layer and head")
     ax = figure.add_subplot()
     backdrop = _rgba(_grey(display))
     ax.imshow(
@@ -401,6 +472,12 @@ def plot_attention_overview(display: np.ndarray, maps) -> Figure:
     _label_tiles(
         ax, layers, heads, size, gap, [f"layer {i + 1}" for i in range(layers)], [f"head {i + 1}" for i in range(heads)]
     )
+    if patch is not None:
+        row, column = divmod(patch, grid)
+        for tile in range(layers * heads):
+            top = (tile // heads) * (size + gap) + row * scale - 0.5
+            left = (tile % heads) * (size + gap) + column * scale - 0.5
+            ax.add_patch(Rectangle((left, top), scale, scale, fill=False, edgecolor=HIGHLIGHT_COLOUR, linewidth=1.6))
     _colourbar(figure, heat, ax, "attention weight")
     return figure
 
@@ -421,7 +498,8 @@ def plot_attention_distance(distances, patch_size: int, image_size: int) -> Figu
             np.arange(1, layers + 1) + offsets[head],
             distances[:, head],
             s=55,
-            color=HEAD_COLOURS(head % 10),
+            color=_head_colour(head),
+            marker=_head_marker(head),
             label=f"head {head + 1}",
             zorder=3,
         )
@@ -433,6 +511,65 @@ def plot_attention_distance(distances, patch_size: int, image_size: int) -> Figu
     ax.grid(alpha=0.3)
     ax.legend(fontsize=NOTE_SIZE, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     _style(ax, xlabel="layer (depth in the network)", ylabel="mean attention distance (pixels)")
+    return figure
+
+
+def _strip(ax: Axes, values, title: str) -> None:
+    """Numbers as one row of coloured cells (red above 0, blue below, white at 0)."""
+    values = _numpy(values).reshape(1, -1)
+    limit = max(float(np.abs(values).max()), 1e-6)
+    ax.imshow(values, cmap=SIMILARITY_CMAP, vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
+    ax.set_yticks([])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    ax.set_xticks(ax.get_xticks()[(ax.get_xticks() >= 0) & (ax.get_xticks() < values.shape[1])])
+    ax.set_xticklabels([str(int(t) + 1) for t in ax.get_xticks()])
+    ax.tick_params(labelsize=TICK_SIZE)
+    ax.set_title(f"{title}  (±{limit:.2f})", fontsize=LABEL_SIZE, loc="left")
+
+
+def plot_patch_maths(maths) -> Figure:
+    """`patch_maths.PatchMaths`: one patch's numbers from pixels to one head's output, each
+    step a strip of coloured cells (left: becoming a token; right: attending)."""
+    n = maths.vector.numel()
+    dim, head_dim, tokens = maths.embedding.numel(), maths.query.numel(), maths.weights.numel()
+    figure = _new_figure(
+        12, 7.4, f"Patch {maths.patch + 1}, layer {maths.layer + 1}, head {maths.head + 1}: the model's own numbers"
+    )
+    grid = figure.add_gridspec(6, 2, height_ratios=(2.2, 1, 1, 1, 1, 1))
+    pixels_ax = figure.add_subplot(grid[0, 0])
+    pixels = _numpy(maths.pixels)
+    shown = (
+        pixels[0] if pixels.shape[0] == 1 else (pixels.transpose(1, 2, 0) - pixels.min()) / max(np.ptp(pixels), 1e-6)
+    )
+    pixels_ax.imshow(shown, cmap="gray", interpolation="nearest")
+    pixels_ax.set_xticks([])
+    pixels_ax.set_yticks([])
+    pixels_ax.set_title("1. its pixels, as the model reads them (normalised)", fontsize=LABEL_SIZE, loc="left")
+    left = (
+        (maths.vector, f"2. flattened: {n} numbers (patch_dim)"),
+        (maths.embedding, f"3. × patch_to_embedding → {dim} numbers"),
+        (maths.position, "4. its row of pos_embedding"),
+        (maths.token, "5. sum: the token"),
+        (maths.normed, f"6. layer {maths.layer + 1}'s LayerNorm of its input"),
+    )
+    for row, (values, title) in enumerate(left, start=1):
+        _strip(figure.add_subplot(grid[row, 0]), values, title)
+    _strip(figure.add_subplot(grid[1, 1]), maths.query, f"7. query q: {head_dim} numbers of head {maths.head + 1}")
+    token_names = ["CLS", *(str(i) for i in range(1, tokens))]
+    for row, values, title, colour in (
+        (slice(2, 4), maths.scores, f"8. q·k / √{head_dim} with every token's key", HEAD_PALETTE[5]),
+        (slice(4, 5), maths.weights, "9. softmax: the attention weights (sum 1)", HEAD_PALETTE[0]),
+    ):
+        ax = figure.add_subplot(grid[row, 1])
+        colours = [HIGHLIGHT_COLOUR if i == maths.token_index else colour for i in range(tokens)]
+        ax.bar(range(tokens), _numpy(values), color=colours, width=0.8)
+        ax.axhline(0, color="0.3", linewidth=0.8)
+        labels_every = max(1, math.ceil(tokens / 17))
+        ax.set_xticks(range(0, tokens, labels_every), token_names[::labels_every])
+        ax.tick_params(labelsize=TICK_SIZE)
+        ax.set_xlim(-0.6, tokens - 0.4)
+        ax.set_title(title, fontsize=LABEL_SIZE, loc="left")
+    _strip(figure.add_subplot(grid[5, 1]), maths.output, f"10. Σ weight × value: the head's {head_dim} outputs")
     return figure
 
 
@@ -508,7 +645,14 @@ def plot_timeline_frame(snapshot, probe_display: np.ndarray, config: ViTConfig) 
     distances = _numpy(snapshot.attention_distance)
     layers, heads = distances.shape
     for head in range(heads):
-        distance_ax.scatter(np.arange(1, layers + 1), distances[:, head], s=40, color=HEAD_COLOURS(head % 10), zorder=3)
+        distance_ax.scatter(
+            np.arange(1, layers + 1),
+            distances[:, head],
+            s=40,
+            color=_head_colour(head),
+            marker=_head_marker(head),
+            zorder=3,
+        )
     distance_ax.set_xticks(range(1, layers + 1))
     distance_ax.set_xlim(0.5, layers + 0.5)
     distance_ax.set_ylim(0, config.patch_size * (config.grid_size - 1) * math.sqrt(2))
@@ -520,15 +664,17 @@ def plot_timeline_frame(snapshot, probe_display: np.ndarray, config: ViTConfig) 
 __all__ = [
     "figure_to_image",
     "plot_patch_experiment",
+    "plot_patch_maths",
     "plot_timeline_frame",
     "plot_attention_distance",
     "plot_attention_overview",
-    "plot_cls_attention",
     "plot_confusion_matrix",
     "plot_embedding_filters",
     "plot_patch_grid",
     "plot_position_similarity",
     "plot_predictions",
-    "plot_rollout",
+    "plot_token_attention",
+    "plot_attribution",
+    "plot_faithfulness",
     "plot_training_curves",
 ]

@@ -72,7 +72,7 @@ CSS = """
 #explore-examples .grid-container { grid-auto-rows: auto !important; }
 #explore-examples .gallery-item, #explore-examples .thumbnail-item { height: auto !important; aspect-ratio: 1 / 1; }
 #explore-examples .thumbnail-item img { object-fit: contain !important; width: 100%; height: 100%; }
-/* Seven views a row at 1366 px: tighter tab buttons keep "Patch experiments" out of the overflow menu. */
+/* Eight views a row at 1366 px: tighter tab buttons keep "Experiments" out of the overflow menu. */
 #explore-views .tab-wrapper button, #explore-views .tab-container button {
   padding-left: 8px !important; padding-right: 8px !important;
 }

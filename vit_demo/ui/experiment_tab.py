@@ -1,4 +1,4 @@
-"""Explore's "Patch experiments" view: change the explored picture (shuffle its patches,
+"""Explore's "Experiments" view: change the explored picture (shuffle its patches,
 hide some of them, leave out `pos_embedding`) and see the prediction and the attention
 next to the original's; and the sanity baselines (the same model untrained, attention
 spread evenly) that show which structure is real.
@@ -40,8 +40,7 @@ def parse_patches(text: str | None, num_patches: int) -> list[int]:
         low, high = int(match[1]), int(match[2] or match[1])
         if low > high or high >= num_patches:
             raise ValueError(
-                f"patch numbers go from 0 to {num_patches - 1} for this model (see Patches → tokens); "
-                f"'{part}' is outside"
+                f"patch numbers go from 0 to {num_patches - 1} for this model (see Tokens); '{part}' is outside"
             )
         chosen += [i for i in range(low, high + 1) if i not in chosen]
     return chosen
@@ -177,7 +176,7 @@ class ExperimentControls:
 
 def render_experiment_tab() -> ExperimentControls:
     """The view's components, inside Explore's view tabs."""
-    with gr.Tab("Patch experiments", id=EXPERIMENT_VIEW) as tab:
+    with gr.Tab("Experiments", id=EXPERIMENT_VIEW) as tab:
         with gr.Row(equal_height=True):
             shuffle = gr.Checkbox(label="Shuffle the patches", value=True, min_width=120, elem_id="experiment-shuffle")
             seed = gr.Number(
@@ -185,7 +184,7 @@ def render_experiment_tab() -> ExperimentControls:
             )
             occlude = gr.Textbox(
                 label="Hide patches",
-                placeholder="e.g. 0, 5, 12-15 (see Patches → tokens)",
+                placeholder="e.g. 0, 5, 12-15 (see Tokens)",
                 min_width=180,
                 elem_id="experiment-occlude",
             )

@@ -110,7 +110,7 @@ that is why the Build tab only offers divisors of {S}. Smaller patches mean more
 detail, but more work: attention compares every token with every other, {T} × {T} = {_n(T * T)} pairs
 per head for your model, so halving the patch size makes attention about 16 times dearer.
 
-*See it:* Explore → **Patches → tokens** draws the grid and the token sequence for any picture.
+*See it:* Explore → **Tokens** draws the grid and the token sequence for any picture.
 """
 
     embedding = f"""
