@@ -2,11 +2,13 @@
 
     python benchmarks/explain_latency.py [--runs 20] [--dpi 100] [--threads 1] [--checkpoint PATH]
 
-One run = preprocess + one forward pass with attention + rollout (`explain.explain`), then
-every figure drawn and rendered to an image: the per-picture ones (prediction bars, patch
-grid, rollout, one head's CLS attention, all heads) and the per-model ones (positional
-similarity, embedding filters, attention distance), which the app could also cache per
-model. Prints the median and 95th percentile of each part and of the total, in ms of wall time,
+One run = preprocess + one forward pass with attention + rollout (`explain.explain`); then
+each map alone, for the predicted class (rollout, gradient x attention, occlusion), the
+faithfulness curves of the gradient map (its deletion and insertion curves and the random
+orders'), and one patch's maths; then every figure drawn and rendered to an image: the
+per-picture ones (prediction bars, patch grid, rollout, one head's CLS attention, all heads)
+and the per-model ones (positional similarity, embedding filters, attention distance), which
+the app caches per model. Prints the median and 95th percentile of each part and of the total, in ms of wall time,
 and the total's CPU time.
 The default model is the app's MNIST default: image 28, patch 7, dim 64, depth 4, heads 4,
 mlp 128 (its weights do not change the timing; pass --checkpoint to time a saved one).
@@ -31,8 +33,9 @@ import time
 import torch
 from PIL import Image, ImageDraw
 
-from vit_demo import checkpoints, explain, plots
+from vit_demo import checkpoints, experiments, explain, faithfulness, plots
 from vit_demo.model import ViT
+from vit_demo.patch_maths import patch_maths
 
 
 def uploaded_photo() -> Image.Image:
@@ -70,6 +73,19 @@ def one_run(model: ViT, info: dict, photo: Image.Image, dpi: int) -> dict[str, f
     start, start_cpu = time.perf_counter(), time.process_time()
     explanation = explain.explain(model, info, photo)
     times["explain (preprocess + predict + rollout)"] = time.perf_counter() - start
+    tensor, target = explanation.preprocessed.tensor, int(explanation.probabilities.argmax())
+    fill = experiments.background_value(info)
+    maps = {}
+    for method in ("rollout", "gradient", "occlusion"):
+        begun = time.perf_counter()
+        maps[method] = explain.attribution(model, tensor, method, target, fill)
+        times[f"map: {method}"] = time.perf_counter() - begun
+    begun = time.perf_counter()
+    faithfulness.faithfulness(model, tensor, target, maps["gradient"], fill)
+    times["faithfulness curves (map + random orders)"] = time.perf_counter() - begun
+    begun = time.perf_counter()
+    patch_maths(model, tensor, patch=model.config.num_patches // 2)
+    times["patch maths"] = time.perf_counter() - begun
     for part, build in (("per-picture figures (5)", per_picture_figures), ("per-model figures (3)", per_model_figures)):
         begun = time.perf_counter()
         for figure in build(model, explanation):

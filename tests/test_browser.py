@@ -2,10 +2,16 @@
 training runs from the Build tab's button to the confusion matrix, Explore answers, and
 a screenshot of each is saved. Uses Debian's chromium (never `playwright install`)."""
 
+import os
+from pathlib import Path
+
 import pytest
+import torch
 from ui_helpers import serving_app, settings_for
 
+from vit_demo import plots
 from vit_demo.harness import VIEWPORT, chromium_path, launch_chromium
+from vit_demo.ui.figures import render_with_box
 
 pytestmark = pytest.mark.browser
 
@@ -20,6 +26,25 @@ def served(data_dir, tiny_checkpoints, tmp_path_factory):
         settings_for(tmp_path_factory.mktemp("app"), tiny_checkpoints, data_dir, train_limit=1024)
     ) as both:
         yield both
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where the screenshots go: $VIT_DEMO_SCREENSHOTS to look at them, else the test's own folder."""
+    folder = Path(os.environ.get("VIT_DEMO_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def click_at(page, selector: str, x: float, y: float) -> None:
+    """Click the picture at `selector` at (x, y) of its own pixels, whatever size it is shown at."""
+    image = page.locator(selector)
+    natural = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    box = image.bounding_box()
+    scale = min(box["width"] / natural[0], box["height"] / natural[1])
+    left = box["x"] + (box["width"] - natural[0] * scale) / 2
+    top = box["y"] + (box["height"] - natural[1] * scale) / 2
+    page.mouse.click(left + x * scale, top + y * scale)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +62,7 @@ def page(url):
         browser.close()
 
 
-def test_a_student_trains_a_model_and_explores_it(page, tmp_path):
+def test_a_student_trains_a_model_and_explores_it(page, shots):
     page.get_by_text("Your ViT").wait_for(timeout=30_000)
     seconds = page.locator("#build-seconds input[type=number]")
     seconds.fill("5")
@@ -47,7 +72,19 @@ def test_a_student_trains_a_model_and_explores_it(page, tmp_path):
     page.locator("#train-status").get_by_text("Test accuracy:").wait_for(timeout=90_000)
     page.locator("#train-confusion img").wait_for()
     assert page.locator("#train-download").is_enabled()
-    page.screenshot(path=str(tmp_path / "train.png"))
+    page.screenshot(path=str(shots / "train.png"))
+
+    # A click on a cell of the confusion matrix opens its mistakes: true 3, taken for 5.
+    _, area = render_with_box(plots.plot_confusion_matrix(torch.zeros(10, 10), [str(d) for d in range(10)]))
+    left, top, right, bottom = area
+    cell = (right - left) / 10
+    click_at(page, "#train-confusion img", left + 5.5 * cell, top + 3.5 * (bottom - top) / 10)
+    page.locator("#train-mistakes-note").get_by_text("the model called").or_(
+        page.locator("#train-mistakes-note").get_by_text("was taken for")
+    ).wait_for(timeout=30_000)
+    assert page.locator("#train-mistake-true input").input_value() == "3"
+    assert page.locator("#train-mistake-guess input").input_value() == "5"
+    page.screenshot(path=str(shots / "mistakes-clicked.png"))
 
     # The training timeline: the last snapshot is drawn; scrubbing to the start redraws it.
     frame = page.locator("#train-timeline-frame img")
@@ -65,12 +102,24 @@ def test_a_student_trains_a_model_and_explores_it(page, tmp_path):
     page.locator("#train-timeline-gif-button").click()
     page.locator("#train-timeline-gif").get_by_text("vit-training-timeline").wait_for(timeout=60_000)
     frame.scroll_into_view_if_needed()
-    page.screenshot(path=str(tmp_path / "timeline.png"))
+    page.screenshot(path=str(shots / "timeline.png"))
 
     page.get_by_role("tab", name="③ Explore").click()
-    page.locator("#explore-rollout img").wait_for(timeout=30_000)
+    page.locator("#explore-map img").wait_for(timeout=30_000)
+    page.locator("#explore-faithfulness img").wait_for(timeout=30_000)
     assert "trained here" in page.locator("#explore-model-note").inner_text()
-    page.screenshot(path=str(tmp_path / "explore.png"))
+    assert "for random orders" in page.locator("#explore-where-summary").inner_text()  # the map, told in words
+    page.screenshot(path=str(shots / "explore.png"))
+
+    # A click on a patch of "What it sees" shows where that patch looks, in every layer and head.
+    click_at(page, "#explore-seen img", 196 * 0.6, 196 * 0.3)  # 4x4 patches: row 2, column 3
+    page.locator("#explore-heads-summary").get_by_text("patch 7 (row 2, column 3) attends most").wait_for(
+        timeout=30_000
+    )
+    page.screenshot(path=str(shots / "explore-patch.png"))
+    page.get_by_role("tab", name="The maths").click()
+    page.locator("#explore-maths-summary").get_by_text("Patch 7's query").wait_for(timeout=30_000)
+    page.screenshot(path=str(shots / "explore-maths.png"))
 
     # A patch experiment: shuffle without pos_embedding, and the guess stays the same.
     page.get_by_role("tab", name="Experiments").click()
@@ -78,8 +127,8 @@ def test_a_student_trains_a_model_and_explores_it(page, tmp_path):
     page.locator("#experiment-drop-position input").check()
     page.locator("#experiment-summary").get_by_text("in order").wait_for(timeout=30_000)
     assert "the same guess" in page.locator("#experiment-summary").inner_text()
-    page.screenshot(path=str(tmp_path / "experiment.png"))
-    assert (tmp_path / "train.png").stat().st_size > 10_000
+    page.screenshot(path=str(shots / "experiment.png"))
+    assert (shots / "train.png").stat().st_size > 10_000
     assert page.get_by_text("Error").count() == 0
 
 

@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageDraw
 from ui_helpers import EXAMPLE, TINY, as_outputs, settings_for, train_inputs
 
-from vit_demo import checkpoints
+from vit_demo import checkpoints, explain
 from vit_demo.data import get_spec, load_split
 from vit_demo.model import ViTConfig
 from vit_demo.planning import ThroughputMeter
@@ -98,6 +98,20 @@ def test_time_estimates_follow_the_measured_speed():
     meter.record_run(config, 128, images_per_second=1000)
     assert meter.seconds_per_epoch(config, 128, 60_000) == pytest.approx(60)
     assert meter.source == "measured in the last training run"
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
+def test_the_trust_lesson_quotes_the_measured_faithfulness_of_the_datasets_shipped_model(dataset):
+    from vit_demo import faithfulness
+    from vit_demo.ui.learn import trust
+
+    measured = faithfulness.measured(dataset)
+    text = trust(get_spec(dataset))
+    assert f"over **{measured['images']:,} test images** of {get_spec(dataset).title}" in text
+    for row in measured["methods"].values():
+        assert f"| {row['deletion']:.2f} | {row['insertion']:.2f} | **{row['score']:+.2f}** |" in text
+    best = max((m for m in measured["methods"] if m != "random"), key=lambda m: measured["methods"][m]["score"])
+    assert f"Here **{explain.ATTRIBUTIONS[best].split(' (')[0]}** is the most faithful" in text
 
 
 def test_lessons_fill_in_the_current_models_shapes_and_cover_every_part():
@@ -425,10 +439,13 @@ def test_training_records_a_bounded_timeline_that_the_slider_scrubs_and_a_gif_ex
     assert record.timeline[0].step == 0 and record.timeline[-1].fraction == pytest.approx(1.0)
     assert isinstance(frames[-1]["timeline_frame"], Image.Image)  # the last snapshot, drawn
     assert frames[-1]["timeline_slider"].maximum == len(record) - 1
-    first = trainer.train.show_snapshot(record, 0)
+    first, said = trainer.train.show_snapshot(record, 0)
     assert isinstance(first, Image.Image) and first.width > 600
-    assert trainer.train.show_snapshot(record, 999).size == first.size  # past the end: the last one
-    assert trainer.train.show_snapshot(None, 0) == gr.skip()
+    assert said.startswith("Step 0 (epoch 0.00)") and "On the probe picture it guesses" in said
+    last, said_last = trainer.train.show_snapshot(record, 999)  # past the end: the last one
+    assert last.size == first.size and said_last.startswith(f"Step {record.timeline[-1].step:,} ")
+    assert frames[-1]["timeline_summary"] == said_last
+    assert trainer.train.show_snapshot(None, 0) == (gr.skip(), gr.skip())
     made = trainer.train.timeline_gif(record)
     assert made.visible
     gif = Image.open(made.value["path"] if isinstance(made.value, dict) else made.value)
@@ -536,9 +553,23 @@ def test_the_mistakes_gallery_shows_test_images_of_one_class_taken_for_another(t
     assert (
         isinstance(picture, Image.Image)
         and picture.size == (2 * 112 + 4, 112)
-        and caption.startswith(f"{guess_menu.value}: ")
+        and caption.startswith(f"✗ {guess_menu.value}: ")  # wrong, in a symbol as well as in words
     )
     assert trainer.train.show_mistakes(None, "1", "2")[0] == []
+    # Clicking that cell of the drawn confusion matrix opens the same gallery.
+    cells, drawn = last["confusion_cells"], last["confusion"]
+    left, top, right, bottom = cells.area
+    assert 0 <= left < right <= drawn.width and 0 <= top < bottom <= drawn.height
+    size = (right - left) / 10
+    centre = [left + (guess + 0.5) * size, top + (true + 0.5) * (bottom - top) / 10]
+    tabs, true_name, guessed_name, clicked, clicked_note = trainer.train.mistakes_at(
+        mine, cells, gr.SelectData(None, {"index": centre, "value": None})
+    )
+    assert tabs.selected == "mistakes" and (true_name, guessed_name) == (true_menu.value, guess_menu.value)
+    assert clicked_note == note and len(clicked) == len(items)
+    beside = gr.SelectData(None, {"index": [right + 5, top + 1], "value": None})
+    assert trainer.train.mistakes_at(mine, cells, beside) == (gr.skip(),) * 5
+    assert "Click a cell to see those images" in last["confusion_summary"]
 
 
 # ------------------------------------------------------------------ teacher mode

@@ -13,7 +13,9 @@ tells nothing about the model. Everything is batched: one forward pass per curve
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -21,6 +23,9 @@ from .explain import fill_patches, patch_masks
 from .model import ViT
 
 RANDOM_ORDERS = 4  # random rankings averaged for the baseline
+# Every method scored over 1,000 real test images per shipped model
+# (benchmarks/explanation_faithfulness.py writes it; the Learn tab quotes it).
+MEASURED = Path(__file__).resolve().parent / "measured" / "faithfulness.json"
 # Points on a curve at most: a 49-patch model is measured every 3 patches or so, which keeps a
 # curve to one small batch (the area changes by well under 0.01).
 MAX_POINTS = 17
@@ -127,4 +132,24 @@ def faithfulness(
     return Faithfulness(deletion, insertion, random_deletion, random_insertion)
 
 
-__all__ = ["Curve", "Faithfulness", "MAX_POINTS", "RANDOM_ORDERS", "curve_counts", "curves", "faithfulness", "ranking"]
+def measured(dataset: str, path: Path = MEASURED) -> dict | None:
+    """The benchmark's figures for a shipped model of `dataset` (None when not measured):
+    its "images", "patches" and per-method "deletion", "insertion", "score", "beats_random"."""
+    if not path.is_file():
+        return None
+    table = json.loads(path.read_text(encoding="utf-8"))
+    return next((row for row in table.get("models", []) if row["dataset"] == dataset), None)
+
+
+__all__ = [
+    "MAX_POINTS",
+    "MEASURED",
+    "RANDOM_ORDERS",
+    "Curve",
+    "Faithfulness",
+    "curve_counts",
+    "curves",
+    "faithfulness",
+    "measured",
+    "ranking",
+]

@@ -164,12 +164,30 @@ def _overlay(ax: Axes, display: np.ndarray, heatmap: np.ndarray, vmax: float):
 def figure_to_image(figure: Figure, dpi: int = DEFAULT_DPI) -> Image.Image:
     """Render at `dpi` (the pixels `figure.savefig(..., dpi=dpi)` would write to a PNG) as
     an RGB PIL image, then clear the figure so its artists are freed at once."""
+    return figure_to_image_and_box(figure, dpi)[0]
+
+
+def figure_to_image_and_box(figure: Figure, dpi: int = DEFAULT_DPI) -> tuple[Image.Image, tuple[float, ...]]:
+    """`figure_to_image`, and where the first axes' data area lies in the picture: (left, top,
+    right, bottom) in pixels, so a click on the picture can be told which cell it hit."""
     canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else FigureCanvasAgg(figure)
     figure.set_dpi(dpi)
     canvas.draw()
     image = Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB")
+    box = figure.axes[0].get_window_extent() if figure.axes else None
+    height = image.height
+    area = (box.x0, height - box.y1, box.x1, height - box.y0) if box is not None else (0.0, 0.0, 0.0, 0.0)
     figure.clear()
-    return image
+    return image, area
+
+
+def grid_cell(area: Sequence[float], rows: int, columns: int, x: float, y: float) -> tuple[int, int] | None:
+    """The (row, column) of a `rows` x `columns` grid drawn over `area` (left, top, right,
+    bottom) under the pixel (x, y); None outside it."""
+    left, top, right, bottom = area
+    if not (left <= x < right and top <= y < bottom):
+        return None
+    return int((y - top) / (bottom - top) * rows), int((x - left) / (right - left) * columns)
 
 
 # --------------------------------------------------------------------------- prediction
@@ -663,6 +681,8 @@ def plot_timeline_frame(snapshot, probe_display: np.ndarray, config: ViTConfig) 
 
 __all__ = [
     "figure_to_image",
+    "figure_to_image_and_box",
+    "grid_cell",
     "plot_patch_experiment",
     "plot_patch_maths",
     "plot_timeline_frame",

@@ -133,6 +133,16 @@ def patch_maths(maths) -> str:
     )
 
 
+def timeline_frame(snapshot, class_names: Sequence[str]) -> str:
+    accuracy = "" if snapshot.test_accuracy is None else f", test accuracy {snapshot.test_accuracy:.1%}"
+    guess = int(snapshot.probe_probabilities.argmax())
+    return (
+        f"Step {snapshot.step:,} (epoch {snapshot.epoch:.2f}{accuracy}). On the probe picture it guesses "
+        f"{class_names[guess]} ({float(snapshot.probe_probabilities[guess]):.0%}) and its rollout is strongest on "
+        f"{top_patches(snapshot.probe_rollout)}. {position_similarity(snapshot.position_similarity)}"
+    )
+
+
 def confusion(counts: torch.Tensor, class_names: Sequence[str]) -> str:
     counts = counts.detach().long()
     total = int(counts.sum())
@@ -161,5 +171,6 @@ __all__ = [
     "patch_maths",
     "position_similarity",
     "prediction",
+    "timeline_frame",
     "top_patches",
 ]

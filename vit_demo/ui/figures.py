@@ -20,6 +20,11 @@ def render(figure: Figure) -> Image.Image:
     return plots.figure_to_image(figure, dpi=FIGURE_DPI)
 
 
+def render_with_box(figure: Figure) -> tuple[Image.Image, tuple[float, ...]]:
+    """`render`, and where the figure's first axes lie in the picture (plots.figure_to_image_and_box)."""
+    return plots.figure_to_image_and_box(figure, dpi=FIGURE_DPI)
+
+
 def figure_slot(elem_id: str, height: int, placeholder: str | None = None) -> gr.Image:
     """A read-only picture for a rendered figure: PNG (Gradio's default WebP blurs heatmaps and
     text), no label, and no buttons (floating over a figure they hide the end of its title)."""

@@ -7,7 +7,9 @@ its own fold so a student reads one idea at a time.
 
 from __future__ import annotations
 
-from ..data import DatasetSpec
+from .. import faithfulness
+from ..data import DatasetSpec, get_spec
+from ..explain import ATTRIBUTIONS
 from ..model import ViTConfig, num_parameters
 
 LESSON_TITLES = (
@@ -21,6 +23,7 @@ LESSON_TITLES = (
     "7 · mlp_head: the answer",
     "8 · Training and inference: how it learns",
     "9 · Attention rollout and attention distance: where it looks",
+    "10 · How far to trust a map",
     "All the knobs in one table",
 )
 
@@ -71,6 +74,54 @@ def journey(config: ViTConfig, spec: DatasetSpec) -> str:
 
 In all: **{_n(num_parameters(counts))} learned numbers.** The code adds a batch dimension in front
 of every shape: a batch of 128 images is (128, {C}, {S}, {S}) at the start and (128, {K}) at the end.
+"""
+
+
+def trust(spec: DatasetSpec) -> str:
+    """How far to trust a map: the methods, the deletion and insertion test, and what the
+    benchmark measured over real test images (for this dataset's shipped model, else MNIST's)."""
+    measured = faithfulness.measured(spec.key) or faithfulness.measured("mnist")
+    if measured is None:
+        table = "*(The faithfulness benchmark has not been run here: `benchmarks/explanation_faithfulness.py`.)*"
+    else:
+        rows = "\n".join(
+            f"| {ATTRIBUTIONS.get(method, 'random order (the baseline)')} | {row['deletion']:.2f} | "
+            f"{row['insertion']:.2f} | **{row['score']:+.2f}** | "
+            + ("" if method == "random" else f"{row['beats_random']:.0%}")
+            + " |"
+            for method, row in measured["methods"].items()
+        )
+        best = max((m for m in measured["methods"] if m != "random"), key=lambda m: measured["methods"][m]["score"])
+        table = f"""Measured over **{measured["images"]:,} test images** of {get_spec(measured["dataset"]).title} with the
+shipped model ({measured["patches"]} patches), each map made for the class the model predicted:
+
+| map | deletion area (lower is better) | insertion area (higher is better) | score | beats random on |
+|---|---:|---:|---:|---:|
+{rows}
+
+Here **{ATTRIBUTIONS[best].split(" (")[0]}** is the most faithful on average; no map is right for every
+image, which is why Explore scores the one you are looking at."""
+    return f"""
+A heatmap over a picture looks convincing whether or not the model really used those patches.
+So Explore draws more than one kind of map, and **tests each one on your own model and picture**:
+
+- **Attention rollout** follows attention through the layers (section 9). It is the same for every
+  class: it says where the model looked, not why it chose *this* answer.
+- **Last layer's CLS attention**: one step of one layer, the simplest map.
+- **Gradient × attention** (Chefer et al., 2021) weights each attention link by how much it raised the
+  chosen class's score (its gradient), keeps only the links that helped, and follows them through the
+  layers. It answers "why *this* class": pick another class and the map changes.
+- **Occlusion** hides one patch at a time (paints it with the empty background) and measures how much
+  the class's probability drops. Slow for big models, but it asks the model directly.
+
+**The test** (deletion and insertion, Petsiuk et al., 2018): if a map is right, then deleting the
+patches it ranks first should make the class's probability fall fast (a small *area under the
+deletion curve*), and inserting them first into an empty picture should bring it back fast (a large
+area under the insertion curve). Doing the same in a **random order** is the baseline: a map that
+does no better than random tells you nothing about the model. The *score* is insertion area minus
+deletion area.
+
+{table}
 """
 
 
@@ -256,5 +307,6 @@ mix near-sighted and far-sighted heads; later layers look across the whole {S}×
         head,
         training,
         rollout,
+        trust(spec),
         knobs,
     ]

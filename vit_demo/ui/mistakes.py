@@ -104,7 +104,8 @@ def gallery(
         )
         rollouts = attention_rollout([a.cpu() for a in attentions])
         confidence = logits.float().softmax(-1)[:, guessed].cpu()
-    items = [(tile(images[i], rollouts[i]), f"{guessed_name}: {confidence[i]:.0%}") for i in range(len(chosen))]
+    mark = "✓" if true == guessed else "✗"  # right or wrong in a symbol too, not only a colour
+    items = [(tile(images[i], rollouts[i]), f"{mark} {guessed_name}: {confidence[i]:.0%}") for i in range(len(chosen))]
     shown = f"; the first {len(chosen)} shown" if total > len(chosen) else ""
     return items, (
         f"**{total:,}** test images of **{true_name}** the model called **{guessed_name}** ({kind}), "

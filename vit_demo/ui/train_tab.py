@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .. import checkpoints, plots
+from .. import checkpoints, plots, summaries
 from .. import timeline as timelines
 from ..data import DatasetSpec, display_pixels, get_spec, load_split, to_picture
 from ..model import ViTConfig, num_parameters
@@ -39,7 +39,7 @@ from ..training import TrainConfig, TrainProgress, checkpoint_info, create_model
 from . import compare, mistakes
 from .build_tab import BuildControls, Knobs, check_fits_server
 from .errors import user_errors
-from .figures import figure_slot, render
+from .figures import figure_slot, render, render_with_box
 from .models import MINE, LoadedModel
 from .settings import AppSettings
 from .state import SessionState
@@ -62,8 +62,11 @@ TRAIN_OUTPUTS = (
     "loss",
     "accuracy",
     "positions",
+    "positions_summary",
     "probes",
     "confusion",
+    "confusion_summary",
+    "confusion_cells",
     "download",
     "my_model",
     "views",
@@ -71,6 +74,7 @@ TRAIN_OUTPUTS = (
     "timeline",
     "timeline_slider",
     "timeline_frame",
+    "timeline_summary",
     "mistake_true",
     "mistake_guess",
     "runs",
@@ -215,12 +219,26 @@ class BackgroundRenderer:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def draw_position_similarity(similarity: torch.Tensor) -> Image.Image:
-    return render(plots.plot_position_similarity(similarity))
+def draw_position_similarity(similarity: torch.Tensor) -> tuple[Image.Image, str]:
+    return render(plots.plot_position_similarity(similarity)), summaries.position_similarity(similarity)
 
 
 TIMELINE_CAPACITY = 40  # snapshots kept per run (each a few KB): older ones are thinned evenly
 GIF_DPI = 60  # GIF frames are drawn smaller than the page's figures: 40 of them must stay quick
+
+
+@dataclass(frozen=True)
+class ConfusionCells:
+    """Where a drawn confusion matrix's cells are: its axes' area in the picture (left, top,
+    right, bottom pixels) and the classes of its rows and columns."""
+
+    area: tuple[float, ...]
+    class_names: tuple[str, ...]
+
+    def at(self, x: float, y: float) -> tuple[int, int] | None:
+        """(true, guessed) class indices of the cell under a click at (x, y); None beside the cells."""
+        k = len(self.class_names)
+        return plots.grid_cell(self.area, k, k, x, y)
 
 
 @dataclass(eq=False)
@@ -231,6 +249,7 @@ class TimelineRecord:
     timeline: timelines.Timeline
     probe_display: object  # uint8 numpy, (S, S) or (S, S, 3)
     config: ViTConfig
+    class_names: tuple[str, ...]
     _frames: dict = field(default_factory=dict, repr=False)  # (step, dpi) -> drawn frame
 
     def __len__(self) -> int:
@@ -241,6 +260,9 @@ class TimelineRecord:
 
     def frame(self, index: int, dpi: int | None = None) -> Image.Image:
         return self.draw(self.timeline[index], dpi)
+
+    def summary(self, index: int) -> str:
+        return summaries.timeline_frame(self.timeline[index], self.class_names)
 
     def draw(self, snapshot: timelines.Snapshot, dpi: int | None = None) -> Image.Image:
         key = (snapshot.step, snapshot.fraction, dpi)
@@ -401,11 +423,14 @@ class TrainHandlers:
             views=gr.Tabs(selected="positions"),
             timeline=None,
             timeline_frame=None,
+            timeline_summary="",
             timeline_slider=empty_timeline_slider(),
         )
         ticket = self.queue.join()
         positions = BackgroundRenderer(draw_position_similarity)
-        record = TimelineRecord(timelines.Timeline(TIMELINE_CAPACITY), display_pixels(probes.images[0]), config)
+        record = TimelineRecord(
+            timelines.Timeline(TIMELINE_CAPACITY), display_pixels(probes.images[0]), config, spec.class_names
+        )
         try:
             if not (yield from self._wait_for_seat(ticket, stop, progress)):
                 yield frame(status="You left the queue. Press **Start** to join it again.", progress_bar="")
@@ -426,15 +451,18 @@ class TrainHandlers:
                 if update.position_similarity is not None:
                     positions.request(update.position_similarity)
                 drawn = positions.finish() if update.state_dict is not None else positions.ready()
-                changes = {} if drawn is None else {"positions": drawn}
+                changes = {} if drawn is None else dict(zip(("positions", "positions_summary"), drawn))
                 if update.snapshot is not None:
                     record.timeline.add(update.snapshot)  # thins exactly as the run's own timeline
                     changes.update(timeline=record, timeline_slider=timeline_slider(record, interactive=False))
                 if update.state_dict is not None:
                     # The timeline's frame is drawn once the run ends (then scrubbed): drawn live, it
                     # cost the training more than anything else on the page, below the fold.
+                    last = len(record) - 1
                     changes.update(
-                        timeline_frame=record.frame(len(record) - 1), timeline_slider=timeline_slider(record)
+                        timeline_frame=record.frame(last),
+                        timeline_summary=record.summary(last),
+                        timeline_slider=timeline_slider(record),
                     )
                 if update.probe_probabilities is not None:
                     changes["probes"] = probe_strip(probes.images, probes.labels, update.probe_probabilities, spec)
@@ -549,7 +577,7 @@ class TrainHandlers:
             "progress_bar": progress_html(p.fraction, f"{ending} at step {p.step:,}"),
             "loss": curves.loss(),
             "accuracy": curves.accuracy(),
-            "confusion": render(plots.plot_confusion_matrix(p.confusion, spec.class_names)),
+            **self._confusion(p.confusion, spec.class_names),
             **dict(zip(("mistake_true", "mistake_guess"), mistakes.class_dropdowns(spec.class_names, p.confusion))),
             "download": gr.DownloadButton(value=str(archive), interactive=True),
             "my_model": mine,
@@ -584,12 +612,34 @@ class TrainHandlers:
         loss, accuracy = compare.curves(kept)
         return {"runs": kept, "compare_table": compare.table(kept), "compare_loss": loss, "compare_accuracy": accuracy}
 
+    @staticmethod
+    def _confusion(counts: torch.Tensor, class_names) -> dict:
+        """The confusion matrix's picture, its sentence, and where its cells are (for clicks)."""
+        picture, area = render_with_box(plots.plot_confusion_matrix(counts, class_names))
+        return {
+            "confusion": picture,
+            "confusion_summary": summaries.confusion(counts, class_names),
+            "confusion_cells": ConfusionCells(area, tuple(class_names)),
+        }
+
     @user_errors
-    def show_snapshot(self, record: TimelineRecord | None, value) -> Image.Image:
-        """The timeline's frame at the slider's position."""
+    def mistakes_at(self, mine: LoadedModel | None, cells: ConfusionCells | None, event: gr.SelectData) -> tuple:
+        """A click on a cell of the confusion matrix: the Mistakes view, set to that true class
+        and guess, with its images. A click beside the cells changes nothing."""
+        cell = None if cells is None or not isinstance(event.index, (list, tuple)) else cells.at(*event.index)
+        if cell is None:
+            return (gr.skip(),) * 5
+        true_name, guessed_name = (cells.class_names[i] for i in cell)
+        items, note = mistakes.gallery(mine, true_name, guessed_name, self.app.data_dir, self.app.test_limit)
+        return gr.Tabs(selected="mistakes"), true_name, guessed_name, items, note
+
+    @user_errors
+    def show_snapshot(self, record: TimelineRecord | None, value) -> tuple:
+        """The timeline's frame at the slider's position, and its sentence."""
         if record is None or not len(record):
-            return gr.skip()
-        return record.frame(record.index(value))
+            return gr.skip(), gr.skip()
+        index = record.index(value)
+        return record.frame(index), record.summary(index)
 
     @user_errors
     def timeline_gif(self, record: TimelineRecord | None, request: gr.Request = None) -> gr.File:
@@ -672,11 +722,14 @@ class TrainControls:
     loss: gr.LinePlot
     accuracy: gr.LinePlot
     positions: gr.Image
+    positions_summary: gr.Markdown
     probes: gr.HTML
     confusion: gr.Image
+    confusion_summary: gr.Markdown
     views: gr.Tabs
     timeline_slider: gr.Slider
     timeline_frame: gr.Image
+    timeline_summary: gr.Markdown
     timeline_gif_button: gr.Button
     timeline_gif: gr.File
     mistakes_tab: gr.Tab
@@ -687,6 +740,7 @@ class TrainControls:
     compare_table: gr.Markdown
     compare_loss: gr.LinePlot
     compare_accuracy: gr.LinePlot
+    confusion_cells: gr.State  # ConfusionCells of the drawn matrix
     live: gr.Timer  # polls the page's run (TrainHandlers.poll) while it trains
     finished: gr.Textbox  # changes when a run ends: a new model for Explore
 
@@ -729,7 +783,10 @@ def render_train_tab() -> TrainControls:
                     y="accuracy (%)",
                     color="series",
                     y_lim=[0, 100],
-                    color_map={"train accuracy": "#6366f1", "test accuracy": "#16a34a"},
+                    color_map={
+                        "train accuracy": "#0072B2",
+                        "test accuracy": "#D55E00",
+                    },  # Okabe & Ito: safe for colour-blind eyes
                     label="Accuracy (higher is better)",
                     elem_id="train-accuracy",
                 )
@@ -739,8 +796,10 @@ def render_train_tab() -> TrainControls:
                     positions = figure_slot(
                         "train-positions", 300, "How alike the learned positions are, live during training"
                     )
+                    positions_summary = gr.Markdown(elem_id="train-positions-summary", latex_delimiters=[])
                 with gr.Tab("Confusion matrix", id="confusion"):
                     confusion = figure_slot("train-confusion", 300, "Which classes it mixes up, once training ends")
+                    confusion_summary = gr.Markdown(elem_id="train-confusion-summary", latex_delimiters=[])
                 with gr.Tab("Mistakes", id="mistakes") as mistakes_tab:
                     with gr.Row():
                         mistake_true = gr.Dropdown(
@@ -794,6 +853,7 @@ def render_train_tab() -> TrainControls:
         timeline_frame = figure_slot(
             "train-timeline-frame", 400, "The timeline is drawn when a run ends: then drag the slider"
         )
+        timeline_summary = gr.Markdown(elem_id="train-timeline-summary", latex_delimiters=[], padding=True)
     with gr.Accordion("Compare your last two runs", open=True, elem_id="train-compare"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300):
@@ -818,30 +878,34 @@ def render_train_tab() -> TrainControls:
                         elem_id="train-compare-accuracy",
                     )
     return TrainControls(
-        start,
-        stop,
-        download,
-        progress_bar,
-        status,
-        metrics,
-        loss,
-        accuracy,
-        positions,
-        probes,
-        confusion,
-        views,
-        timeline_slider,
-        timeline_frame,
-        timeline_gif_button,
-        timeline_gif,
-        mistakes_tab,
-        mistake_true,
-        mistake_guess,
-        mistakes_note,
-        mistakes_gallery,
-        compare_table,
-        compare_loss,
-        compare_accuracy,
+        start=start,
+        stop=stop,
+        download=download,
+        progress_bar=progress_bar,
+        status=status,
+        metrics=metrics,
+        loss=loss,
+        accuracy=accuracy,
+        positions=positions,
+        positions_summary=positions_summary,
+        probes=probes,
+        confusion=confusion,
+        confusion_summary=confusion_summary,
+        views=views,
+        timeline_slider=timeline_slider,
+        timeline_frame=timeline_frame,
+        timeline_summary=timeline_summary,
+        timeline_gif_button=timeline_gif_button,
+        timeline_gif=timeline_gif,
+        mistakes_tab=mistakes_tab,
+        mistake_true=mistake_true,
+        mistake_guess=mistake_guess,
+        mistakes_note=mistakes_note,
+        mistakes_gallery=mistakes_gallery,
+        compare_table=compare_table,
+        compare_loss=compare_loss,
+        compare_accuracy=compare_accuracy,
+        confusion_cells=gr.State(None),
         live=gr.Timer(POLL_SECONDS, active=False),
         finished=gr.Textbox(visible=False),
     )
@@ -895,7 +959,7 @@ def wire_train_tab(
         [train.timeline_slider.input, train.timeline_slider.release],
         handlers.show_snapshot,
         [state.my_timeline, train.timeline_slider],
-        train.timeline_frame,
+        [train.timeline_frame, train.timeline_summary],
         trigger_mode="always_last",
         **private,
     )
@@ -909,6 +973,13 @@ def wire_train_tab(
         [state.my_model, train.mistake_true, train.mistake_guess],
         [train.mistakes_gallery, train.mistakes_note],
         trigger_mode="always_last",
+        api_visibility="private",
+        **exploring,
+    )
+    train.confusion.select(
+        handlers.mistakes_at,
+        [state.my_model, train.confusion_cells],
+        [train.views, train.mistake_true, train.mistake_guess, train.mistakes_gallery, train.mistakes_note],
         api_visibility="private",
         **exploring,
     )
