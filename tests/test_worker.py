@@ -79,7 +79,7 @@ def test_a_process_killed_mid_run_is_reported_and_replaced(data_dir, tmp_path):
         )
         next(run)
         os.kill(worker.pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
-        with pytest.raises(TrainingProcessDied, match="killed, most likely for lack of memory"):
+        with pytest.raises(TrainingProcessDied, match="SIGKILL, most likely for lack of memory"):
             list(run)
         updates = list(worker.run(run_training, TINY, config(data_dir, epochs=0.1), probes))
         assert updates[-1].progress.done

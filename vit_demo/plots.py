@@ -217,7 +217,8 @@ def plot_confusion_matrix(counts, class_names: Sequence[str]) -> Figure:
     counts = _numpy(counts).astype(int)
     total = counts.sum()
     accuracy = 100.0 * np.trace(counts) / total if total else 0.0
-    figure = _new_figure(8, 7.2, f"Confusion matrix: {accuracy:.1f}% of {total:,} test images right")
+    # Sized for the Train tab's side column, shown at its own size: every count stays readable.
+    figure = _new_figure(5.4, 5.0, f"Confusion matrix: {accuracy:.1f}% right")
     ax = figure.add_subplot()
     image = ax.imshow(counts, cmap=COUNT_CMAP, vmin=0)
     threshold = counts.max() / 2

@@ -27,6 +27,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -139,7 +140,11 @@ class TrainingProcess:
         self._process.join(5)
         code = self._process.exitcode
         self._replace()
-        killed = ": killed, most likely for lack of memory" if code is not None and code < 0 else ""
+        killed = ""
+        if code is not None and code < 0:
+            signal_name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+            # The kernel's out-of-memory killer sends SIGKILL; a SIGTERM is someone ending it on purpose.
+            killed = f": {signal_name}" + (", most likely for lack of memory" if -code == signal.SIGKILL else "")
         return TrainingProcessDied(
             f"the training process ended unexpectedly (exit code {code}{killed}). Try a smaller model or batch size."
         )

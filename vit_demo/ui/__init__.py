@@ -109,6 +109,7 @@ class App:
         self.train = TrainHandlers(settings, self.meter, self.trainings, run)
         self.explore = ExploreHandlers(self.library, settings.examples_dir)
         self.measured = threading.Event()
+        self.closing = False
 
     def start_measuring(self) -> None:
         """Time every recipe candidate in a training process, in the background: what plans
@@ -139,11 +140,13 @@ class App:
                 for speeds in self.processes.run(planning.measure_speeds, dataset, candidates):
                     self.meter.record_speeds(speeds, candidates, dataset)
             except Exception:  # estimates fall back to a guess; training still works
-                log.exception("could not measure this machine's training speed")
+                if not self.closing:  # a server shutting down ends its processes mid-measurement
+                    log.exception("could not measure this machine's training speed")
                 return
 
     def close(self) -> None:
         """End the training processes (the server is shutting down, or a test is done)."""
+        self.closing = True
         if self.processes is not None:
             self.processes.close()
 

@@ -798,7 +798,7 @@ def render_train_tab() -> TrainControls:
                     )
                     positions_summary = gr.Markdown(elem_id="train-positions-summary", latex_delimiters=[])
                 with gr.Tab("Confusion matrix", id="confusion"):
-                    confusion = figure_slot("train-confusion", 300, "Which classes it mixes up, once training ends")
+                    confusion = figure_slot("train-confusion", 450, "Which classes it mixes up, once training ends")
                     confusion_summary = gr.Markdown(elem_id="train-confusion-summary", latex_delimiters=[])
                 with gr.Tab("Mistakes", id="mistakes") as mistakes_tab:
                     with gr.Row():
