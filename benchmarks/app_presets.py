@@ -6,7 +6,8 @@
    candidates is timed for a few steps in a training process (`planning.measure_speeds`),
    and `planning.plan` picks the one whose measured accuracy is best for the images its
    time budget buys here.
-2. The planned run is trained with the app's TrainConfig (`planning.app_train_config`) and
+2. The planned run is trained with the app's TrainConfig (`planning.app_train_config`, the
+   time budget turned into the steps it buys at the timed speed, as the app does) and
    the app's threads (`step.server_threads`: one per operation on 2 cores, where the batch
    is split over two threads).
 
@@ -56,7 +57,8 @@ def describe_plan(dataset: str, preset: Preset, plan: planning.Plan) -> str:
 def without_ui(dataset: str, plan: planning.Plan):
     """The planned run, trained as the app trains it: its final report."""
     c = plan.candidate
-    config = planning.app_train_config(dataset, c.lr, c.batch_size, 0, time_budget=plan.seconds)
+    steps = planning.steps_in(plan.seconds, plan.images_per_second, c.batch_size)  # as the app turns seconds into steps
+    config = planning.app_train_config(dataset, c.lr, c.batch_size, 0, steps=steps)
     configure_threads(app_threads())
     return run_to_completion(create_model(dataset, seed=0, **c.model), config)
 

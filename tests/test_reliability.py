@@ -122,7 +122,7 @@ HUGE_CIFAR = dict(dataset="cifar10", patch_size=1, dim=256, depth=12, heads=16, 
         (dict(dim=None), "choose a value for dim"),
         (dict(batch_size=0), "batch_size must be a whole number of at least 1, got 0"),
         (dict(lr=-1), "learning rate must be between 0 and 1"),
-        (dict(length="time", seconds=-5), "time_budget must be a positive number of seconds, got -5.0"),
+        (dict(length="time", seconds=-5), "seconds must be more than 0, got -5"),
     ],
 )
 def test_bad_hyperparameters_are_refused_with_the_reason(app, changes, message):
@@ -510,6 +510,14 @@ def test_a_half_downloaded_dataset_is_detected_not_crashed_on(tmp_path, tiny_che
 # ================================================================== faults during training
 
 
+def wait_for(condition, timeout: float = 60.0) -> None:
+    """Until `condition()` holds; a test failure if it never does."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "it never happened"
+        time.sleep(0.05)
+
+
 def run_until_training(run) -> list[dict]:
     """Frames of `run` until the first one reporting a step past 0."""
     frames = []
@@ -543,14 +551,14 @@ def test_a_closed_tab_ends_its_training_and_frees_the_seat(trainer):
     run_until_training(run)
     assert trainer.trainings.running == 1
     run.close()  # what Gradio does when the browser tab goes away
-    assert (trainer.trainings.running, trainer.trainings.waiting) == (0, 0)
+    wait_for(lambda: (trainer.trainings.running, trainer.trainings.waiting) == (0, 0))  # the run stops at its next step
     # ... and so does a tab closed while waiting in line.
     someone = trainer.trainings.join()
     assert trainer.trainings.wait_turn(someone, 0) == 0
     queued = trainer.train.train(**train_inputs(), request=session("impatient"))
     assert "number 1 in line" in [as_outputs(next(queued)) for _ in range(2)][-1]["status"]
     queued.close()
-    assert (trainer.trainings.running, trainer.trainings.waiting) == (1, 0)
+    wait_for(lambda: (trainer.trainings.running, trainer.trainings.waiting) == (1, 0))  # it left the line
     trainer.trainings.leave(someone)
 
 
@@ -599,6 +607,45 @@ def test_sessions_never_see_each_others_models(trainer):
     assert Path(alice["download"].value["path"]).is_file() and Path(bob["download"].value["path"]).is_file()
     # A session without a model of its own gets the message, not someone else's model.
     assert "have not trained a model yet" in refused(trainer.explore.predict, str(EXAMPLE), MINE, None, None)
+
+
+def test_pages_that_ask_for_the_same_settings_share_one_run_and_get_the_same_model(trainer):
+    first = trainer.train.train(**train_inputs(epochs=0.5, seed=7), request=session("carol"))
+    run_until_training(first)
+    # Dave asks for the same settings while Carol's run trains: he follows it, no second run starts.
+    dave_frames = [
+        as_outputs(f) for f in trainer.train.train(**train_inputs(epochs=0.5, seed=7), request=session("dave"))
+    ]
+    carol = as_outputs(list(first)[-1])
+    dave = dave_frames[-1]
+    assert "Same settings as a run already on this server: sharing its result" in dave["status"]
+    assert "Test accuracy" in dave["status"] and "Same settings" not in carol["status"]
+    for name, tensor in carol["my_model"].model.state_dict().items():
+        assert torch.equal(tensor, dave["my_model"].model.state_dict()[name]), name
+    # Each keeps a copy of its own: one session's end cannot take the other's files.
+    assert carol["my_model"].files != dave["my_model"].files
+    assert Path(carol["download"].value["path"]).is_file() and Path(dave["download"].value["path"]).is_file()
+    assert len(trainer.train.hub.runs()) == 1
+    # Later, a third page gets the finished run at once: the whole curve and the model.
+    erin = [as_outputs(f) for f in trainer.train.train(**train_inputs(epochs=0.5, seed=7), request=session("erin"))]
+    assert len(erin) == 2 and erin[-1]["status"].startswith("**Same settings") and erin[-1]["loss"] is not None
+    assert len(trainer.train.hub.runs()) == 1
+
+
+def test_a_shared_runs_stop_leaves_it_to_the_others_and_the_last_ones_stop_keeps_the_model(trainer):
+    settings = train_inputs(length="time", seconds=60, seed=8)
+    frank = trainer.train.train(**settings, request=session("frank"))
+    run_until_training(frank)
+    grace = trainer.train.train(**settings, request=session("grace"))
+    next(grace), next(grace)
+    trainer.train.stop(session("frank"))
+    left = as_outputs(list(frank)[-1])
+    assert "You stopped watching. The run goes on for the 1 other page" in left["status"]
+    assert left["my_model"] == gr.skip()
+    trainer.train.stop(session("grace"))  # the last one watching: the run stops, its model is kept
+    kept = as_outputs(list(grace)[-1])
+    assert "Stopped early" in kept["status"] and kept["my_model"].model is not None
+    assert trainer.train.hub.runs() == []  # a stopped run is never handed to anyone else
 
 
 # ================================================================== through gradio_client

@@ -32,7 +32,7 @@ def test_learning_rate_warms_up_then_decays_to_zero_at_the_end():
 @pytest.mark.parametrize(
     "settings, message",
     [
-        ({"epochs": 1, "time_budget": 10}, "either epochs or time_budget"),
+        ({"epochs": 1, "time_budget": 10}, "give one of epochs, time_budget or steps, not epochs and time_budget"),
         ({"epochs": 0}, "epochs must be positive"),
         ({"time_budget": -5}, "time_budget must be a positive number of seconds"),
         ({"batch_size": 0}, "batch_size must be a whole number of at least 1"),
@@ -259,3 +259,31 @@ def test_the_evaluation_slice_is_fixed_by_the_seed_and_sized():
     assert not torch.equal(first.images, other.images)
     assert len(set(first.images.flatten().tolist())) == 20  # no image twice
     torch.testing.assert_close(first.labels, first.images.flatten().long() % 10)
+
+
+def test_a_run_of_so_many_steps_takes_exactly_those_and_ends_its_schedule_there(data_dir):
+    config = TrainConfig(dataset="mnist", steps=13, train_limit=512, test_limit=128, data_dir=str(data_dir))
+    reports = list(train(create_model("mnist", seed=0, **TINY), config))
+    final = reports[-1]
+    assert final.step == final.total_steps == 13 and final.fraction == 1.0
+    assert final.lr == pytest.approx(0.0, abs=1e-4)  # the last step's rate: the schedule ends at zero
+    # The same settings train the same model: what lets the app share identical runs.
+    again = create_model("mnist", seed=0, **TINY)
+    list(train(again, config))
+    twice = create_model("mnist", seed=0, **TINY)
+    list(train(twice, config))
+    for name, tensor in again.state_dict().items():
+        assert torch.equal(tensor, twice.state_dict()[name]), name
+
+
+@pytest.mark.parametrize(
+    "lengths, message",
+    [
+        (dict(epochs=1, steps=5), "give one of epochs, time_budget or steps, not epochs and steps"),
+        (dict(steps=0), "steps must be a whole number of at least 1, got 0"),
+        (dict(steps=2.5), "steps must be a whole number of at least 1, got 2.5"),
+    ],
+)
+def test_a_run_has_one_length(lengths, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**lengths)

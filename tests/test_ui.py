@@ -92,6 +92,22 @@ def test_datasets_offer_only_patch_sizes_that_divide_their_images(app):
     assert patch_dropdown["value"] == 8 and patch_dropdown["choices"] == [2, 4, 8, 16, 32]
 
 
+def test_a_time_budget_becomes_the_steps_this_machine_measured_at_start_takes_in_it(app):
+    from vit_demo.recipes import Candidate
+    from vit_demo.ui.build_tab import Knobs
+
+    knobs = Knobs.read("mnist", 7, 64, 2, 4, 128, 0.003, 128, "time", 30, 1, 0)
+    app.meter.record_speeds({Candidate(7, 64, 2, 4, 128).name: 5000.0}, (Candidate(7, 64, 2, 4, 128),), "mnist")
+    config = knobs.train_config(app.settings, app.meter)
+    # 30 s at 5,000 images/s, less the ten 2,000-image scorings (a third of a training image each).
+    assert config.time_budget is None and config.steps == (30 * 5000 - 10 * 2000 // 3) // 128
+    assert knobs.train_config(app.settings, app.meter) == config  # same knobs, same run: it can be shared
+    app.meter.record_run(knobs.model_config(), 128, 9000.0)  # a later run's speed does not move the plan
+    assert knobs.train_config(app.settings, app.meter).steps == config.steps
+    epochs = Knobs.read("mnist", 7, 64, 2, 4, 128, 0.003, 128, "epochs", 30, 2, 0).train_config(app.settings, app.meter)
+    assert (epochs.epochs, epochs.steps, epochs.time_budget) == (2.0, None, None)
+
+
 def test_time_estimates_follow_the_measured_speed():
     meter = ThroughputMeter()
     config = ViTConfig(image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1)
@@ -369,7 +385,7 @@ def test_a_queued_person_sees_their_place_and_can_leave(trainer):
     trainer.trainings.expect_end(someone_else, 42)
     run = trainer.train.train(**train_inputs())
     waiting = [as_outputs(next(run)) for _ in range(2)][-1]
-    assert "number 1 in line" in waiting["status"] and "about 0:4" in waiting["status"]
+    assert "number 1 in line" in waiting["status"] and "start in about **0:4" in waiting["status"]
     trainer.train.stop()
     assert "You left the queue" in as_outputs(list(run)[-1])["status"]
     assert trainer.trainings.waiting == 0
@@ -402,11 +418,28 @@ def test_training_queue_is_first_come_first_served():
     assert (queue.wait_turn(second, 0), queue.wait_turn(third, 0)) == (1, 2)
     queue.leave(first)
     assert (queue.wait_turn(third, 0), queue.wait_turn(second, 0)) == (2, 0)
-    assert queue.next_seat_in() is None
-    queue.expect_end(second, 10)
-    assert 9 < queue.next_seat_in() <= 10
     with pytest.raises(ValueError):
         TrainingQueue(capacity=0)
+
+
+def test_a_queued_run_is_told_when_it_should_start_from_the_runs_ahead_of_it():
+    queue = TrainingQueue(capacity=2)
+    running = [queue.join(30), queue.join(60)]
+    for ticket in running:
+        assert queue.wait_turn(ticket, 0) == 0
+    waiting = [queue.join(40), queue.join(50), queue.join(None)]
+    assert queue.estimated_start(waiting[0]) is None  # the running ones have not said how long they need
+    queue.expect_end(running[0], 10)
+    queue.expect_end(running[1], 20)
+    # Seats free at 10 and 20 s; the first in line takes 10..50, the second 20..70, the third 50.
+    assert [queue.estimated_start(t) for t in waiting] == [
+        pytest.approx(10, abs=0.5),
+        pytest.approx(20, abs=0.5),
+        pytest.approx(50, abs=0.5),
+    ]
+    behind = queue.join(10)
+    assert queue.estimated_start(behind) is None  # one ahead of it does not know its length
+    assert queue.estimated_start(running[0]) == 0.0
 
 
 def test_a_stop_flag_reaches_across_threads(tmp_path):

@@ -287,6 +287,14 @@ def images_in(seconds: float, images_per_second: float, evaluations: int, eval_i
     return max(int(images_per_second * seconds - evaluations * eval_images / TRAINING_FLOPS_PER_FORWARD), 0)
 
 
+def steps_in(seconds: float, images_per_second: float, batch_size: int) -> int:
+    """The training steps a time budget buys at this speed, its evaluations left out: how the
+    app turns "about S seconds" into a repeatable length (`TrainConfig.steps`)."""
+    defaults = TrainConfig()
+    images = images_in(seconds, images_per_second, defaults.evaluations, defaults.eval_subset)
+    return max(1, images // batch_size)
+
+
 def plan(
     dataset: str,
     seconds: float,
@@ -397,6 +405,7 @@ def app_train_config(
     *,
     time_budget: float | None = None,
     epochs: float | None = None,
+    steps: int | None = None,
     data_dir: str | None = None,
     train_limit: int | None = None,
     test_limit: int | None = None,
@@ -408,6 +417,7 @@ def app_train_config(
         dataset=get_spec(dataset).key,
         time_budget=time_budget,
         epochs=epochs,
+        steps=steps,
         lr=lr,
         batch_size=batch_size,
         seed=seed,

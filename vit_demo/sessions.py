@@ -14,6 +14,7 @@ Nothing here imports gradio.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import threading
 import time
@@ -48,11 +49,15 @@ class TrainingQueue:
         self._condition = threading.Condition()
         self._waiting: list[Ticket] = []
         self._running: dict[Ticket, float | None] = {}  # ticket -> when it expects to end (monotonic)
+        self._durations: dict[Ticket, float | None] = {}  # ticket -> the seconds it expects to train
 
-    def join(self) -> Ticket:
+    def join(self, expected_seconds: float | None = None) -> Ticket:
+        """A place at the end of the line, for a training expected to take `expected_seconds`
+        (which estimates the start of everyone behind it)."""
         with self._condition:
             ticket = Ticket(next(self._numbers))
             self._waiting.append(ticket)
+            self._durations[ticket] = expected_seconds
             return ticket
 
     def wait_turn(self, ticket: Ticket, timeout: float) -> int:
@@ -80,15 +85,35 @@ class TrainingQueue:
             if ticket in self._running:
                 self._running[ticket] = time.monotonic() + max(seconds_left, 0.0)
 
-    def next_seat_in(self) -> float | None:
-        """Seconds until the first running training expects to end; None when unknown."""
+    def estimated_start(self, ticket: Ticket) -> float | None:
+        """Seconds until `ticket` should get a seat: the seats free up as the running trainings
+        expect to end, and each one ahead in line then takes its expected time. None while some
+        of that is not known yet; 0 once it holds a seat."""
         with self._condition:
-            ends = [end for end in self._running.values() if end is not None]
-        return max(min(ends) - time.monotonic(), 0.0) if ends else None
+            if ticket in self._running:
+                return 0.0
+            if ticket not in self._waiting:
+                return None
+            now = time.monotonic()
+            free_at = [end for end in self._running.values()]
+            free_at += [now] * (self.capacity - len(free_at))
+            if any(end is None for end in free_at):
+                return None
+            heapq.heapify(free_at)
+            for ahead in self._waiting:
+                start = max(heapq.heappop(free_at), now)
+                if ahead == ticket:
+                    return start - now
+                duration = self._durations.get(ahead)
+                if duration is None:
+                    return None
+                heapq.heappush(free_at, start + duration)
+        return None
 
     def leave(self, ticket: Ticket) -> None:
         """Give up a seat or a place in line (safe to call more than once)."""
         with self._condition:
+            self._durations.pop(ticket, None)
             self._running.pop(ticket, None)
             if ticket in self._waiting:
                 self._waiting.remove(ticket)

@@ -38,11 +38,14 @@ EVAL_SUBSET = 2000
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: str = "mnist"
-    # How long: a number of epochs, or a wall-clock budget in seconds (the learning-rate
-    # schedule then stretches over the budget). Exactly one of them is used; with neither,
-    # one epoch.
+    # How long: a number of epochs, a wall-clock budget in seconds (the learning-rate
+    # schedule then stretches over the budget), or a number of steps. At most one of them;
+    # with none, one epoch. Steps make a run repeatable: the same settings on the same
+    # machine train the same model (the app plans its time budgets as steps, see
+    # planning.steps_in, so that identical runs can be shared).
     epochs: float | None = None
     time_budget: float | None = None
+    steps: int | None = None
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 0.05
@@ -72,8 +75,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         get_spec(self.dataset)
-        if self.epochs is not None and self.time_budget is not None:
-            raise ValueError("give either epochs or time_budget, not both")
+        lengths = [name for name in ("epochs", "time_budget", "steps") if getattr(self, name) is not None]
+        if len(lengths) > 1:
+            raise ValueError(f"give one of epochs, time_budget or steps, not {' and '.join(lengths)}")
+        if self.steps is not None and (
+            isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1
+        ):
+            raise ValueError(f"steps must be a whole number of at least 1, got {self.steps!r}")
         if self.epochs is not None and not self.epochs > 0:
             raise ValueError(f"epochs must be positive, got {self.epochs}")
         if self.time_budget is not None and not self.time_budget > 0:
@@ -266,7 +274,7 @@ class _Run:
         expected_seconds = config.time_budget
         if expected_seconds is None and config.compile is None and machine.compiler:
             # Whether a compile would pay depends on how long the run is in seconds.
-            steps = config.total_epochs * n / self.batch_size
+            steps = config.steps or config.total_epochs * n / self.batch_size
             expected_seconds = steps * eager_step_seconds(model, first_images, first_targets, splitter)
         candidates, self.notes = plan_step(machine, config.compile, config.bf16, config.force_step, expected_seconds)
         self.stepper = FastestStep.for_paths(model, self.device, candidates, splitter)
@@ -275,7 +283,10 @@ class _Run:
         # left out (the order is reshuffled every epoch, so no image is left out for good).
         self.drop_partial = any(forward.compiled for forward in self.stepper.forwards)
         self.steps_per_epoch = n // self.batch_size if self.drop_partial else math.ceil(n / self.batch_size)
-        self.total_steps = None if config.time_budget else max(1, round(config.total_epochs * self.steps_per_epoch))
+        if config.time_budget:
+            self.total_steps = None
+        else:
+            self.total_steps = config.steps or max(1, round(config.total_epochs * self.steps_per_epoch))
         self.evaluation_points = [(i + 1) / config.evaluations for i in range(config.evaluations)]
         self.step = 0
         self.step_seconds = 0.0

@@ -157,16 +157,16 @@ class TrainingProcess:
         if stop is not None:
             stop.request()
         deadline = time.monotonic() + ABANDON_SECONDS
-        while time.monotonic() < deadline:
-            if self._connection.poll(POLL_SECONDS):
-                try:
+        try:
+            while time.monotonic() < deadline:
+                if self._connection.poll(POLL_SECONDS):
                     kind, _ = _receive(self._connection)
-                except EOFError:
+                    if kind in ("end", "error"):
+                        return
+                elif not self._process.is_alive():
                     break
-                if kind in ("end", "error"):
-                    return
-            elif not self._process.is_alive():
-                break
+        except (EOFError, OSError):  # the process ended, or the server closed it meanwhile
+            pass
         self._replace()
 
     def _replace(self) -> None:

@@ -76,6 +76,9 @@ class Knobs:
         cls, dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs, seed=0
     ) -> Knobs:
         """The knobs as the Build tab's controls give them; a ValueError names one that does not fit."""
+        for name, value, used in (("seconds", seconds, length == TIME), ("epochs", epochs, length == EPOCHS)):
+            if used and not float(value) > 0:
+                raise ValueError(f"{name} must be more than 0, got {float(value):g}")
         return cls(
             get_spec(dataset).key,
             {name: _whole(name, value) for name, value in zip(SHAPE_FIELDS, (patch_size, dim, depth, heads, mlp_dim))},
@@ -92,15 +95,23 @@ class Knobs:
         spec = get_spec(self.dataset)
         return ViTConfig(image_size=spec.image_size, num_classes=spec.num_classes, channels=spec.channels, **self.shape)
 
-    def train_config(self, app: AppSettings) -> TrainConfig:
-        """The run's TrainConfig (planning.app_train_config adds what the page does not show)."""
+    def train_config(self, app: AppSettings, meter: ThroughputMeter) -> TrainConfig:
+        """The run's TrainConfig (planning.app_train_config adds what the page does not show).
+        A time budget becomes the steps this machine takes in that time, as measured when the
+        server started: the same knobs then always train the same model here, so identical
+        runs can be shared (a ZeroGPU Space, never measured, keeps the seconds)."""
+        steps = None
+        if self.length == TIME and not app.zero_gpu:
+            speed = meter.planning_speed(self.model_config(), self.batch_size)
+            steps = planning.steps_in(self.seconds, speed, self.batch_size)
         return planning.app_train_config(
             self.dataset,
             self.lr,
             self.batch_size,
             self.seed,
-            time_budget=self.seconds if self.length == TIME else None,
+            time_budget=self.seconds if self.length == TIME and steps is None else None,
             epochs=self.epochs if self.length == EPOCHS else None,
+            steps=steps,
             data_dir=app.data_dir,
             train_limit=app.train_limit,
             test_limit=app.test_limit,

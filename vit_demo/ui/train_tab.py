@@ -35,10 +35,12 @@ from ..data import DatasetSpec, display_pixels, get_spec, load_split, to_picture
 from ..model import ViTConfig, num_parameters
 from ..planning import ThroughputMeter
 from ..sessions import StartingPoint, StopFlag, TrainingQueue, TrainingUpdate
+from ..shared_runs import RunHub, RunKey, SharedRun
+from ..step import Machine
 from ..training import TrainConfig, TrainProgress, checkpoint_info, create_model
 from . import compare, mistakes
 from .build_tab import BuildControls, Knobs, check_fits_server
-from .errors import user_errors
+from .errors import as_user_error, user_errors
 from .figures import figure_slot, render, render_with_box
 from .models import MINE, LoadedModel
 from .settings import AppSettings
@@ -358,15 +360,55 @@ class LiveRun:
         self._thread.join(timeout)
 
 
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run's model and record, shared by everyone who followed it."""
+
+    state_dict: dict
+    info: dict  # what its checkpoint records (training.checkpoint_info)
+    archive: Path  # its checkpoint as a zip, in the run's own folder
+    loss_rows: tuple  # (step, value) of its curves, for Compare
+    accuracy_rows: tuple
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """What a shared run publishes: changes to the Train outputs that every page following it
+    shows (`TRAIN_OUTPUTS` names), and the run's progress; the last one carries the result."""
+
+    changes: dict
+    progress: TrainProgress | None = None
+    result: RunResult | None = None
+
+
+def merge_frames(older: LiveFrame, newer: LiveFrame) -> LiveFrame:
+    """Both frames as one: what a page that saw neither must show (the newer values win)."""
+    return LiveFrame({**older.changes, **newer.changes}, newer.progress or older.progress, newer.result or older.result)
+
+
+def frame_bytes(item: LiveFrame) -> int:
+    """About how much memory a frame holds: its pictures and the model's weights."""
+    pictures = sum(v.width * v.height * 3 for v in item.changes.values() if isinstance(v, Image.Image))
+    weights = sum(t.numel() * t.element_size() for t in item.result.state_dict.values()) if item.result else 0
+    return pictures + weights
+
+
+SHARING = "**Same settings as a run already on this server: sharing its result.**\n\n"
+
+
 class TrainHandlers:
     """`run` trains: `run_training`'s arguments in, its updates out, wherever it runs
-    (a training process, or a ZeroGPU worker: see hosting.py)."""
+    (a training process, or a ZeroGPU worker: see hosting.py). Runs are shared: pages that ask
+    for the same settings follow one run (`shared_runs.RunHub`)."""
 
     def __init__(self, app: AppSettings, meter: ThroughputMeter, queue: TrainingQueue, run):
         self.app = app
         self.meter = meter
         self.queue = queue
         self._run = run
+        self.hub = RunHub(app.work_dir / "runs", merge_frames, frame_bytes)
+        # The key's machine: one server trains on one machine (a GPU server's runs still key by its CPU).
+        self.machine = "ZeroGPU" if app.zero_gpu else Machine.detect(torch.device("cpu")).describe()
         self._live: dict[str, LiveRun] = {}  # session key -> the page's run
         self._live_lock = threading.Lock()
 
@@ -398,13 +440,13 @@ class TrainHandlers:
         request: gr.Request = None,
         progress=gr.Progress(),
     ):
-        """Wait for a seat, train, and stream what happens (a tuple in `TRAIN_OUTPUTS` order
-        per update)."""
+        """Train, or follow the run already training (or trained) with the same settings, and
+        stream what happens (a tuple in `TRAIN_OUTPUTS` order per update)."""
         knobs = Knobs.read(
             dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs, seed
         )
         config = knobs.model_config()  # the model's own message when it cannot be built
-        training = knobs.train_config(self.app)
+        training = knobs.train_config(self.app, self.meter)
         check_fits_server(config, training.batch_size, self.app, self.meter)  # memory and time caps, with what to lower
         spec = get_spec(dataset)
         # Read the data before queueing: a missing dataset is reported at once, not after the wait.
@@ -426,106 +468,173 @@ class TrainHandlers:
             timeline_summary="",
             timeline_slider=empty_timeline_slider(),
         )
-        ticket = self.queue.join()
-        positions = BackgroundRenderer(draw_position_similarity)
-        record = TimelineRecord(
-            timelines.Timeline(TIMELINE_CAPACITY), display_pixels(probes.images[0]), config, spec.class_names
-        )
+        key = RunKey.of(knobs.shape, training, self.machine, self.app.max_train_seconds)
+        run, shared = self.hub.join(key, lambda run: self._start(run, knobs, config, training, probes, train_images))
         try:
-            if not (yield from self._wait_for_seat(ticket, stop, progress)):
-                yield frame(status="You left the queue. Press **Start** to join it again.", progress_bar="")
-                return
-            curves = Curves()
-            status = (
-                f"**Training** on {train_images:,} {spec.title} images. "
-                f"Press **Stop** to end early: the model so far is kept."
-            )
-            for update in self._run(
-                knobs.shape,
-                training,
-                probes.images,
-                stop=stop,
-                max_seconds=self.app.max_train_seconds,
-                timeline_capacity=TIMELINE_CAPACITY,
-            ):
-                if update.position_similarity is not None:
-                    positions.request(update.position_similarity)
-                drawn = positions.finish() if update.state_dict is not None else positions.ready()
-                changes = {} if drawn is None else dict(zip(("positions", "positions_summary"), drawn))
-                if update.snapshot is not None:
-                    record.timeline.add(update.snapshot)  # thins exactly as the run's own timeline
-                    changes.update(timeline=record, timeline_slider=timeline_slider(record, interactive=False))
-                if update.state_dict is not None:
-                    # The timeline's frame is drawn once the run ends (then scrubbed): drawn live, it
-                    # cost the training more than anything else on the page, below the fold.
-                    last = len(record) - 1
-                    changes.update(
-                        timeline_frame=record.frame(last),
-                        timeline_summary=record.summary(last),
-                        timeline_slider=timeline_slider(record),
-                    )
-                if update.probe_probabilities is not None:
-                    changes["probes"] = probe_strip(probes.images, probes.labels, update.probe_probabilities, spec)
-                p = update.progress
-                if p is None:
-                    curves.start(update.start)
-                    curves_sent = time.monotonic()
+            yield from self._follow(run, shared, knobs, config, runs, stop, request, progress)
+        finally:
+            self.hub.leave(run)
+            stop.clear()
+
+    def _follow(self, run: SharedRun, shared: bool, knobs, config, runs, stop: StopFlag, request, progress):
+        """The frames of `run` for this page: the shared ones, then this page's own end (its copy
+        of the model, its comparison with its last run)."""
+        stopping = False
+        for item in run.follow():
+            if stop() and not stopping:
+                stop.clear()
+                if run.followers > 1:  # others chose the same settings: they keep the run
                     yield frame(
-                        status=status,
-                        metrics="Step 0: the model is still random, its guesses are chance.",
-                        progress_bar=progress_html(0.0, "Training"),
-                        loss=curves.loss(),
-                        accuracy=curves.accuracy(),
-                        **changes,
+                        status=(
+                            f"You stopped watching. The run goes on for the {run.followers - 1} other page"
+                            f"{'s' if run.followers > 2 else ''} that chose the same settings; press **Start** to "
+                            "watch it again."
+                        ),
+                        progress_bar="",
                     )
-                    progress(0.0, desc="Training")  # API clients read the progress from here
-                    continue
-                curves.add(p)
-                self.queue.expect_end(ticket, p.eta)
-                if p.done:
-                    yield frame(
-                        **changes,
-                        **self._finish(config, knobs.shape, training, update, curves, request),
-                        **self._compare(runs, knobs, config, update, curves),
-                    )
-                    continue
-                # Every report moves the numbers; the curves are redrawn (in the browser, the
-                # dearest part of an update) every CURVE_SECONDS, and with each evaluation.
-                if p.evaluated or time.monotonic() - curves_sent >= CURVE_SECONDS:
-                    changes.update(loss=curves.loss(), accuracy=curves.accuracy())
-                    curves_sent = time.monotonic()
-                desc = f"Training: step {p.step:,}"
-                yield frame(
-                    metrics=self._metrics(p),
-                    progress_bar=progress_html(p.fraction, f"{desc} · {p.fraction:.0%}"),
-                    **changes,
+                    return
+                self.hub.stop(run)  # this page's run alone: it stops, and its model so far is kept
+                stopping = True
+            if item is None:
+                continue
+            changes = dict(item.changes)
+            if shared and "status" in changes:
+                changes["status"] = SHARING + changes["status"]
+            if item.result is not None:
+                changes.update(self._finish(knobs, config, item, request), **self._compare(runs, knobs, config, item))
+            yield frame(**changes)
+            p = item.progress
+            if p is not None and not p.done:
+                progress(p.fraction, desc=f"Training: step {p.step:,}")  # API clients read the progress here
+
+    def _start(self, run: SharedRun, knobs: Knobs, config: ViTConfig, training: TrainConfig, probes, train_images):
+        """Set `run` going on a thread of its own: wait for a seat, train, publish every frame."""
+        threading.Thread(
+            target=self._produce,
+            args=(run, knobs, config, training, probes, train_images),
+            name="vit-demo-run",
+            daemon=True,
+        ).start()
+
+    def _produce(self, run: SharedRun, knobs: Knobs, config: ViTConfig, training: TrainConfig, probes, train_images):
+        expected = training.time_budget or (training.steps or 0) * training.batch_size / max(
+            self.meter.images_per_second(config, training.batch_size), 1e-9
+        )
+        ticket = self.queue.join(expected or None)
+        positions = BackgroundRenderer(draw_position_similarity)
+        complete = False
+        try:
+            if not self._wait_for_seat(run, ticket):
+                run.publish(
+                    LiveFrame({"status": "You left the queue. Press **Start** to join it again.", "progress_bar": ""})
                 )
-                # After the yield: the bar shows while the next steps run (a yield replaces it).
-                progress(p.fraction, desc=desc)
+                return
+            complete = self._train(run, knobs, config, training, probes, train_images, ticket, positions)
+        except Exception as error:  # noqa: BLE001 - every follower gets it, as the message it is
+            run.finish(complete=False, error=as_user_error(error))
         finally:
             positions.close()
             self.queue.leave(ticket)
-            stop.clear()
+            if not run.done:
+                run.finish(complete=complete)
+            self.hub.finished(run)
 
-    def _wait_for_seat(self, ticket, stop: StopFlag, progress):
-        """Yield the person's place in line until a seat is free; False if they gave up."""
+    def _wait_for_seat(self, run: SharedRun, ticket) -> bool:
+        """Publish the run's place in line until a seat is free; False if everyone gave up."""
+        said = None
         while (place := self.queue.wait_turn(ticket, WAIT_POLL_SECONDS)) > 0:
-            if stop():
+            if run.stop_requested:
                 return False
             running = self.queue.running
-            soon = self.queue.next_seat_in()
-            when = f" A seat frees up in about {_clock(soon)}." if soon is not None else ""
-            desc = f"Waiting: number {place} in line"
-            yield frame(
-                status=(
-                    f"**Waiting for a free seat: you are number {place} in line.** {running} training"
-                    f"{'s are' if running != 1 else ' is'} running on this server.{when} "
-                    f"Explore keeps working meanwhile; **Stop** leaves the queue."
-                ),
-                progress_bar=progress_html(None, desc),
+            start = self.queue.estimated_start(ticket)
+            when = f" It should start in about **{_clock(start)}**." if start is not None else ""
+            status = (
+                f"**Waiting for a free seat: number {place} in line.** {running} training"
+                f"{'s are' if running != 1 else ' is'} running on this server.{when} "
+                f"Explore keeps working meanwhile; **Stop** leaves the queue."
             )
-            progress(None, desc=desc)
+            if status != said:  # every follower sees each change; nothing is published twice
+                run.publish(
+                    LiveFrame(
+                        {"status": status, "progress_bar": progress_html(None, f"Waiting: number {place} in line")}
+                    )
+                )
+                said = status
         return True
+
+    def _train(self, run, knobs, config, training, probes, train_images, ticket, positions) -> bool:
+        """Train in the training process and publish what the pages show; True if it ran to its end."""
+        spec = get_spec(training.dataset)
+        record = TimelineRecord(
+            timelines.Timeline(TIMELINE_CAPACITY), display_pixels(probes.images[0]), config, spec.class_names
+        )
+        curves = Curves()
+        length = f"{training.steps:,} steps, " if training.steps else ""
+        status = (
+            f"**Training** on {train_images:,} {spec.title} images ({length}{knobs.length_text}). "
+            f"Press **Stop** to end early: the model so far is kept."
+        )
+        curves_sent, complete = 0.0, False
+        for update in self._run(
+            knobs.shape,
+            training,
+            probes.images,
+            stop=run.stop,
+            max_seconds=self.app.max_train_seconds,
+            timeline_capacity=TIMELINE_CAPACITY,
+        ):
+            if update.position_similarity is not None:
+                positions.request(update.position_similarity)
+            drawn = positions.finish() if update.state_dict is not None else positions.ready()
+            changes = {} if drawn is None else dict(zip(("positions", "positions_summary"), drawn))
+            if update.snapshot is not None:
+                record.timeline.add(update.snapshot)  # thins exactly as the run's own timeline
+                changes.update(timeline=record, timeline_slider=timeline_slider(record, interactive=False))
+            if update.probe_probabilities is not None:
+                changes["probes"] = probe_strip(probes.images, probes.labels, update.probe_probabilities, spec)
+            p = update.progress
+            if p is None:
+                curves.start(update.start)
+                curves_sent = time.monotonic()
+                run.publish(
+                    LiveFrame(
+                        {
+                            "status": status,
+                            "metrics": "Step 0: the model is still random, its guesses are chance.",
+                            "progress_bar": progress_html(0.0, "Training"),
+                            "loss": curves.loss(),
+                            "accuracy": curves.accuracy(),
+                            **changes,
+                        }
+                    )
+                )
+                continue
+            curves.add(p)
+            self.queue.expect_end(ticket, p.eta)
+            if p.done:
+                # The timeline's frame is drawn once the run ends (then scrubbed): drawn live, it
+                # cost the training more than anything else on the page, below the fold.
+                last = len(record) - 1
+                changes.update(
+                    timeline_frame=record.frame(last),
+                    timeline_summary=record.summary(last),
+                    timeline_slider=timeline_slider(record),
+                )
+                changes.update(self._ending(config, training, update, curves))
+                run.publish(LiveFrame(changes, p, self._result(run, knobs.shape, config, training, update, curves)))
+                complete = not p.stopped
+                continue  # to the end of the job: the training process is then free for the next
+            # Every report moves the numbers; the curves are redrawn (in the browser, the
+            # dearest part of an update) every CURVE_SECONDS, and with each evaluation.
+            if p.evaluated or time.monotonic() - curves_sent >= CURVE_SECONDS:
+                changes.update(loss=curves.loss(), accuracy=curves.accuracy())
+                curves_sent = time.monotonic()
+            desc = f"Training: step {p.step:,}"
+            changes.update(
+                metrics=self._metrics(p), progress_bar=progress_html(p.fraction, f"{desc} · {p.fraction:.0%}")
+            )
+            run.publish(LiveFrame(changes, p))
+        return complete
 
     @staticmethod
     def _metrics(p: TrainProgress) -> str:
@@ -536,31 +645,11 @@ class TrainHandlers:
             f"time left **{_clock(p.eta)}** · loss **{p.train_loss:.3f}**{test}"
         )
 
-    def _finish(
-        self,
-        config,
-        shape: dict,
-        training: TrainConfig,
-        update: TrainingUpdate,
-        curves: Curves,
-        request: gr.Request | None,
-    ) -> dict:
-        """The finished model: saved and zipped, kept in the session, summarised on the page."""
+    def _ending(self, config: ViTConfig, training: TrainConfig, update: TrainingUpdate, curves: Curves) -> dict:
+        """What every follower's page shows when the run ends: the score, the curves, the
+        confusion matrix and the mistakes menus."""
         p = update.progress
         spec = get_spec(training.dataset)
-        model = create_model(spec.key, seed=training.seed, **shape)
-        model.load_state_dict(update.state_dict)
-        model.eval()
-        if p.step >= MIN_STEPS_FOR_SPEED:
-            self.meter.record_run(config, training.batch_size, p.images_per_second)
-        info = checkpoint_info(training, p)
-        folder = self._session_folder(request)
-        name = f"my-vit-{spec.key}"
-        saved = checkpoints.save(model, folder / name, info)
-        archive = checkpoints.zip_checkpoint(saved, folder / f"{name}.zip")
-        info.update(image_size=config.image_size, channels=config.channels)
-        mine = LoadedModel(MINE, model, info, "trained here", files=folder)
-
         if update.time_limited:
             ending = f"Stopped at this server's {_clock(self.app.max_train_seconds)} limit"
         elif p.stopped:
@@ -579,16 +668,54 @@ class TrainHandlers:
             "accuracy": curves.accuracy(),
             **self._confusion(p.confusion, spec.class_names),
             **dict(zip(("mistake_true", "mistake_guess"), mistakes.class_dropdowns(spec.class_names, p.confusion))),
-            "download": gr.DownloadButton(value=str(archive), interactive=True),
-            "my_model": mine,
             "views": gr.Tabs(selected="confusion"),
+        }
+
+    def _result(
+        self,
+        run: SharedRun,
+        shape: dict,
+        config: ViTConfig,
+        training: TrainConfig,
+        update: TrainingUpdate,
+        curves: Curves,
+    ) -> RunResult:
+        """The run's model, saved and zipped once in the run's own folder."""
+        p = update.progress
+        if p.step >= MIN_STEPS_FOR_SPEED:
+            self.meter.record_run(config, training.batch_size, p.images_per_second)
+        info = checkpoint_info(training, p)
+        model = create_model(training.dataset, seed=training.seed, **shape)
+        model.load_state_dict(update.state_dict)
+        name = f"my-vit-{training.dataset}"
+        saved = checkpoints.save(model, run.folder / name, info)
+        return RunResult(
+            state_dict=update.state_dict,
+            info=info,
+            archive=checkpoints.zip_checkpoint(saved, run.folder / f"{name}.zip"),
+            loss_rows=tuple((s, v) for s, v, _ in curves.loss_rows),
+            accuracy_rows=tuple((s, v) for s, v, series in curves.accuracy_rows if series == "test accuracy"),
+        )
+
+    def _finish(self, knobs: Knobs, config: ViTConfig, item: LiveFrame, request: gr.Request | None) -> dict:
+        """This page's own copy of the finished model: in its session, its download, in Explore."""
+        result = item.result
+        model = create_model(knobs.dataset, seed=knobs.seed, **knobs.shape)
+        model.load_state_dict(result.state_dict)
+        model.eval()
+        folder = self._session_folder(request)
+        archive = Path(shutil.copy(result.archive, folder / result.archive.name))
+        info = {**result.info, "image_size": config.image_size, "channels": config.channels}
+        return {
+            "download": gr.DownloadButton(value=str(archive), interactive=True),
+            "my_model": LoadedModel(MINE, model, info, "trained here", files=folder),
             "explore_model": MINE,
         }
 
     @staticmethod
-    def _compare(runs, knobs: Knobs, config: ViTConfig, update: TrainingUpdate, curves: Curves) -> dict:
+    def _compare(runs, knobs: Knobs, config: ViTConfig, item: LiveFrame) -> dict:
         """This run beside the previous one: the kept runs, their table and their curves."""
-        p = update.progress
+        p, result = item.progress, item.result
         run = compare.RunSummary(
             number=compare.next_number(runs),
             settings={
@@ -605,8 +732,8 @@ class TrainHandlers:
             steps=p.step,
             images_per_second=p.images_per_second,
             stopped=p.stopped,
-            loss_rows=tuple((s, v) for s, v, _ in curves.loss_rows),
-            accuracy_rows=tuple((s, v) for s, v, series in curves.accuracy_rows if series == "test accuracy"),
+            loss_rows=result.loss_rows,
+            accuracy_rows=result.accuracy_rows,
         )
         kept = compare.keep(runs, run)
         loss, accuracy = compare.curves(kept)
