@@ -411,8 +411,17 @@ def app_train_config(
     test_limit: int | None = None,
 ) -> TrainConfig:
     """The TrainConfig of a run the app starts: the dataset's recipe for everything the page
-    does not show, and one live update a second."""
+    does not show, and one live update a second.
+
+    A run of so many steps or epochs takes the plain eager float32 step, exactly: timing the
+    candidate paths in its first steps (step.FastestStep) could pick another path in the next
+    run of the same settings, and then the same settings would not train the same model, which
+    sharing runs relies on. (Measured, the only faster path an app run could get is eager
+    bfloat16 on a Zen 4 EPYC, +14 %; a run too short to compile gets nothing else.) A time
+    budget (a ZeroGPU Space's) is not repeatable anyway and keeps the machine's choice."""
     extras = {k: v for k, v in recipe_for(dataset).training.items() if k not in ("lr", "batch_size")}
+    repeatable = time_budget is None
+    pinned = {"compile": False, "bf16": False, "force_step": True} if repeatable else {}
     return TrainConfig(
         dataset=get_spec(dataset).key,
         time_budget=time_budget,
@@ -426,6 +435,7 @@ def app_train_config(
         test_limit=test_limit,
         report_every=APP_REPORT_SECONDS,
         **extras,
+        **pinned,
     )
 
 
