@@ -59,15 +59,26 @@ def test_errors_come_back_as_themselves(process, data_dir):
     assert type(error.value).__name__ == "DatasetNotFoundError"
 
 
-def test_a_reader_that_leaves_early_frees_the_process_for_the_next_job(process, data_dir, tmp_path):
+def test_a_reader_that_leaves_early_ends_its_job_at_once_and_the_process_serves_on(process, data_dir, tmp_path):
     probes = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
-    stop = StopFlag(tmp_path / "stop")
-    run = process.run(run_training, TINY, config(data_dir, epochs=None, time_budget=60), probes, stop=stop)
+    run = process.run(run_training, TINY, config(data_dir, epochs=None, time_budget=60), probes)
     next(run), next(run)
     run.close()  # the browser tab was closed
-    assert stop()  # the job was asked to stop, and read to its end
+    assert process.jobs == 0 and process.alive
     updates = list(process.run(run_training, TINY, config(data_dir, epochs=0.1), probes))
     assert updates[-1].progress.done
+
+
+def test_runs_in_one_process_take_turns_report_by_report(process, data_dir):
+    probes = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
+    first = process.run(run_training, TINY, config(data_dir, epochs=1, seed=1), probes)
+    second = process.run(run_training, TINY, config(data_dir, epochs=1, seed=2), probes)
+    both = [next(first), next(second)]  # each has reported before either has finished
+    assert all(update.progress is None for update in both)
+    assert process.jobs == 2
+    rest_first, rest_second = list(first), list(second)
+    assert rest_first[-1].progress.done and rest_second[-1].progress.done
+    assert not torch.equal(rest_first[-1].state_dict["pos_embedding"], rest_second[-1].state_dict["pos_embedding"])
 
 
 def test_a_process_killed_mid_run_is_reported_and_replaced(data_dir, tmp_path):
@@ -77,10 +88,14 @@ def test_a_process_killed_mid_run_is_reported_and_replaced(data_dir, tmp_path):
         run = worker.run(
             run_training, TINY, config(data_dir, epochs=None, time_budget=60), probes, stop=StopFlag(tmp_path / "stop")
         )
-        next(run)
+        beside = worker.run(
+            run_training, TINY, config(data_dir, epochs=None, time_budget=60), probes, stop=StopFlag(tmp_path / "x")
+        )
+        next(run), next(beside)
         os.kill(worker.pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
-        with pytest.raises(TrainingProcessDied, match="SIGKILL, most likely for lack of memory"):
-            list(run)
+        for job in (run, beside):  # every job it ran hears of it
+            with pytest.raises(TrainingProcessDied, match="SIGKILL, most likely for lack of memory"):
+                list(job)
         updates = list(worker.run(run_training, TINY, config(data_dir, epochs=0.1), probes))
         assert updates[-1].progress.done
     finally:

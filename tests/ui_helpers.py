@@ -24,6 +24,7 @@ def settings_for(tmp_path: Path, checkpoint_dir: Path, data_dir=None, **override
         train_limit=512,
         test_limit=256,
         work_dir=tmp_path / "work",
+        max_trainings=1,  # one seat, so that a second run waits in line where a test needs one
     )
     return AppSettings(**{**values, **overrides})
 

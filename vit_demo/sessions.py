@@ -207,6 +207,23 @@ def starting_point(model: ViT, config: TrainConfig) -> StartingPoint:
     return StartingPoint(train_loss, train_accuracy, test_accuracy)
 
 
+class _OwnTime:
+    """Seconds a generator has spent running: `pause()` before each `yield`, `resume()` after."""
+
+    def __init__(self) -> None:
+        self._spent = 0.0
+        self._resumed = time.monotonic()
+
+    def seconds(self) -> float:
+        return self._spent + time.monotonic() - self._resumed
+
+    def pause(self) -> None:
+        self._spent = self.seconds()
+
+    def resume(self) -> None:
+        self._resumed = time.monotonic()
+
+
 def run_training(
     model_settings: dict,
     config: TrainConfig,
@@ -224,12 +241,14 @@ def run_training(
     """
     spec = get_spec(config.dataset)
     model = create_model(spec.key, seed=config.seed, **model_settings)
-    started = time.monotonic()
+    # The cap counts this run's own time: the time it waits at a yield while the training
+    # process serves other runs (worker.py) is not spent by it.
+    clock = _OwnTime()
     hit_time_limit = False
 
     def should_stop() -> bool:
         nonlocal hit_time_limit
-        if max_seconds is not None and time.monotonic() - started >= max_seconds:
+        if max_seconds is not None and clock.seconds() >= max_seconds:
             hit_time_limit = True
             return True
         return stop is not None and stop()
@@ -239,13 +258,16 @@ def run_training(
     # Before the first step: the random starting point the curves and maps move away from.
     first = take_snapshot(model, timeline_probe, step=0, epoch=0.0, fraction=0.0, test_accuracy=None)
     timeline.add(first)
-    yield TrainingUpdate(
+    start = TrainingUpdate(
         None,
         starting_point(model, config),
         position_similarity(model),
         probe_probabilities(model, probe_images, spec),
         snapshot=first,
     )
+    clock.pause()
+    yield start
+    clock.resume()
     for progress in train(model, config, should_stop):
         update = TrainingUpdate(progress)
         if timeline.record(model, timeline_probe, progress):
@@ -256,7 +278,9 @@ def run_training(
         if progress.done:
             update.state_dict = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
             update.time_limited = hit_time_limit
+        clock.pause()
         yield update
+        clock.resume()
 
 
 __all__ = [

@@ -54,7 +54,10 @@ VARIABLES = {
         Variable("VIT_DEMO_DOWNLOAD", bool, True, "`0` forbids downloading a missing dataset"),
         Variable("VIT_DEMO_CHECKPOINTS", Path, None, "the folder of shipped models"),
         Variable(
-            "VIT_DEMO_MAX_TRAININGS", int, 1, "trainings that run at once; the rest wait in line and see their place"
+            "VIT_DEMO_MAX_TRAININGS",
+            int,
+            8,
+            "trainings that run at once, taking turns report by report; the rest wait in line and see their place",
         ),
         Variable("VIT_DEMO_MAX_TRAIN_SECONDS", float, 600.0, "the longest one training may run"),
         Variable("VIT_DEMO_MAX_TRAIN_MEMORY_MB", float, 2048.0, "the largest estimated training memory accepted"),

@@ -4,8 +4,14 @@ A training and a web server in one Python process share one interpreter lock: ea
 figure the server draws and each update it serialises holds it, and the training's step
 threads wait meanwhile. Measured on 2 cores, a drawing loop that kept one core 25 % busy
 cost a training in the same process 24 % of its speed, and 15 % from another process
-(benchmarks/RESULTS.md). So the app trains in `TrainingProcess`es: spawned once, kept
-warm (torch imported, the datasets decoded and cached), one training at a time each.
+(benchmarks/RESULTS.md). So the app trains in a `TrainingProcess`: spawned once, kept warm
+(torch imported, the datasets decoded and cached).
+
+One process runs several trainings at once, **report by report**: it takes one report of
+each running job in turn (a training reports about once a second), so with seven students
+training, each sees a curve point within a few seconds and the machine's cores always work
+on one training at full speed. One process, not one per training: a warm training process
+holds ~0.5-0.9 GB (torch and the datasets), which a class's worth of them could not afford.
 
 A job is a generator function named by reference (it must live at a module's top level)
 with picklable arguments; each value it yields is pickled back. Plain pickle, by value:
@@ -16,28 +22,23 @@ worker and pickles arguments and yields both ways), so `sessions.run_training` i
 once for both.
 
 Stopping crosses the process boundary as a file (`sessions.StopFlag`): a job that takes a
-`stop` keyword gets it; when the server stops reading a job early (the browser tab was
-closed) it raises that flag and lets the job finish its step before the next job starts.
-A process that dies (killed for memory, say) is reported as `TrainingProcessDied` and
+`stop` keyword gets it. When the server stops reading a job early (the browser tab was
+closed) the job is closed at its next report, its other jobs going on. A process that dies
+(killed for memory, say) is reported to every job it ran as `TrainingProcessDied` and
 replaced by a fresh one for the next job.
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import pickle
 import queue
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from multiprocessing.connection import Connection
 
-# How long a job that was abandoned may take to notice its stop flag and end, before its
-# process is killed and replaced (a stop lands after one step; a stopped run then scores
-# a 2,000-image slice).
-ABANDON_SECONDS = 30.0
 POLL_SECONDS = 0.5
 
 
@@ -46,25 +47,50 @@ class TrainingProcessDied(RuntimeError):
 
 
 def _serve(connection: Connection, threads: int | None) -> None:
-    """The child's loop: run each job, send back ("update", value) per yield, then ("end", None)
-    or ("error", exception)."""
+    """The child's loop: start jobs as they come, and take one value of each running job in
+    turn, sending back ("update", job, value), then ("end", job, None) or ("error", job,
+    exception). ("cancel", job) closes a job at once."""
     from .step import configure_threads
 
     configure_threads(threads)
+    jobs: dict[int, Iterator] = {}
     while True:
         try:
-            function, args, kwargs = _receive(connection)
+            while connection.poll(0 if jobs else None):  # wait for work only when there is none
+                _take_message(connection, jobs)
         except EOFError:  # the server went away
             return
-        try:
-            for value in function(*args, **kwargs):
-                _send(connection, ("update", value))
-            _send(connection, ("end", None))
-        except Exception as error:  # noqa: BLE001 - every failure goes back to the server, as itself
+        for job, generator in list(jobs.items()):
             try:
-                _send(connection, ("error", error))
-            except Exception:  # noqa: BLE001 - an exception that cannot be pickled
-                _send(connection, ("error", RuntimeError(f"{type(error).__name__}: {error}")))
+                _send(connection, ("update", job, next(generator)))
+            except StopIteration:
+                del jobs[job]
+                _send(connection, ("end", job, None))
+            except Exception as error:  # noqa: BLE001 - every failure goes back to the server, as itself
+                del jobs[job]
+                _send_error(connection, job, error)
+
+
+def _take_message(connection: Connection, jobs: dict[int, Iterator]) -> None:
+    kind, job, *payload = _receive(connection)
+    if kind == "cancel":
+        generator = jobs.pop(job, None)
+        if generator is not None:
+            generator.close()  # the job's own clean-up (its `finally`) runs now
+        _send(connection, ("end", job, None))
+        return
+    function, args, kwargs = payload
+    try:
+        jobs[job] = iter(function(*args, **kwargs))
+    except Exception as error:  # noqa: BLE001 - as above
+        _send_error(connection, job, error)
+
+
+def _send_error(connection: Connection, job: int, error: Exception) -> None:
+    try:
+        _send(connection, ("error", job, error))
+    except Exception:  # noqa: BLE001 - an exception that cannot be pickled
+        _send(connection, ("error", job, RuntimeError(f"{type(error).__name__}: {error}")))
 
 
 def _send(connection: Connection, message) -> None:
@@ -76,13 +102,17 @@ def _receive(connection: Connection):
 
 
 class TrainingProcess:
-    """One spawned process that runs jobs one at a time. It starts on first use."""
+    """One spawned process that runs jobs, several at once. It starts on first use; a reader
+    thread hands each job its own messages."""
 
     def __init__(self, threads: int | None = None):
         self.threads = threads
         self._process = None
         self._connection: Connection | None = None
-        self._starting = threading.Lock()  # the background start and a first job may race
+        self._lock = threading.Lock()  # the process and the table of jobs (never held while sending)
+        self._sending = threading.Lock()  # one message at a time down the pipe
+        self._jobs: dict[int, queue.Queue] = {}
+        self._numbers = itertools.count(1)
 
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")
@@ -93,53 +123,32 @@ class TrainingProcess:
         self._process.start()
         theirs.close()
         self._connection = ours
+        threading.Thread(
+            target=self._read, args=(self._process, ours), name="vit-demo-training-reader", daemon=True
+        ).start()
 
-    @property
-    def alive(self) -> bool:
-        return self._process is not None and self._process.is_alive()
+    def _read(self, process, connection: Connection) -> None:
+        """Hand each message to its job, until the process is gone; then tell every job left."""
+        while True:
+            try:
+                kind, job, value = _receive(connection)
+            except (EOFError, OSError):
+                break
+            with self._lock:
+                mailbox = self._jobs.get(job)
+            if mailbox is not None:
+                mailbox.put((kind, value))
+        process.join(5)
+        died = self._died(process.exitcode)
+        with self._lock:
+            if self._process is process:  # not already replaced (or closed) by the server
+                self._process = self._connection = None
+            orphans = list(self._jobs.values())
+        for mailbox in orphans:
+            mailbox.put(("died", died))
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    def start(self) -> None:
-        """Start the process now (it imports torch: seconds) instead of at the first job."""
-        with self._starting:
-            if not self.alive:
-                self._start()
-
-    def run(self, function: Callable[..., Iterator], *args, **kwargs) -> Iterator:
-        """Run `function(*args, **kwargs)` in the process, yielding what it yields."""
-        self.start()
-        _send(self._connection, (function, args, kwargs))
-        finished = False
-        try:
-            while True:
-                kind, value = self._receive()
-                if kind == "update":
-                    yield value
-                    continue
-                finished = True
-                if kind == "error":
-                    raise value
-                return
-        finally:
-            if not finished:
-                self._abandon(kwargs.get("stop"))
-
-    def _receive(self) -> tuple[str, object]:
-        while not self._connection.poll(POLL_SECONDS):
-            if not self._process.is_alive():
-                raise self._died()
-        try:
-            return _receive(self._connection)
-        except EOFError:  # the process is gone: its end of the pipe closed with it
-            raise self._died() from None
-
-    def _died(self) -> TrainingProcessDied:
-        self._process.join(5)
-        code = self._process.exitcode
-        self._replace()
+    @staticmethod
+    def _died(code: int | None) -> TrainingProcessDied:
         killed = ""
         if code is not None and code < 0:
             signal_name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
@@ -149,70 +158,68 @@ class TrainingProcess:
             f"the training process ended unexpectedly (exit code {code}{killed}). Try a smaller model or batch size."
         )
 
-    def _abandon(self, stop) -> None:
-        """The reader left mid-job: ask the job to stop and read it to its end, so the
-        process is free for the next one; kill and replace a process that does not end."""
-        if not self.alive:
-            return
-        if stop is not None:
-            stop.request()
-        deadline = time.monotonic() + ABANDON_SECONDS
-        try:
-            while time.monotonic() < deadline:
-                if self._connection.poll(POLL_SECONDS):
-                    kind, _ = _receive(self._connection)
-                    if kind in ("end", "error"):
-                        return
-                elif not self._process.is_alive():
-                    break
-        except (EOFError, OSError):  # the process ended, or the server closed it meanwhile
-            pass
-        self._replace()
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
 
-    def _replace(self) -> None:
-        self.close()
-        self._process = self._connection = None
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-        if self._process is not None and self._process.is_alive():
-            self._process.terminate()
-            self._process.join(5)
-
-
-class TrainingProcesses:
-    """`count` training processes; `take()` lends an idle one for the length of a job."""
-
-    def __init__(self, count: int, threads: int | None = None):
-        if count < 1:
-            raise ValueError(f"at least one training process is needed, got {count}")
-        self.processes = [TrainingProcess(threads) for _ in range(count)]
-        self._idle: queue.Queue[TrainingProcess] = queue.Queue()
-        for process in self.processes:
-            self._idle.put(process)
+    @property
+    def jobs(self) -> int:
+        """Jobs running now."""
+        with self._lock:
+            return len(self._jobs)
 
     def start(self) -> None:
-        """Start every process in the background (each imports torch: seconds)."""
-        for process in self.processes:
-            threading.Thread(target=process.start, name="vit-demo-training-start", daemon=True).start()
-
-    @contextmanager
-    def take(self) -> Iterator[TrainingProcess]:
-        process = self._idle.get()
-        try:
-            yield process
-        finally:
-            self._idle.put(process)
+        """Start the process now (it imports torch: seconds) instead of at the first job."""
+        with self._lock:
+            if not self.alive:
+                self._start()
 
     def run(self, function: Callable[..., Iterator], *args, **kwargs) -> Iterator:
-        """Run a job on an idle process (waiting for one if all are busy)."""
-        with self.take() as process:
-            yield from process.run(function, *args, **kwargs)
+        """Run `function(*args, **kwargs)` in the process, beside its other jobs, yielding what it yields."""
+        mailbox: queue.Queue = queue.Queue()
+        with self._lock:
+            if not self.alive:
+                self._start()
+            job = next(self._numbers)
+            self._jobs[job] = mailbox
+            connection = self._connection
+        with self._sending:
+            _send(connection, ("start", job, function, args, kwargs))
+        finished = False
+        try:
+            while True:
+                kind, value = mailbox.get()
+                if kind == "update":
+                    yield value
+                    continue
+                finished = True
+                if kind in ("error", "died"):
+                    raise value
+                return
+        finally:
+            with self._lock:
+                self._jobs.pop(job, None)
+                cancel = not finished and self._connection is connection and self.alive
+            if cancel:  # the reader left: the job ends at once
+                with self._sending:
+                    try:
+                        _send(connection, ("cancel", job))
+                    except OSError:  # the process ended meanwhile
+                        pass
 
     def close(self) -> None:
-        for process in self.processes:
-            process.close()
+        with self._lock:
+            process, connection = self._process, self._connection
+            self._process = self._connection = None
+        if connection is not None:
+            connection.close()
+        if process is not None and process.is_alive():
+            process.terminate()
+            process.join(5)
 
 
-__all__ = ["TrainingProcess", "TrainingProcessDied", "TrainingProcesses"]
+__all__ = ["TrainingProcess", "TrainingProcessDied"]

@@ -27,14 +27,15 @@ from ..data import DATASETS
 from ..planning import ThroughputMeter
 from ..recipes import recipe_for
 from ..sessions import TrainingQueue, run_training
-from ..worker import TrainingProcesses
+from ..step import server_threads
+from ..worker import TrainingProcess
 from .build_tab import BuildHandlers, render_build_tab, wire_build_tab
 from .explore_tab import ExploreHandlers, render_explore_tab, wire_explore_tab
 from .gradio_patches import calm_queue, make_gradio_image_cache_atomic
 from .hosting import train_on_gpu
 from .learn import LESSON_TITLES
 from .models import ModelLibrary
-from .settings import AppSettings, configure_torch_threads, training_threads
+from .settings import AppSettings, configure_torch_threads
 from .state import SessionState
 from .teacher import TeacherHandlers, wire_teacher
 from .train_tab import TrainHandlers, render_train_tab, wire_train_tab
@@ -100,10 +101,9 @@ class App:
         self.library = ModelLibrary(settings.checkpoint_dir)
         self.meter = ThroughputMeter()
         self.trainings = TrainingQueue(settings.max_trainings)
-        # One training process per seat; on a ZeroGPU Space the lent GPU's worker instead.
-        self.processes = (
-            None if settings.zero_gpu else TrainingProcesses(settings.max_trainings, training_threads(settings))
-        )
+        # One training process for all the seats (its trainings take turns); on a ZeroGPU Space
+        # the lent GPU's worker instead.
+        self.processes = None if settings.zero_gpu else TrainingProcess(server_threads(settings.threads))
         run = train_on_gpu if self.processes is None else functools.partial(self.processes.run, run_training)
         self.build = BuildHandlers(settings, self.meter)
         self.train = TrainHandlers(settings, self.meter, self.trainings, run)

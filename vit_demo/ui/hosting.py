@@ -1,4 +1,4 @@
-"""Where trainings run: in the app's own training processes, or on a ZeroGPU Space's GPU.
+"""Where trainings run: in the app's own training process, or on a ZeroGPU Space's GPU.
 
 Hugging Face lends free accounts GPUs by the call (ZeroGPU): a function decorated with
 `spaces.GPU` runs in a forked worker that holds a GPU for `duration` seconds, its
@@ -6,7 +6,7 @@ arguments and everything it yields pickled across (spaces/zero/wrappers.py). A Z
 Space refuses to start unless such a function exists when the app starts, so
 `train_on_gpu` is decorated here, at import time. Outside a ZeroGPU Space the decorator
 returns the function unchanged (spaces/zero/decorator.py: `if not Config.zero_gpu: return
-task`), and the app trains in `worker.TrainingProcesses` instead.
+task`), and the app trains in its `worker.TrainingProcess` instead.
 
 On ZeroGPU, `torch.cuda.is_available()` is True in the main process too (spaces patches
 it), so nothing in the main process may pick a device by asking it: Explore always runs

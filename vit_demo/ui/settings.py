@@ -49,11 +49,5 @@ class AppSettings:
         )
 
 
-def training_threads(settings: AppSettings) -> int:
-    """Threads of each training process: the server's count shared among the trainings that
-    may run at once, so that together they never ask for more cores than there are."""
-    return max(1, server_threads(settings.threads) // settings.max_trainings)
-
-
 def configure_torch_threads(settings: AppSettings) -> None:
     configure_threads(server_threads(settings.threads))

@@ -682,8 +682,9 @@ class TrainHandlers:
     ) -> RunResult:
         """The run's model, saved and zipped once in the run's own folder."""
         p = update.progress
-        if p.step >= MIN_STEPS_FOR_SPEED:
-            self.meter.record_run(config, training.batch_size, p.images_per_second)
+        if p.step >= MIN_STEPS_FOR_SPEED and p.step_seconds > 0:
+            # The speed of its steps, not of the wall clock: runs take turns in the training process.
+            self.meter.record_run(config, training.batch_size, p.step * training.batch_size / p.step_seconds)
         info = checkpoint_info(training, p)
         model = create_model(training.dataset, seed=training.seed, **shape)
         model.load_state_dict(update.state_dict)
