@@ -34,6 +34,7 @@ from vit_demo import checkpoints, data
 from vit_demo.training import create_model
 from vit_demo.ui import App, AppSettings, build_demo
 from vit_demo.ui.models import MINE, UPLOADED, ModelLibrary
+from vit_demo.ui.train_tab import _session_key
 
 # As the app on two cores: one torch thread.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -646,6 +647,42 @@ def test_a_shared_runs_stop_leaves_it_to_the_others_and_the_last_ones_stop_keeps
     kept = as_outputs(list(grace)[-1])
     assert "Stopped early" in kept["status"] and kept["my_model"].model is not None
     assert trainer.train.hub.runs() == []  # a stopped run is never handed to anyone else
+
+
+def test_a_class_run_started_by_the_teacher_shows_on_every_lesson_page_and_its_model_is_theirs(trainer):
+    student = session("student")
+    timer, watch = trainer.train.watch_class_run(True, None, student)
+    assert timer == gr.skip() and watch.active  # nothing to show yet: it keeps looking
+    assert trainer.train.watch_class_run(False, None, student)[1].active is False  # not a class run's page
+    teacher = trainer.train.train(**train_inputs(epochs=0.5, seed=9), class_lesson=True, request=session("teacher"))
+    run_until_training(teacher)
+    live, watch = trainer.train.watch_class_run(True, None, student)
+    assert live.active and not watch.active
+    watching = trainer.train._live[_session_key(student)]
+    watching.join(120)
+    changes, finished = watching.take()
+    seen = as_outputs(changes)
+    assert finished and "Test accuracy" in seen["status"] and seen["my_model"].model is not None
+    taught = as_outputs(list(teacher)[-1])
+    for name, tensor in taught["my_model"].model.state_dict().items():
+        assert torch.equal(tensor, seen["my_model"].model.state_dict()[name]), name
+
+
+def test_a_downloaded_run_brings_back_its_curves_timeline_and_model(trainer, tiny_checkpoints, tmp_path):
+    original = as_outputs(list(trainer.train.train(**train_inputs(epochs=0.5, seed=11), request=session("hana")))[-1])
+    saved = original["download"].value["path"]
+    back = as_outputs(trainer.train.restore(saved, None, session("ivan"))[:-1])
+    assert back["status"].startswith("### Restored: test accuracy")
+    assert back["loss"].equals(original["loss"]) and back["accuracy"].equals(original["accuracy"])
+    assert len(back["timeline"]) == len(original["timeline"]) and isinstance(back["timeline_frame"], Image.Image)
+    for name, tensor in original["my_model"].model.state_dict().items():
+        assert torch.equal(tensor, back["my_model"].model.state_dict()[name]), name
+    assert back["explore_model"] == MINE and back["runs"][-1].steps == original["runs"][-1].steps
+    assert back["confusion_cells"] == original["confusion_cells"]
+    # A plain checkpoint is a model without its run: Explore opens it, this says where.
+    plain = checkpoints.zip_checkpoint(tiny_checkpoints / "mnist", tmp_path / "plain.zip")
+    with pytest.raises(gr.Error, match="a model without its run: open it in ③ Explore"):
+        trainer.train.restore(str(plain), None, session("ivan"))
 
 
 # ================================================================== through gradio_client

@@ -608,6 +608,18 @@ def test_the_mistakes_gallery_shows_test_images_of_one_class_taken_for_another(t
 # ------------------------------------------------------------------ teacher mode
 
 
+def test_a_class_run_lesson_makes_every_page_watch_for_the_lessons_run(app):
+    from vit_demo.ui.teacher import TeacherHandlers, banner_text, parse_lesson
+
+    lesson = parse_lesson({"class_run": True}, {"dataset": "mnist"})
+    assert lesson.class_run and "A class run" in banner_text(lesson)
+    assert not parse_lesson({"class_run": "0"}).class_run
+    *_, class_lesson, watch = TeacherHandlers(app.build).start("mnist", FakeRequest({"class_run": "1"}))
+    assert class_lesson is True and watch.active
+    *_, class_lesson, watch = TeacherHandlers(app.build).start("mnist", FakeRequest({}))
+    assert class_lesson is False and not watch.active
+
+
 class FakeRequest:
     def __init__(self, query: dict, referer: str | None = None):
         self.query_params = query

@@ -143,8 +143,8 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[V
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
     if path.is_dir():
-        config = _read_config(_read_limited(path / CONFIG_NAME), f"{path / CONFIG_NAME}")
-        state_dict = _read_safetensors(_read_limited(path / WEIGHTS_NAME), f"{path / WEIGHTS_NAME}")
+        config = read_json(_read_limited(path / CONFIG_NAME), f"{path / CONFIG_NAME}")
+        state_dict = read_tensors(_read_limited(path / WEIGHTS_NAME), f"{path / WEIGHTS_NAME}")
     elif path.suffix.lower() == ".zip":
         config, state_dict = _read_zip(path)
     elif path.suffix.lower() in (".pt", ".pth"):
@@ -179,7 +179,8 @@ def _too_big(name: str, size: int) -> str:
     )
 
 
-def _read_config(raw: bytes, where: str) -> dict:
+def read_json(raw: bytes, where: str) -> dict:
+    """A JSON object from untrusted bytes; a CheckpointError that says what is wrong."""
     try:
         config = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -189,7 +190,8 @@ def _read_config(raw: bytes, where: str) -> dict:
     return config
 
 
-def _read_safetensors(raw: bytes, where: str) -> dict[str, torch.Tensor]:
+def read_tensors(raw: bytes, where: str) -> dict[str, torch.Tensor]:
+    """Tensors from untrusted safetensors bytes (no code runs); a CheckpointError if broken."""
     try:
         return load_safetensors_bytes(raw)
     except (SafetensorError, ValueError, RuntimeError) as error:
@@ -198,25 +200,33 @@ def _read_safetensors(raw: bytes, where: str) -> dict[str, torch.Tensor]:
         ) from error
 
 
-def _read_zip(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+def read_zip_members(path: str | os.PathLike, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
+    """The files called `required` (and those of `optional` that are there) in a checkpoint's
+    zip, by name, as bytes. Sizes are checked from the zip's directory before anything is
+    inflated (zip bombs); a missing required file or a broken zip is a CheckpointError."""
+    path = Path(path)
     limit = max_checkpoint_bytes()
     if path.stat().st_size > limit:
         raise CheckpointError(_too_big(path.name, path.stat().st_size))
     try:
         with zipfile.ZipFile(path) as archive:
             members = {Path(info.filename).name: info for info in archive.infolist() if not info.is_dir()}
-            for needed in (CONFIG_NAME, WEIGHTS_NAME):
+            for needed in required:
                 if needed not in members:
                     raise CheckpointError(f"{path.name} has no {needed}: zip a checkpoint folder made by this app")
-            # Sizes are checked from the directory before anything is inflated (zip bombs).
-            total = members[CONFIG_NAME].file_size + members[WEIGHTS_NAME].file_size
+            wanted = [name for name in (*required, *optional) if name in members]
+            total = sum(members[name].file_size for name in wanted)
             if total > limit:
                 raise CheckpointError(_too_big(f"{path.name} (unpacked)", total))
-            config = _read_config(archive.read(members[CONFIG_NAME]), f"{path.name}/{CONFIG_NAME}")
-            state_dict = _read_safetensors(archive.read(members[WEIGHTS_NAME]), f"{path.name}/{WEIGHTS_NAME}")
+            return {name: archive.read(members[name]) for name in wanted}
     except zipfile.BadZipFile as error:
         raise CheckpointError(f"{path.name} is not a readable zip file ({error})") from error
-    return config, state_dict
+
+
+def _read_zip(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    raw = read_zip_members(path, (CONFIG_NAME, WEIGHTS_NAME))
+    config = read_json(raw[CONFIG_NAME], f"{path.name}/{CONFIG_NAME}")
+    return config, read_tensors(raw[WEIGHTS_NAME], f"{path.name}/{WEIGHTS_NAME}")
 
 
 def _read_torch_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:

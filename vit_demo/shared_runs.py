@@ -80,6 +80,7 @@ class SharedRun:
         self.complete = False  # ran to its end as its settings promise: shareable
         self.error: BaseException | None = None
         self.followers = 0
+        self.details = None  # what the app needs to show the run to a page that did not start it
 
     # ------------------------------------------------------------------ the producer's side
 
@@ -165,6 +166,7 @@ class RunHub:
         self._lock = threading.Lock()
         self._runs: OrderedDict[RunKey, SharedRun] = OrderedDict()
         self._numbers = itertools.count(1)
+        self.class_run: SharedRun | None = None  # the lesson's run every page of a class run shows
 
     def join(self, key: RunKey, start: Callable[[SharedRun], None]) -> tuple[SharedRun, bool]:
         """The run for `key` and whether it was already there (running, or finished and
@@ -183,6 +185,15 @@ class RunHub:
         if not shared:
             start(run)
         return run, shared
+
+    def attach(self, run: SharedRun) -> bool:
+        """One more follower for `run` (a page shown a run it did not ask for: a class run);
+        False when the run is no longer to be followed (stopped, or failed)."""
+        with self._lock:
+            if not (run.complete or not (run.done or run.stop_requested)):
+                return False
+            run.followers += 1
+            return True
 
     def leave(self, run: SharedRun) -> int:
         """A follower is done with `run`; the followers left. With none left, a run still

@@ -178,7 +178,9 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
                 lessons = render_learn_tab()
 
         wire_build_tab(app.build, demo, build, lessons)
-        wire_teacher(TeacherHandlers(app.build), demo, build, lesson_banner, share_link)
+        wire_teacher(
+            TeacherHandlers(app.build), demo, build, lesson_banner, share_link, train.class_lesson, train.class_watch
+        )
         new_model = wire_train_tab(app.train, demo, build, train, state, steps, explore.model)
         wire_explore_tab(app.explore, explore, explore_tab, state, new_model, settings.max_explores)
 

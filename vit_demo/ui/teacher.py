@@ -2,7 +2,7 @@
 knobs and the seed, and can lock or hide chosen controls, so a whole class starts from
 the same place. And the reverse: the current settings as a link to hand out.
 
-    http://server/?dataset=mnist&preset=quick&seed=3&lock=dataset,patch_size&hide=lr
+    http://server/?dataset=mnist&preset=quick&seed=3&lock=dataset,patch_size&hide=lr&class_run=1
 
 A lesson file (path in VIT_DEMO_LESSON) holds the same keys as JSON, lists for `lock`
 and `hide`, and an optional `title` shown above the Build tab:
@@ -10,8 +10,11 @@ and `hide`, and an optional `title` shown above the Build tab:
     {"title": "Lesson 2: patches", "dataset": "mnist", "preset": "Quick", "seed": 3,
      "lock": ["dataset", "patch_size"], "hide": ["lr", "batch_size"]}
 
-Query parameters win over the file. Values that do not fit (an unknown dataset, a word
-where a number goes) are left out and listed in the banner, never an error.
+`class_run` makes it a class run: the first page of the lesson to press Start (the
+teacher's) starts the lesson's run, and every page of the lesson shows it live on its Train
+tab and gets its model to explore when it ends. Query parameters win over the file. Values
+that do not fit (an unknown dataset, a word where a number goes) are left out and listed in
+the banner, never an error.
 """
 
 from __future__ import annotations
@@ -52,11 +55,12 @@ class Lesson:
     lock: set = field(default_factory=set)
     hide: set = field(default_factory=set)
     title: str | None = None
+    class_run: bool = False  # every page of the lesson follows the lesson's run (see above)
     problems: list = field(default_factory=list)
 
     @property
     def active(self) -> bool:
-        return bool(self.values or self.lock or self.hide or self.title)
+        return bool(self.values or self.lock or self.hide or self.title or self.class_run)
 
 
 def _names(value) -> list[str]:
@@ -84,6 +88,8 @@ def parse_lesson(*sources: Mapping) -> Lesson:
         lesson.problems += list(source.get("problems", []))
         if source.get("title"):
             lesson.title = str(source["title"])
+        if "class_run" in source:
+            lesson.class_run = str(source["class_run"]).strip().lower() in ("1", "true", "yes")
         for key in ("lock", "hide"):
             if key in source:
                 names = _names(source[key])
@@ -118,6 +124,11 @@ def banner_text(lesson: Lesson) -> str:
     lines = [f"### {lesson.title}" if lesson.title else "### Your teacher set up this lesson"]
     if lesson.lock:
         lines.append(f"Fixed for this lesson: {', '.join(f'`{n}`' for n in sorted(lesson.lock))}.")
+    if lesson.class_run:
+        lines.append(
+            "**A class run:** when your teacher starts the lesson's run, your **② Train** tab shows it live, and "
+            "its model is yours to explore when it ends."
+        )
     if lesson.problems:
         lines.append("⚠️ Left out of the lesson link: " + "; ".join(lesson.problems) + ".")
     return "\n\n".join(lines)
@@ -164,7 +175,9 @@ class TeacherHandlers:
         shown = lesson.active or bool(lesson.problems)
         banner = gr.Markdown(banner_text(lesson), visible=True) if shown else gr.skip()
         heading = self.build.fixed_by_dataset(dataset) if "dataset" in lesson.values else gr.skip()
-        return [banner, heading, *(gr.update(**updates[name]) if updates[name] else gr.skip() for name in CONTROLS)]
+        controls = [gr.update(**updates[name]) if updates[name] else gr.skip() for name in CONTROLS]
+        # A class run's pages watch for it (train_tab.TrainHandlers.watch_class_run).
+        return [banner, heading, *controls, lesson.class_run, gr.Timer(active=lesson.class_run)]
 
     @staticmethod
     def share_link(request: gr.Request | None, *values) -> str:
@@ -194,13 +207,22 @@ def _page_address(request: gr.Request | None) -> str:
 
 
 def wire_teacher(
-    handlers: TeacherHandlers, demo: gr.Blocks, build: BuildControls, banner: gr.Markdown, link: gr.Textbox
+    handlers: TeacherHandlers,
+    demo: gr.Blocks,
+    build: BuildControls,
+    banner: gr.Markdown,
+    link: gr.Textbox,
+    class_lesson: gr.State,
+    class_watch: gr.Timer,
 ) -> None:
-    """On page load the lesson (VIT_DEMO_LESSON and the link's query) sets the Build tab; any
-    change of a control rewrites the link to hand out."""
+    """On page load the lesson (VIT_DEMO_LESSON and the link's query) sets the Build tab, and a
+    class run's page starts watching for it (`class_lesson`, `class_watch`); any change of a
+    control rewrites the link to hand out."""
     private = {"api_visibility": "private", "show_progress": "hidden"}
     controls = [getattr(build, name) for name in CONTROLS]
-    demo.load(handlers.start, build.dataset, [banner, build.fixed_by_dataset, *controls], **private)
+    demo.load(
+        handlers.start, build.dataset, [banner, build.fixed_by_dataset, *controls, class_lesson, class_watch], **private
+    )
     gr.on(
         [demo.load, *(control.change for control in controls)],
         handlers.share_link,

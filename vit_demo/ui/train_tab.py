@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -29,10 +29,10 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .. import checkpoints, plots, summaries
+from .. import checkpoints, plots, run_record, summaries
 from .. import timeline as timelines
 from ..data import DatasetSpec, display_pixels, get_spec, load_split, to_picture
-from ..model import ViTConfig, num_parameters
+from ..model import SHAPE_FIELDS, ViTConfig, num_parameters
 from ..planning import ThroughputMeter
 from ..sessions import StartingPoint, StopFlag, TrainingQueue, TrainingUpdate
 from ..shared_runs import RunHub, RunKey, SharedRun
@@ -54,6 +54,7 @@ WAIT_POLL_SECONDS = 0.5
 MAX_TRAINERS = 32
 CURVE_SECONDS = 2.0  # the live curves are sent at most this often (and with every evaluation)
 POLL_SECONDS = 2.0  # how often a page asks its live run what changed (each ask costs the page and the server)
+CLASS_WATCH_SECONDS = 3.0  # how often a class run's page looks for the run, until it follows it
 MIN_STEPS_FOR_SPEED = 20  # a run stopped sooner says little about this machine's speed
 
 # What `TrainHandlers.train` yields, in this order; `frame` fills in the ones left unchanged.
@@ -366,9 +367,9 @@ class RunResult:
 
     state_dict: dict
     info: dict  # what its checkpoint records (training.checkpoint_info)
-    archive: Path  # its checkpoint as a zip, in the run's own folder
-    loss_rows: tuple  # (step, value) of its curves, for Compare
-    accuracy_rows: tuple
+    archive: Path  # the run as one zip (checkpoint and record), in the run's own folder
+    outcome: dict  # test accuracy, steps, epochs, seconds, images per second, stopped (run_record.RunRecord.result)
+    curves: Curves
 
 
 @dataclass(frozen=True)
@@ -437,11 +438,13 @@ class TrainHandlers:
         epochs,
         seed,
         runs: list[compare.RunSummary] | None = None,
+        class_lesson: bool = False,
         request: gr.Request = None,
         progress=gr.Progress(),
     ):
         """Train, or follow the run already training (or trained) with the same settings, and
-        stream what happens (a tuple in `TRAIN_OUTPUTS` order per update)."""
+        stream what happens (a tuple in `TRAIN_OUTPUTS` order per update). On a class run's page
+        (`class_lesson`) the run becomes the class run, which every page of the lesson shows."""
         knobs = Knobs.read(
             dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs, seed
         )
@@ -470,6 +473,8 @@ class TrainHandlers:
         )
         key = RunKey.of(knobs.shape, training, self.machine, self.app.max_train_seconds)
         run, shared = self.hub.join(key, lambda run: self._start(run, knobs, config, training, probes, train_images))
+        if class_lesson:
+            self.hub.class_run = run
         try:
             yield from self._follow(run, shared, knobs, config, runs, stop, request, progress)
         finally:
@@ -501,7 +506,11 @@ class TrainHandlers:
             if shared and "status" in changes:
                 changes["status"] = SHARING + changes["status"]
             if item.result is not None:
-                changes.update(self._finish(knobs, config, item, request), **self._compare(runs, knobs, config, item))
+                result = item.result
+                changes.update(
+                    self._finish(knobs, config, item, request),
+                    **self._compare(runs, knobs, config, result.outcome, result.curves),
+                )
             yield frame(**changes)
             p = item.progress
             if p is not None and not p.done:
@@ -509,6 +518,7 @@ class TrainHandlers:
 
     def _start(self, run: SharedRun, knobs: Knobs, config: ViTConfig, training: TrainConfig, probes, train_images):
         """Set `run` going on a thread of its own: wait for a seat, train, publish every frame."""
+        run.details = (knobs, config)
         threading.Thread(
             target=self._produce,
             args=(run, knobs, config, training, probes, train_images),
@@ -621,7 +631,8 @@ class TrainHandlers:
                     timeline_slider=timeline_slider(record),
                 )
                 changes.update(self._ending(config, training, update, curves))
-                run.publish(LiveFrame(changes, p, self._result(run, knobs.shape, config, training, update, curves)))
+                result = self._result(run, knobs, config, training, update, curves, record)
+                run.publish(LiveFrame(changes, p, result))
                 complete = not p.stopped
                 continue  # to the end of the job: the training process is then free for the next
             # Every report moves the numbers; the curves are redrawn (in the browser, the
@@ -674,28 +685,51 @@ class TrainHandlers:
     def _result(
         self,
         run: SharedRun,
-        shape: dict,
+        knobs: Knobs,
         config: ViTConfig,
         training: TrainConfig,
         update: TrainingUpdate,
         curves: Curves,
+        timeline: TimelineRecord,
     ) -> RunResult:
-        """The run's model, saved and zipped once in the run's own folder."""
+        """The run's model and its record (settings, curves, timeline), saved and zipped once in
+        the run's own folder: the one file a student takes home (run_record.py)."""
         p = update.progress
         if p.step >= MIN_STEPS_FOR_SPEED and p.step_seconds > 0:
             # The speed of its steps, not of the wall clock: runs take turns in the training process.
             self.meter.record_run(config, training.batch_size, p.step * training.batch_size / p.step_seconds)
         info = checkpoint_info(training, p)
-        model = create_model(training.dataset, seed=training.seed, **shape)
+        model = create_model(training.dataset, seed=training.seed, **knobs.shape)
         model.load_state_dict(update.state_dict)
         name = f"my-vit-{training.dataset}"
         saved = checkpoints.save(model, run.folder / name, info)
+        outcome = {
+            "test_accuracy": p.test_accuracy,
+            "steps": p.step,
+            "epochs": p.epoch,
+            "seconds": p.elapsed,
+            "images_per_second": p.images_per_second,
+            "stopped": p.stopped,
+            "test_images": p.final_test_images,
+        }
+        run_record.write(
+            saved,
+            run_record.RunRecord(
+                settings=asdict(knobs),
+                result=outcome,
+                loss_rows=[list(row) for row in curves.loss_rows],
+                accuracy_rows=[list(row) for row in curves.accuracy_rows],
+                confusion=p.confusion.tolist() if p.confusion is not None else None,
+                snapshots=list(timeline.timeline.snapshots),
+                probe=timeline.probe_display,
+            ),
+        )
         return RunResult(
             state_dict=update.state_dict,
             info=info,
             archive=checkpoints.zip_checkpoint(saved, run.folder / f"{name}.zip"),
-            loss_rows=tuple((s, v) for s, v, _ in curves.loss_rows),
-            accuracy_rows=tuple((s, v) for s, v, series in curves.accuracy_rows if series == "test accuracy"),
+            outcome=outcome,
+            curves=curves,
         )
 
     def _finish(self, knobs: Knobs, config: ViTConfig, item: LiveFrame, request: gr.Request | None) -> dict:
@@ -714,9 +748,8 @@ class TrainHandlers:
         }
 
     @staticmethod
-    def _compare(runs, knobs: Knobs, config: ViTConfig, item: LiveFrame) -> dict:
+    def _compare(runs, knobs: Knobs, config: ViTConfig, outcome: dict, curves: Curves) -> dict:
         """This run beside the previous one: the kept runs, their table and their curves."""
-        p, result = item.progress, item.result
         run = compare.RunSummary(
             number=compare.next_number(runs),
             settings={
@@ -727,14 +760,14 @@ class TrainHandlers:
                 "length": knobs.length_text,
                 "seed": knobs.seed,
             },
-            test_accuracy=p.test_accuracy or 0.0,
+            test_accuracy=outcome["test_accuracy"] or 0.0,
             parameters=num_parameters(config.parameter_counts()),
-            seconds=p.elapsed,
-            steps=p.step,
-            images_per_second=p.images_per_second,
-            stopped=p.stopped,
-            loss_rows=result.loss_rows,
-            accuracy_rows=result.accuracy_rows,
+            seconds=outcome["seconds"],
+            steps=outcome["steps"],
+            images_per_second=outcome["images_per_second"],
+            stopped=outcome["stopped"],
+            loss_rows=tuple((s, v) for s, v, _ in curves.loss_rows),
+            accuracy_rows=tuple((s, v) for s, v, series in curves.accuracy_rows if series == "test accuracy"),
         )
         kept = compare.keep(runs, run)
         loss, accuracy = compare.curves(kept)
@@ -805,6 +838,91 @@ class TrainHandlers:
             self._live[key] = LiveRun(frames)
         return (*first, gr.Timer(active=True))
 
+    @user_errors
+    def restore(self, path: str | None, runs=None, request: gr.Request = None) -> tuple:
+        """A run saved from this tab, brought back: its curves, confusion matrix, timeline and
+        comparison here, its model in Explore. [the Train outputs, a new `finished` mark]."""
+        if path is None:
+            return (*frame(), gr.skip())
+        model, info = checkpoints.load(path)  # a CheckpointError says what is wrong with the file
+        record = run_record.read(path)
+        if record is None:
+            raise ValueError(
+                f"{Path(path).name} is a model without its run: open it in ③ Explore (Upload a checkpoint). "
+                "The file this tab's download makes brings back the curves and the timeline too."
+            )
+        settings = record.settings
+        knobs = Knobs.read(
+            settings["dataset"],
+            *(settings["shape"][name] for name in SHAPE_FIELDS),
+            *(settings[name] for name in ("lr", "batch_size", "length", "seconds", "epochs", "seed")),
+        )
+        config, spec, outcome = model.config, get_spec(info["dataset"]), record.result
+        folder = self._session_folder(request)
+        archive = Path(shutil.copy(path, folder / Path(path).name))
+        timeline = TimelineRecord(record.timeline(TIMELINE_CAPACITY), record.probe, config, spec.class_names)
+        last = len(timeline) - 1
+        curves = Curves([tuple(row) for row in record.loss_rows], [tuple(row) for row in record.accuracy_rows])
+        changes = {
+            "status": (
+                f"### Restored: test accuracy {outcome['test_accuracy']:.1%}\n"
+                f"{'Stopped early' if outcome['stopped'] else 'Finished'} after {outcome['steps']:,} steps "
+                f"({outcome['epochs']:.2f} epochs), scored on {outcome['test_images']:,} test images. Open "
+                "**③ Explore** to see where it looks."
+            ),
+            "metrics": f"Step **{outcome['steps']:,}** · **{outcome['images_per_second']:,.0f} images/s**",
+            "progress_bar": "",
+            "loss": curves.loss(),
+            "accuracy": curves.accuracy(),
+            "timeline": timeline,
+            "timeline_slider": timeline_slider(timeline),
+            "timeline_frame": timeline.frame(last),
+            "timeline_summary": timeline.summary(last),
+            "download": gr.DownloadButton(value=str(archive), interactive=True),
+            "my_model": LoadedModel(MINE, model, info, f"restored from {Path(path).name}", files=folder),
+            "explore_model": MINE,
+            "views": gr.Tabs(selected="positions"),
+            **dict(
+                zip(
+                    ("positions", "positions_summary"),
+                    draw_position_similarity(timeline.timeline[last].position_similarity),
+                )
+            ),
+            **self._compare(runs, knobs, config, outcome, curves),
+        }
+        if record.confusion is not None:
+            counts = torch.tensor(record.confusion)
+            changes.update(self._confusion(counts, spec.class_names), views=gr.Tabs(selected="confusion"))
+            changes.update(zip(("mistake_true", "mistake_guess"), mistakes.class_dropdowns(spec.class_names, counts)))
+        return (*frame(**changes), f"{time.time():.6f}")
+
+    def watch_class_run(self, class_lesson: bool, runs=None, request: gr.Request = None) -> tuple:
+        """A class run's page, every few seconds until it follows one: once the lesson's run has
+        started (on any page of it), follow it like a run of its own: [the live timer, this
+        timer]. The page's own run, running, comes first."""
+        key = _session_key(request)
+        run = self.hub.class_run
+        with self._live_lock:
+            busy = key in self._live and not self._live[key].finished
+        if not class_lesson or busy or run is None or not self.hub.attach(run):
+            return gr.skip(), gr.Timer(active=bool(class_lesson))
+        knobs, config = run.details
+        frames = self._watch(run, knobs, config, runs, request)
+        with self._live_lock:
+            self._live[key] = LiveRun(frames)
+        return gr.Timer(active=True), gr.Timer(active=False)
+
+    def _watch(self, run: SharedRun, knobs: Knobs, config: ViTConfig, runs, request):
+        """A class run, followed by a page that did not start it."""
+        stop = self._stop_flag(request)
+        stop.clear()
+        try:
+            yield frame(status="**Your teacher's class run:** watching it live.", views=gr.Tabs(selected="positions"))
+            yield from self._follow(run, False, knobs, config, runs, stop, request, _no_progress)
+        finally:
+            self.hub.leave(run)
+            stop.clear()
+
     def poll(self, request: gr.Request = None) -> tuple:
         """The timer's tick: what changed; once the run has ended, also the timer off, the buttons
         back, and a new `finished` mark (what Explore listens to for the new model)."""
@@ -869,6 +987,9 @@ class TrainControls:
     compare_loss: gr.LinePlot
     compare_accuracy: gr.LinePlot
     confusion_cells: gr.State  # ConfusionCells of the drawn matrix
+    restore: gr.File  # a run downloaded from here, uploaded again
+    class_lesson: gr.State  # this page belongs to a class run's lesson (teacher.py)
+    class_watch: gr.Timer  # a class run's page looks for the run (TrainHandlers.watch_class_run)
     live: gr.Timer  # polls the page's run (TrainHandlers.poll) while it trains
     finished: gr.Textbox  # changes when a run ends: a new model for Explore
 
@@ -892,7 +1013,9 @@ def render_train_tab() -> TrainControls:
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", elem_id="train-start")
                 stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="train-stop")
-                download = gr.DownloadButton("Download model (.zip)", interactive=False, elem_id="train-download")
+                download = gr.DownloadButton("Download the run (.zip)", interactive=False, elem_id="train-download")
+            with gr.Accordion("Bring back a run you downloaded", open=False):
+                restore = gr.File(file_types=[".zip"], show_label=False, height=90, elem_id="train-restore")
             # The progress bar needs a component of its own that no update rewrites.
             progress_bar = gr.Markdown("", min_height=70, elem_id="train-progress")
             # No LaTeX to look for in these two: the metrics line is redrawn every second.
@@ -1034,6 +1157,9 @@ def render_train_tab() -> TrainControls:
         compare_loss=compare_loss,
         compare_accuracy=compare_accuracy,
         confusion_cells=gr.State(None),
+        restore=restore,
+        class_lesson=gr.State(False),
+        class_watch=gr.Timer(CLASS_WATCH_SECONDS, active=False),
         live=gr.Timer(POLL_SECONDS, active=False),
         finished=gr.Textbox(visible=False),
     )
@@ -1054,7 +1180,7 @@ def wire_train_tab(
     private = {"api_visibility": "private", "show_progress": "hidden"}
     controls = [build.start, train.start, train.stop]
     outputs = train.outputs(state, explore_model)
-    inputs = [*build.model_inputs(), *build.training_inputs(), state.my_runs]
+    inputs = [*build.model_inputs(), *build.training_inputs(), state.my_runs, train.class_lesson]
     build.start.click(lambda: gr.Tabs(selected="train"), None, steps, queue=False, **private)
     # The page starts a run, then polls it (LiveRun); when it ends, `finished` changes.
     starting = gr.on(
@@ -1069,6 +1195,12 @@ def wire_train_tab(
     )
     starting.failure(handlers.unlock_controls, None, controls, queue=False, **private)
     train.live.tick(handlers.poll, None, [*outputs, train.live, *controls, train.finished], queue=False, **private)
+    train.restore.upload(
+        handlers.restore, [train.restore, state.my_runs], [*outputs, train.finished], api_visibility="private"
+    )
+    train.class_watch.tick(
+        handlers.watch_class_run, [train.class_lesson, state.my_runs], [train.live, train.class_watch], **private
+    )
     demo.unload(handlers.leave)
     train.stop.click(handlers.stop, None, train.status, api_name="stop", queue=False, show_progress="hidden")
     # Scripts train through one streaming call (gradio_client's submit or predict on "/train").
