@@ -748,3 +748,18 @@ def test_pictures_in_gradios_cache_are_written_once_and_whole(tmp_path, tiny_che
         assert again == first and (os.stat(again).st_ino, os.stat(again).st_mtime_ns) == (inode, written)
         assert Image.open(io.BytesIO(being_served.read())).size == (64, 64)
     assert [p.name for p in Path(first).parent.iterdir()] == ["image.png"]  # no staging files left
+
+
+def test_a_picture_shown_to_a_whole_class_is_encoded_once(tmp_path, tiny_checkpoints, monkeypatch):
+    from gradio import processing_utils
+
+    build_demo(settings_for(tmp_path, tiny_checkpoints))
+    encoded = []
+    real = processing_utils.encode_pil_to_bytes
+    monkeypatch.setattr(processing_utils, "encode_pil_to_bytes", lambda *a, **k: encoded.append(1) or real(*a, **k))
+    shared = digit("RGB")  # one frame of a shared run, sent to thirty pages
+    paths = {processing_utils.save_pil_to_cache(shared, str(tmp_path / "cache"), format="png") for _ in range(30)}
+    assert len(paths) == 1 and len(encoded) == 1
+    twin = digit("RGB")  # another picture that happens to look the same: encoded, and the same file
+    assert processing_utils.save_pil_to_cache(twin, str(tmp_path / "cache"), format="png") in paths
+    assert len(encoded) == 2

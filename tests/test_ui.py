@@ -312,6 +312,24 @@ def test_clicking_a_patch_shows_where_it_looks_and_its_maths(app):
     )
 
 
+def test_a_shipped_model_explored_on_the_same_picture_is_explained_once_for_everyone(app, monkeypatch):
+    calls = []
+    real = explain.explain
+    monkeypatch.setattr(explain, "explain", lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
+    first = app.explore.explore("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)
+    second = app.explore.explore("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)
+    assert len(calls) == 1 and second[3] is first[3]
+    app.explore.explore("mnist", None, "where", "max", 0.0, 2, "mean", None, None)  # other settings: drawn anew
+    assert len(calls) == 2
+    mine = app.explore.library.models["mnist"]
+    from vit_demo.ui.models import LoadedModel
+
+    own = LoadedModel(MINE, mine.model, mine.info, "trained here")
+    app.explore.explore(MINE, None, "where", "mean", 0.0, 2, "mean", own, None)
+    app.explore.explore(MINE, None, "where", "mean", 0.0, 2, "mean", own, None)
+    assert len(calls) == 4  # a person's own model is nobody else's: never served from the shared memory
+
+
 def test_opening_explore_shows_the_first_example_once(app):
     explore_inputs = ("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)
     image, label, *_ = first = app.explore.open_tab(None, *explore_inputs)

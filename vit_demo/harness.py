@@ -57,10 +57,17 @@ def free_port() -> int:
 
 class AppProcess:
     """`python app.py` on 127.0.0.1 and a free port, with `env` added to this process's
-    environment; its output goes to `log` (or nowhere). Use as a context manager, or call
-    `wait_ready` and `stop`."""
+    environment; its output goes to `log` (or nowhere). `app` is another checkout's app.py
+    (a benchmark's "before"), run from its own folder so that it imports its own vit_demo.
+    Use as a context manager, or call `wait_ready` and `stop`."""
 
-    def __init__(self, env: dict[str, str] | None = None, log: Path | None = None, cwd: Path | None = None):
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        cwd: Path | None = None,
+        app: Path = REPO / "app.py",
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self._log = open(log, "w") if log else subprocess.DEVNULL
@@ -73,8 +80,8 @@ class AppProcess:
         }
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py")],
-            cwd=cwd or REPO,
+            [sys.executable, str(app)],
+            cwd=cwd or app.parent,
             env=environment,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -30,6 +30,7 @@ replaced by a fresh one for the next job.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import multiprocessing
 import pickle
@@ -40,6 +41,9 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 
 POLL_SECONDS = 0.5
+# Reports a new job gets before it takes turns with the others: its starting point (the
+# untrained model's scores) and its first report of training steps.
+FIRST_REPORTS = 2
 
 
 class TrainingProcessDied(RuntimeError):
@@ -54,15 +58,24 @@ def _serve(connection: Connection, threads: int | None) -> None:
 
     configure_threads(threads)
     jobs: dict[int, Iterator] = {}
+    reports: collections.Counter[int] = collections.Counter()  # values each running job has yielded
     while True:
         try:
             while connection.poll(0 if jobs else None):  # wait for work only when there is none
                 _take_message(connection, jobs)
         except EOFError:  # the server went away
             return
-        for job, generator in list(jobs.items()):
+        # A job that has not reported a training step yet goes first, turn after turn: a student
+        # who just pressed Start sees the model learn within seconds, not after a round of all.
+        for job in list(reports):
+            if job not in jobs:  # ended, or cancelled
+                del reports[job]
+        starting = [job for job in jobs if reports[job] < FIRST_REPORTS]
+        for job in starting or list(jobs):
             try:
-                _send(connection, ("update", job, next(generator)))
+                value = next(jobs[job])
+                reports[job] += 1
+                _send(connection, ("update", job, value))
             except StopIteration:
                 del jobs[job]
                 _send(connection, ("end", job, None))

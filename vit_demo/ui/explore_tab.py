@@ -12,7 +12,10 @@ screen reader could use.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -168,10 +171,38 @@ def label_values(probabilities: torch.Tensor, class_names) -> dict[str, float]:
     return {name: float(p) for name, p in zip(class_names, probabilities.tolist())}
 
 
+def _fingerprint(image: Image.Image) -> tuple:
+    return image.mode, image.size, hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest()
+
+
+class RecentlyShown:
+    """The last `size` explorations of the shipped models, least recently used out first."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        with self._lock:
+            if key not in self._entries:
+                return None
+            self._entries.move_to_end(key)
+            return self._entries[key]
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
 class ExploreHandlers:
     def __init__(self, library: ModelLibrary, examples_dir: Path):
         self.library = library
         self.examples_dir = examples_dir
+        self._shown = RecentlyShown()
 
     # ------------------------------------------------------------------ the model
 
@@ -366,17 +397,23 @@ class ExploreHandlers:
             if not examples:
                 raise ValueError("Choose a picture first: draw one or upload one")
             image = read_picture(examples[0][0])
-        explanation = explain.explain(loaded.model, loaded.info, image, fusion, float(discard))
-        explored = Explored(loaded, explanation)
         choices = ViewChoices(fusion, discard, layer, head, method, target, maths_layer, maths_head, patch=None)
-        return [
-            image,
-            label_values(explanation.probabilities, explanation.class_names),
-            seen_image(explanation),
-            explored,
-            None,
-            *self._all_views(open_view, explored, choices),
-        ]
+        # A class explores the shipped models on the same examples: each is explained and drawn once.
+        key = (name, _fingerprint(image), open_view, choices) if loaded is self.library.models.get(name) else None
+        shown = self._shown.get(key) if key else None
+        if shown is None:
+            explanation = explain.explain(loaded.model, loaded.info, image, fusion, float(discard))
+            explored = Explored(loaded, explanation)
+            shown = [
+                label_values(explanation.probabilities, explanation.class_names),
+                seen_image(explanation),
+                explored,
+                None,
+                *self._all_views(open_view, explored, choices),
+            ]
+            if key:
+                self._shown.put(key, shown)
+        return [image, *shown]
 
     def open_tab(self, explored: Explored | None, *explore_inputs) -> list:
         """Opening the tab: explore (the first example, if no picture is chosen) unless

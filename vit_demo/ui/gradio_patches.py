@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+import weakref
 from pathlib import Path
 
 import gradio as gr
@@ -37,11 +39,37 @@ def make_gradio_image_cache_atomic() -> None:
     students exploring the same example at once therefore rewrite a file while the first
     one's browser is downloading it, and that download arrives empty ("peer closed
     connection", 8 of 388 requests in benchmarks/load_test.py). Write each picture once,
-    under a temporary name renamed into place, as Gradio's own `save_file_to_cache` does."""
+    under a temporary name renamed into place, as Gradio's own `save_file_to_cache` does.
+
+    And encode each picture once: a shared run's frames, and a shipped model's explanation of
+    a class's example, hand the same picture to every page that shows it (thirty in a class),
+    and Gradio would encode it to PNG again for each. The app never changes a picture it has
+    handed out, so a picture already written is found by what it is."""
     if getattr(processing_utils.save_pil_to_cache, "vit_demo_atomic", False):
         return
+    # id(picture) -> {(cache, name, format): path}; an entry goes when its picture does (a PIL
+    # image cannot be a dictionary key: it compares by content, without a hash).
+    written: dict[int, dict] = {}
+    lock = threading.Lock()
+
+    def forget(identity: int) -> None:
+        with lock:
+            written.pop(identity, None)
 
     def save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+        key = (cache_dir, name, format)
+        with lock:
+            known = written.get(id(img), {}).get(key)
+        if known is not None and Path(known).is_file():
+            return known
+        path = _write_picture(img, cache_dir, name, format)
+        with lock:
+            if id(img) not in written:
+                weakref.finalize(img, forget, id(img))
+            written.setdefault(id(img), {})[key] = path
+        return path
+
+    def _write_picture(img, cache_dir: str, name: str, format: str) -> str:
         data = processing_utils.encode_pil_to_bytes(img, format)
         folder = Path(cache_dir) / processing_utils.hash_bytes(data)
         folder.mkdir(exist_ok=True, parents=True)

@@ -286,23 +286,26 @@ def empty_timeline_slider() -> gr.Slider:
     )
 
 
-def timeline_slider(record: TimelineRecord, value: int | None = None, interactive: bool = True) -> gr.Slider:
-    """The slider over `record`'s snapshots; not `interactive` while the run is still recording them."""
+def timeline_slider(record: TimelineRecord) -> gr.Slider:
+    """The slider over a finished run's snapshots. (While the run records them, the slider is
+    left as it is and the count is told in words: a slider's update rebuilds its whole
+    configuration on the server, once for every page following the run.)"""
     last = len(record) - 1
     plural = "s" if len(record) != 1 else ""
-    label = (
-        f"Training timeline: {len(record)} snapshot{plural}, drag to replay"
-        if interactive
-        else f"Training timeline: {len(record)} snapshot{plural} so far, to replay when the run ends"
-    )
     return gr.Slider(
         minimum=0,
         maximum=max(last, 1),
-        value=last if value is None else value,
+        value=last,
         step=1,
-        interactive=interactive and last >= 1,
-        label=label,
+        interactive=last >= 1,
+        label=f"Training timeline: {len(record)} snapshot{plural}, drag to replay",
     )
+
+
+def recording(record: TimelineRecord) -> str:
+    """The timeline while the run records it."""
+    plural = "s" if len(record) != 1 else ""
+    return f"{len(record)} snapshot{plural} so far: the timeline is drawn when the run ends, to replay."
 
 
 def _session_key(request: gr.Request | None) -> str:
@@ -599,7 +602,7 @@ class TrainHandlers:
             changes = {} if drawn is None else dict(zip(("positions", "positions_summary"), drawn))
             if update.snapshot is not None:
                 record.timeline.add(update.snapshot)  # thins exactly as the run's own timeline
-                changes.update(timeline=record, timeline_slider=timeline_slider(record, interactive=False))
+                changes.update(timeline=record, timeline_summary=recording(record))
             if update.probe_probabilities is not None:
                 changes["probes"] = probe_strip(probes.images, probes.labels, update.probe_probabilities, spec)
             p = update.progress

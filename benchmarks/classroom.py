@@ -1,0 +1,218 @@
+"""A class of 30 against one server: how long until the last student sees their model learn,
+and until everyone has a model, while the class explores meanwhile.
+
+    VIT_DEMO_DATA=../shared/data python benchmarks/classroom.py [--students 30] [--same 24]
+        [--seconds 30] [--deadline 420] [--app PATH/TO/app.py]
+
+`python app.py` is started on a free loopback port (or another checkout's app.py, `--app`:
+the "before" of a change). Every student is a gradio_client session (one browser session
+each) that, at the teacher's "go" (all within two seconds, in a shuffled order), streams
+"/train": `--same` of them with the lesson's settings (MNIST, patch 7, dim 64, 2 blocks, a
+`--seconds` budget, seed 0), the others each changing one knob of it. While their model
+trains each student explores the shipped MNIST model every few seconds ("/explore").
+
+Printed: for the last student, the seconds from "go" until the first live report of a
+training step (a curve point) and until the finished model; every student's; the explore
+latency p50/p95 meanwhile; failed requests; the distinct runs the server trained; the
+server's peak RSS (VmHWM). Bounded: students still without a model at `--deadline` seconds
+are reported as such, and the benchmark ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from gradio_client import Client
+
+from vit_demo.harness import REPO, AppProcess
+from vit_demo.step import Machine
+
+LESSON = dict(
+    dataset="mnist",
+    patch_size=7,
+    dim=64,
+    depth=2,
+    heads=4,
+    mlp_dim=128,
+    lr=0.003,
+    batch_size=128,
+    length="time",
+    epochs=1,
+    seed=0,
+)
+# One knob changed each: what students try after the lesson's run.
+VARIATIONS = (dict(depth=3), dict(dim=48), dict(heads=2), dict(mlp_dim=64), dict(lr=0.002), dict(seed=1))
+EXPLORE_EVERY = 8.0  # seconds between a waiting student's explore requests: a look at each figure
+
+
+@dataclass
+class Student:
+    number: int
+    knobs: dict
+    first_step: float | None = None  # seconds after "go": a live report of a step
+    finished: float | None = None  # seconds after "go": the finished model
+    accuracy: str = ""
+    explore_seconds: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def metrics_of(output) -> str:
+    return str(output[2]) if output and len(output) > 2 else ""  # TRAIN_OUTPUTS: status, progress_bar, metrics
+
+
+def status_of(output) -> str:
+    return str(output[0]) if output else ""
+
+
+def attend(student: Student, url: str, go: float, deadline: float) -> None:
+    client = Client(url, verbose=False)
+    try:
+        job = client.submit(**student.knobs, api_name="/train")
+    except Exception as error:  # noqa: BLE001 - every failure is counted and printed
+        student.failures.append(f"train: {type(error).__name__}: {error}")
+        return
+    next_explore = time.monotonic()
+    while time.monotonic() < deadline:
+        outputs = job.outputs()
+        now = time.monotonic() - go
+        if student.first_step is None and any(metrics_of(o).startswith("Step **") for o in outputs):
+            student.first_step = now
+        if job.done():
+            try:
+                final = job.result(timeout=5)
+            except Exception as error:  # noqa: BLE001
+                student.failures.append(f"train: {type(error).__name__}: {str(error)[:150]}")
+                return
+            if "Test accuracy" in status_of(final):
+                student.finished = now
+                student.accuracy = status_of(final).split("Test accuracy: ")[1].split("\n")[0]
+                student.first_step = student.first_step or now  # a finished run shared at once
+            else:
+                student.failures.append(f"train ended without a model: {status_of(final)[:120]!r}")
+            return
+        if time.monotonic() >= next_explore:
+            started = time.perf_counter()
+            try:
+                client.predict("mnist", "mean", 0.0, 6, "mean", api_name="/explore")
+                student.explore_seconds.append(time.perf_counter() - started)
+            except Exception as error:  # noqa: BLE001
+                student.failures.append(f"explore: {type(error).__name__}: {str(error)[:150]}")
+            next_explore = time.monotonic() + EXPLORE_EVERY
+        time.sleep(0.2)
+
+
+def cpu_seconds(server: psutil.Process) -> dict[str, float]:
+    """CPU seconds so far of the server process and of its training processes."""
+
+    def of(process: psutil.Process) -> float:
+        try:
+            times = process.cpu_times()
+            return times.user + times.system
+        except psutil.Error:
+            return 0.0
+
+    return {"server": of(server), "training": sum(of(child) for child in server.children(recursive=True))}
+
+
+def peak_rss(pid: int) -> int:
+    """A process's peak resident memory (Linux's VmHWM), in bytes; 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--students", type=int, default=30)
+    parser.add_argument("--same", type=int, default=24, help="students on the lesson's settings")
+    parser.add_argument("--seconds", type=float, default=30, help="the lesson's time budget")
+    parser.add_argument("--deadline", type=float, default=420, help="seconds after 'go' when the benchmark ends")
+    parser.add_argument("--app", type=Path, default=REPO / "app.py", help="the app.py to serve (another checkout's)")
+    parser.add_argument("--seed", type=int, default=0, help="of the order the students press Start in")
+    args = parser.parse_args()
+
+    lesson = {**LESSON, "seconds": args.seconds}
+    students = [Student(i, dict(lesson)) for i in range(args.same)]
+    students += [
+        Student(args.same + i, {**lesson, **VARIATIONS[i % len(VARIATIONS)]}) for i in range(args.students - args.same)
+    ]
+    random.Random(args.seed).shuffle(students)
+    print(Machine.detect().describe())
+    print(f"serving {args.app}; {args.students} students, {args.same} on the lesson's settings")
+    with AppProcess(env={"VIT_DEMO_DOWNLOAD": "0"}, app=args.app) as server:
+        time.sleep(5)  # the server times this machine at start
+        server_process = psutil.Process(server.pid)
+        cpu_before = cpu_seconds(server_process)
+        go = time.monotonic()
+        deadline = go + args.deadline
+        threads = []
+        for student in students:
+            thread = threading.Thread(target=attend, args=(student, server.url, go, deadline), daemon=True)
+            thread.start()
+            threads.append(thread)
+            time.sleep(2.0 / args.students)  # everyone presses Start within two seconds of "go"
+        for thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0) + 30)
+        peak = server.peak_rss()
+        cpu_after = cpu_seconds(server_process)
+        wall = time.monotonic() - go
+        children = [child.pid for child in server_process.children(recursive=True)]
+        peak_children = sum(peak_rss(pid) for pid in children)
+
+    first = [s.first_step for s in students]
+    done = [s.finished for s in students]
+    explores = [t for s in students for t in s.explore_seconds]
+    failures = [f for s in students for f in s.failures]
+    runs = {tuple(sorted(s.knobs.items())) for s in students if s.finished is not None}
+    missing_first = sum(t is None for t in first)
+    missing_done = sum(t is None for t in done)
+    print(
+        f"first curve point, last student: {max((t for t in first if t), default=float('nan')):.1f} s"
+        + (f" ({missing_first} never saw one by the deadline)" if missing_first else "")
+    )
+    print(
+        f"finished model, last student:    {max((t for t in done if t), default=float('nan')):.1f} s"
+        + (f" ({missing_done} had none by the deadline, {args.deadline:g} s)" if missing_done else "")
+    )
+    print("every student, seconds to first curve point / finished model (accuracy):")
+    for s in sorted(students, key=lambda s: s.number):
+        first_text = f"{s.first_step:6.1f}" if s.first_step is not None else "     -"
+        done_text = f"{s.finished:6.1f}" if s.finished is not None else "     -"
+        changed = {k: v for k, v in s.knobs.items() if lesson.get(k) != v} or "lesson"
+        print(f"  {s.number:2d} {first_text} {done_text}  {s.accuracy:>6s}  {changed}")
+    print(
+        f"explore while training: {len(explores)} requests, p50 {1000 * percentile(explores, 0.5):.0f} ms, "
+        f"p95 {1000 * percentile(explores, 0.95):.0f} ms"
+    )
+    print(f"distinct settings with a finished model: {len(runs)}")
+    print(f"failed requests: {len(failures)}")
+    for failure in failures[:10]:
+        print(f"  {failure}")
+    print(f"peak RSS: server {peak / 2**20:,.0f} MB, its training processes {peak_children / 2**20:,.0f} MB")
+    used = {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}
+    print(
+        f"CPU seconds over {wall:.0f} s x {psutil.cpu_count()} cores: "
+        + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in used.items())
+    )
+    if statistics.fmean([t is not None for t in done]) < 1:
+        print("not every student had a model by the deadline")
+
+
+if __name__ == "__main__":
+    main()
