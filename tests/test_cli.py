@@ -5,6 +5,9 @@ from conftest import REPO, needs_cxx
 
 from vit_demo import checkpoints
 
+# A model and a slice of the data small enough for a test to train in seconds.
+SMALL_RUN = ("--train-limit", "4000", "--dim", "32", "--depth", "2", "--heads", "2", "--mlp-dim", "64")
+
 
 def run_cli(*args, env_data_dir=None):
     return subprocess.run(
@@ -23,16 +26,7 @@ def test_cli_trains_and_saves_a_loadable_checkpoint(data_dir, tmp_path):
         "mnist",
         "--epochs",
         "2",
-        "--train-limit",
-        "4000",
-        "--dim",
-        "32",
-        "--depth",
-        "2",
-        "--heads",
-        "2",
-        "--mlp-dim",
-        "64",
+        *SMALL_RUN,
         "--data-dir",
         str(data_dir),
         "--out",
@@ -60,16 +54,7 @@ def test_cli_trains_compiled_in_bf16_with_chosen_augmentation(data_dir, tmp_path
         "fashion_mnist",
         "--epochs",
         "1",
-        "--train-limit",
-        "4000",
-        "--dim",
-        "32",
-        "--depth",
-        "2",
-        "--heads",
-        "2",
-        "--mlp-dim",
-        "64",
+        *SMALL_RUN,
         "--compile",
         "--bf16",
         "--shift",

@@ -750,6 +750,25 @@ def test_pictures_in_gradios_cache_are_written_once_and_whole(tmp_path, tiny_che
     assert [p.name for p in Path(first).parent.iterdir()] == ["image.png"]  # no staging files left
 
 
+def test_skipped_outputs_reach_the_page_as_gradio_would_send_them_without_its_work(tmp_path, tiny_checkpoints):
+    import asyncio
+
+    from gradio.blocks import Blocks
+    from gradio.state_holder import SessionState
+
+    from vit_demo.ui.train_tab import frame
+
+    demo = build_demo(settings_for(tmp_path, tiny_checkpoints))
+    train = next(fn for fn in demo.fns.values() if fn.api_name == "train")
+    patched = Blocks.postprocess_data
+    assert patched.vit_demo_skips
+    frames = [frame(status="**Training**", metrics="Step **3**"), frame(status="one output"), frame()]
+    for values in frames:
+        ours = asyncio.run(patched(demo, train, list(values), SessionState(demo)))
+        gradios = asyncio.run(patched.original(demo, train, list(values), SessionState(demo)))
+        assert ours == gradios
+
+
 def test_a_picture_shown_to_a_whole_class_is_encoded_once(tmp_path, tiny_checkpoints, monkeypatch):
     from gradio import processing_utils
 

@@ -31,7 +31,7 @@ from ..step import server_threads
 from ..worker import TrainingProcess
 from .build_tab import BuildHandlers, render_build_tab, wire_build_tab
 from .explore_tab import ExploreHandlers, render_explore_tab, wire_explore_tab
-from .gradio_patches import calm_queue, make_gradio_image_cache_atomic
+from .gradio_patches import calm_queue, make_gradio_image_cache_atomic, skip_unchanged_outputs
 from .hosting import train_on_gpu
 from .learn import LESSON_TITLES
 from .models import ModelLibrary
@@ -157,6 +157,7 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
     places the tabs and hands them what they share: the session's state and the page."""
     app = app or App(settings)
     make_gradio_image_cache_atomic()  # concurrent identical pictures must not be served half-written
+    skip_unchanged_outputs()  # a live run's frames change few of their outputs
     if app.processes is not None:
         app.processes.start()  # warm before the first Start: torch imported, ready to train
     app.start_measuring()
