@@ -17,7 +17,6 @@ from ui_helpers import EXAMPLE, TINY, as_outputs, settings_for, train_inputs
 from vit_demo import checkpoints, explain
 from vit_demo.data import get_spec, load_split
 from vit_demo.model import ViTConfig
-from vit_demo.planning import ThroughputMeter
 from vit_demo.recipes import recipe_for
 from vit_demo.sessions import StopFlag, TrainingQueue, run_training
 from vit_demo.training import TrainConfig
@@ -106,14 +105,6 @@ def test_a_time_budget_becomes_the_steps_this_machine_measured_at_start_takes_in
     assert knobs.train_config(app.settings, app.meter).steps == config.steps
     epochs = Knobs.read("mnist", 7, 64, 2, 4, 128, 0.003, 128, "epochs", 30, 2, 0).train_config(app.settings, app.meter)
     assert (epochs.epochs, epochs.steps, epochs.time_budget) == (2.0, None, None)
-
-
-def test_time_estimates_follow_the_measured_speed():
-    meter = ThroughputMeter()
-    config = ViTConfig(image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1)
-    meter.record_run(config, 128, images_per_second=1000)
-    assert meter.seconds_per_epoch(config, 128, 60_000) == pytest.approx(60)
-    assert meter.source == "measured in the last training run"
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])

@@ -1,0 +1,44 @@
+"""Run planning: how this machine's measured speeds become the plan of a run."""
+
+import pytest
+
+from vit_demo import planning
+from vit_demo.model import ViTConfig
+from vit_demo.planning import ThroughputMeter
+from vit_demo.recipes import Candidate
+
+SMALL, LARGE = Candidate(7, 32, 1, 2, 64), Candidate(7, 64, 2, 4, 128)
+
+
+def test_a_start_up_line_is_the_least_squares_fit_of_seconds_per_image_on_flops():
+    # Hand computation: through (1, 3) and (3, 7) the line is 1 + 2x; (2, 5) lies on it.
+    assert planning._fit([(1.0, 3.0), (3.0, 7.0), (2.0, 5.0)]) == pytest.approx((1.0, 2.0))
+    # A fit whose fixed part would be negative goes through the origin: b = Σxy / Σx² = (2 + 30) / (1 + 9).
+    assert planning._fit([(1.0, 2.0), (3.0, 10.0)]) == pytest.approx((0.0, 3.2))
+    assert planning._fit([(2.0, 4.0)]) == pytest.approx((0.0, 2.0))  # one FLOP count: FLOP/s alone
+    assert planning._fit([]) is None
+
+
+def test_an_unmeasured_shape_is_planned_on_the_start_up_line_and_a_later_run_does_not_move_it():
+    meter = ThroughputMeter()
+    meter.record_speeds({SMALL.name: 8000.0, LARGE.name: 2000.0}, (SMALL, LARGE), "mnist")
+    small, large = (planning._config("mnist", c) for c in (SMALL, LARGE))
+    assert meter.planning_speed(small, SMALL.batch_size) == 8000.0  # a measured shape keeps its own figure
+    x_small, x_large = planning._training_flops(small), planning._training_flops(large)
+    slope = (1 / 2000 - 1 / 8000) / (x_large - x_small)
+    fixed = 1 / 8000 - slope * x_small
+    assert fixed > 0  # a step's fixed cost: the smaller model is not as much faster as its FLOPs say
+    between = ViTConfig(image_size=28, patch_size=7, num_classes=10, dim=48, depth=2, heads=4, mlp_dim=96, channels=1)
+    expected = 1 / (fixed + slope * planning._training_flops(between))
+    assert meter.planning_speed(between, 128) == pytest.approx(expected)
+    meter.record_run(between, 128, images_per_second=expected * 3)
+    assert meter.planning_speed(between, 128) == pytest.approx(expected)  # plans stay the same for everyone
+    assert meter.images_per_second(between, 128) == pytest.approx(expected * 3)  # time estimates use the run
+
+
+def test_time_estimates_follow_the_measured_speed():
+    meter = ThroughputMeter()
+    config = ViTConfig(image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1)
+    meter.record_run(config, 128, images_per_second=1000)
+    assert meter.seconds_per_epoch(config, 128, 60_000) == pytest.approx(60)
+    assert meter.source == "measured in the last training run"
