@@ -14,8 +14,10 @@ trains each student explores the shipped MNIST model every few seconds ("/explor
 Printed: for the last student, the seconds from "go" until the first live report of a
 training step (a curve point) and until the finished model; every student's; the explore
 latency p50/p95 meanwhile; failed requests; the distinct runs the server trained; the
-server's peak RSS (VmHWM). Bounded: students still without a model at `--deadline` seconds
-are reported as such, and the benchmark ends.
+server's peak RSS (VmHWM); the CPU seconds of the server, its training processes and the
+simulated students (whose clients share the server's two cores here, where a real class's
+browsers run on their own machines). Bounded: students still without a model at
+`--deadline` seconds are reported as such, and the benchmark ends.
 """
 
 from __future__ import annotations
@@ -109,7 +111,8 @@ def attend(student: Student, url: str, go: float, deadline: float) -> None:
 
 
 def cpu_seconds(server: psutil.Process) -> dict[str, float]:
-    """CPU seconds so far of the server process and of its training processes."""
+    """CPU seconds so far of the server process, of its training processes, and of the
+    simulated students (a real class's browsers run on their own machines)."""
 
     def of(process: psutil.Process) -> float:
         try:
@@ -118,7 +121,11 @@ def cpu_seconds(server: psutil.Process) -> dict[str, float]:
         except psutil.Error:
             return 0.0
 
-    return {"server": of(server), "training": sum(of(child) for child in server.children(recursive=True))}
+    return {
+        "server": of(server),
+        "training": sum(of(child) for child in server.children(recursive=True)),
+        "the students' clients (this benchmark, on the same cores)": of(psutil.Process()),
+    }
 
 
 def peak_rss(pid: int) -> int:

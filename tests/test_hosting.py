@@ -86,7 +86,7 @@ def test_on_a_zero_gpu_space_the_app_caps_runs_and_never_asks_for_cuda(monkeypat
 
     monkeypatch.setattr(torch.cuda, "is_available", no_cuda_here)
     app = App(settings_for(tmp_path, tiny_checkpoints, zero_gpu=True, max_train_seconds=settings.max_train_seconds))
-    assert app.processes is None and app.train._run is hosting.train_on_gpu
+    assert app.processes is None and app.train._run is hosting.run_on_gpu
     app.start_measuring()  # nothing to time: that would spend GPU quota
     assert app.measured.is_set()
     summary = app.build.describe("mnist", 7, 32, 2, 4, 64, 0.003, 128, "time", 120, 1)[0]

@@ -39,6 +39,15 @@ def test_the_key_is_what_shapes_the_result_and_nothing_else():
     assert key() != RunKey.of({"patch_size": 7, "dim": 32}, TrainConfig(steps=11), "CPU: test", 600)
 
 
+def test_a_runs_share_of_the_training_process_is_the_pages_following_it(hub):
+    run, _ = hub.join(key(), lambda run: None)
+    assert run.share() == 1
+    hub.join(key(), lambda run: None), hub.attach(run)
+    assert run.share() == 3  # the training process reads this file at each of the run's turns
+    hub.leave(run)
+    assert run.share() == 2
+
+
 def test_a_second_request_follows_the_first_run_and_sees_it_from_its_start(hub):
     started = []
     first, shared = hub.join(key(), started.append)
@@ -98,7 +107,7 @@ def test_finished_runs_stay_within_the_caches_bounds_least_recently_used_first(h
     runs = []
     for seed in range(5):
         run, _ = hub.join(key(seed), lambda run: None)
-        run.folder.mkdir(parents=True)
+        assert run.folder.is_dir()  # a run's folder holds its share of the training process from the start
         finish_with(run, {"bytes": 300})
         hub.leave(run)
         hub.finished(run)

@@ -3,13 +3,14 @@ process that dies is reported and replaced."""
 
 import os
 import signal
+import time
 
 import pytest
 import torch
 from conftest import TINY
 
 from vit_demo.data import load_split
-from vit_demo.sessions import StopFlag, run_training
+from vit_demo.sessions import Followers, StopFlag, run_training
 from vit_demo.training import TrainConfig, create_model
 from vit_demo.worker import TrainingProcess, TrainingProcessDied
 
@@ -100,3 +101,27 @@ def test_a_process_killed_mid_run_is_reported_and_replaced(data_dir, tmp_path):
         assert updates[-1].progress.done
     finally:
         worker.close()
+
+
+def turns(count: int):
+    """A job of `count` turns of 2 ms, each yielding when it was taken (the process's clock)."""
+    for _ in range(count):
+        time.sleep(0.002)
+        yield time.perf_counter_ns()
+
+
+def test_a_jobs_turns_are_weighted_by_its_share_after_its_first_reports(process, tmp_path):
+    followed = Followers(tmp_path / "followers")
+    followed.set(3)  # three pages follow this run, one the other
+    shared = process.run(turns, 200, share=followed)
+    alone = process.run(turns, 200)
+    firsts = [(next(shared), "shared"), (next(alone), "alone")]  # both running
+    taken = sorted(firsts + [(when, "shared") for when in shared] + [(when, "alone") for when in alone])
+    order = [name for _, name in taken]
+    # From the newcomer's third turn (its first two go first) until the shared job ends, the
+    # shared job takes three turns for each of the other's.
+    start = [i for i, name in enumerate(order) if name == "alone"][2]
+    end = max(i for i, name in enumerate(order) if name == "shared")
+    window = order[start:end]
+    assert len(window) > 40
+    assert abs(window.count("shared") - 3 * window.count("alone")) <= 3, "".join(n[0] for n in window)

@@ -147,6 +147,26 @@ class StopFlag:
         return self.path.exists()
 
 
+@dataclass(frozen=True)
+class Followers:
+    """How many pages follow a run, as a file the training process reads: a run that thirty
+    students share gets thirty students' share of the machine (worker.py)."""
+
+    path: Path
+
+    def set(self, count: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        written = self.path.with_suffix(".new")
+        written.write_text(str(count))
+        written.replace(self.path)  # a reader sees the old count or the new, never half a file
+
+    def __call__(self) -> int:
+        try:
+            return max(int(self.path.read_text()), 1)
+        except (OSError, ValueError):  # not written yet: one page
+            return 1
+
+
 STARTING_POINT_IMAGES = 1000  # images of each split scored before the first step
 
 

@@ -5,7 +5,8 @@ A run's result depends on its dataset, model, training settings (with its length
 seed and the machine it runs on (`RunKey`). The first request for a key starts a `SharedRun`;
 every later request for the same key, while it runs or after it has finished, follows that
 run instead: it sees every report from the first (a finished run replays at once) and gets
-the same model. A run nobody follows any more is stopped; a stopped or failed run is never
+the same model, and the run's share of the training process grows with each page that
+follows it (`SharedRun.share`). A run nobody follows any more is stopped; a stopped or failed run is never
 shared (its result is not what its settings promise). Finished runs are kept in a bounded
 cache (`RunHub`: at most `max_runs`, at most `max_bytes` of reports), least recently used
 out first; each may own a folder under the hub's own, removed with it.
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
-from .sessions import StopFlag
+from .sessions import Followers, StopFlag
 
 # TrainConfig fields that do not change what a run learns.
 NOT_IN_KEY = ("data_dir", "device", "report_every")
@@ -71,6 +72,7 @@ class SharedRun:
         self.key = key
         self.folder = folder
         self.stop = StopFlag(folder / "stop")  # crosses into the training process
+        self.share = Followers(folder / "followers")  # so does its share of the machine
         self._merge, self._size, self._window = merge, size, window
         self._condition = threading.Condition()
         self._merged = None  # everything before `_recent`, merged
@@ -181,7 +183,7 @@ class RunHub:
                 run = SharedRun(key, folder, self._merge, self._size)
                 self._runs[key] = run
             self._runs.move_to_end(key)
-            run.followers += 1
+            self._count(run, +1)
         if not shared:
             start(run)
         return run, shared
@@ -192,7 +194,7 @@ class RunHub:
         with self._lock:
             if not (run.complete or not (run.done or run.stop_requested)):
                 return False
-            run.followers += 1
+            self._count(run, +1)
             return True
 
     def leave(self, run: SharedRun) -> int:
@@ -200,7 +202,7 @@ class RunHub:
         going is asked to stop and forgotten (its result would not be what its key promises);
         a forgotten run that is over loses its folder."""
         with self._lock:
-            run.followers -= 1
+            self._count(run, -1)
             if run.followers == 0:
                 if not run.done:
                     run.request_stop()
@@ -229,6 +231,12 @@ class RunHub:
     def runs(self) -> list[SharedRun]:
         with self._lock:
             return list(self._runs.values())
+
+    @staticmethod
+    def _count(run: SharedRun, change: int) -> None:
+        run.followers += change
+        if not run.done:  # the training process weights the run's turns by it
+            run.share.set(run.followers)
 
     def _forget(self, run: SharedRun) -> None:
         if self._runs.get(run.key) is run:

@@ -8,9 +8,13 @@ cost a training in the same process 24 % of its speed, and 15 % from another pro
 (torch imported, the datasets decoded and cached).
 
 One process runs several trainings at once, **report by report**: it takes one report of
-each running job in turn (a training reports about once a second), so with seven students
+a running job at a time (a training reports about once a second), so with seven students
 training, each sees a curve point within a few seconds and the machine's cores always work
-on one training at full speed. One process, not one per training: a warm training process
+on one training at full speed. A job's turns are weighted by its `share` (the pages
+following it, `sessions.Followers`): the machine is shared per student, not per run, so the
+run that 24 students of a class share gets 24 turns for each turn of a run one student
+follows, and ends first (stride scheduling: the job that has had the fewest turns for its
+share goes next). One process, not one per training: a warm training process
 holds ~0.5-0.9 GB (torch and the datasets), which a class's worth of them could not afford.
 
 A job is a generator function named by reference (it must live at a module's top level)
@@ -30,7 +34,6 @@ replaced by a fresh one for the next job.
 
 from __future__ import annotations
 
-import collections
 import itertools
 import multiprocessing
 import pickle
@@ -57,44 +60,64 @@ def _serve(connection: Connection, threads: int | None) -> None:
     from .step import configure_threads
 
     configure_threads(threads)
-    jobs: dict[int, Iterator] = {}
-    reports: collections.Counter[int] = collections.Counter()  # values each running job has yielded
+    jobs: dict[int, _Job] = {}
     while True:
         try:
             while connection.poll(0 if jobs else None):  # wait for work only when there is none
                 _take_message(connection, jobs)
         except EOFError:  # the server went away
             return
-        # A job that has not reported a training step yet goes first, turn after turn: a student
-        # who just pressed Start sees the model learn within seconds, not after a round of all.
-        for job in list(reports):
-            if job not in jobs:  # ended, or cancelled
-                del reports[job]
-        starting = [job for job in jobs if reports[job] < FIRST_REPORTS]
-        for job in starting or list(jobs):
-            try:
-                value = next(jobs[job])
-                reports[job] += 1
-                _send(connection, ("update", job, value))
-            except StopIteration:
-                del jobs[job]
-                _send(connection, ("end", job, None))
-            except Exception as error:  # noqa: BLE001 - every failure goes back to the server, as itself
-                del jobs[job]
-                _send_error(connection, job, error)
+        job = _next_turn(jobs)
+        try:
+            value = next(jobs[job].values)
+            jobs[job].took_turn()
+            _send(connection, ("update", job, value))
+        except StopIteration:
+            del jobs[job]
+            _send(connection, ("end", job, None))
+        except Exception as error:  # noqa: BLE001 - every failure goes back to the server, as itself
+            del jobs[job]
+            _send_error(connection, job, error)
 
 
-def _take_message(connection: Connection, jobs: dict[int, Iterator]) -> None:
+class _Job:
+    """A running job in the child: what it yields, its share, and its turns so far."""
+
+    def __init__(self, values: Iterator, share: Callable[[], float] | None, start: float):
+        self.values = values
+        self.share = share
+        self.reports = 0
+        self.turns = start  # turns taken, each counted as 1 / share: the stride scheduler's clock
+
+    def took_turn(self) -> None:
+        self.reports += 1
+        if self.reports > FIRST_REPORTS:
+            self.turns += 1 / max(self.share() if self.share is not None else 1, 1)
+
+
+def _next_turn(jobs: dict[int, _Job]) -> int:
+    """A job that has not reported a training step yet goes first (a student who just pressed
+    Start sees the model learn within seconds, not after everyone's turn); else the job with
+    the fewest turns for its share, the oldest on a tie."""
+    starting = [job for job, state in jobs.items() if state.reports < FIRST_REPORTS]
+    if starting:
+        return starting[0]
+    return min(jobs, key=lambda job: (jobs[job].turns, job))
+
+
+def _take_message(connection: Connection, jobs: dict[int, _Job]) -> None:
     kind, job, *payload = _receive(connection)
     if kind == "cancel":
-        generator = jobs.pop(job, None)
-        if generator is not None:
-            generator.close()  # the job's own clean-up (its `finally`) runs now
+        state = jobs.pop(job, None)
+        if state is not None:
+            state.values.close()  # the job's own clean-up (its `finally`) runs now
         _send(connection, ("end", job, None))
         return
-    function, args, kwargs = payload
+    function, args, kwargs, share = payload
     try:
-        jobs[job] = iter(function(*args, **kwargs))
+        # A newcomer starts level with the jobs running now: it has no turns saved up.
+        start = min((state.turns for state in jobs.values()), default=0.0)
+        jobs[job] = _Job(iter(function(*args, **kwargs)), share, start)
     except Exception as error:  # noqa: BLE001 - as above
         _send_error(connection, job, error)
 
@@ -191,8 +214,12 @@ class TrainingProcess:
             if not self.alive:
                 self._start()
 
-    def run(self, function: Callable[..., Iterator], *args, **kwargs) -> Iterator:
-        """Run `function(*args, **kwargs)` in the process, beside its other jobs, yielding what it yields."""
+    def run(
+        self, function: Callable[..., Iterator], *args, share: Callable[[], float] | None = None, **kwargs
+    ) -> Iterator:
+        """Run `function(*args, **kwargs)` in the process, beside its other jobs, yielding what
+        it yields. `share` (picklable, read in the process at each turn; default 1) weights the
+        job's turns against the others'."""
         mailbox: queue.Queue = queue.Queue()
         with self._lock:
             if not self.alive:
@@ -201,7 +228,7 @@ class TrainingProcess:
             self._jobs[job] = mailbox
             connection = self._connection
         with self._sending:
-            _send(connection, ("start", job, function, args, kwargs))
+            _send(connection, ("start", job, function, args, kwargs, share))
         finished = False
         try:
             while True:

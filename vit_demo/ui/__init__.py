@@ -32,7 +32,7 @@ from ..worker import TrainingProcess
 from .build_tab import BuildHandlers, render_build_tab, wire_build_tab
 from .explore_tab import ExploreHandlers, render_explore_tab, wire_explore_tab
 from .gradio_patches import calm_queue, make_gradio_image_cache_atomic, skip_unchanged_outputs
-from .hosting import train_on_gpu
+from .hosting import run_on_gpu
 from .learn import LESSON_TITLES
 from .models import ModelLibrary
 from .settings import AppSettings, configure_torch_threads
@@ -104,7 +104,7 @@ class App:
         # One training process for all the seats (its trainings take turns); on a ZeroGPU Space
         # the lent GPU's worker instead.
         self.processes = None if settings.zero_gpu else TrainingProcess(server_threads(settings.threads))
-        run = train_on_gpu if self.processes is None else functools.partial(self.processes.run, run_training)
+        run = run_on_gpu if self.processes is None else functools.partial(self.processes.run, run_training)
         self.build = BuildHandlers(settings, self.meter)
         self.train = TrainHandlers(settings, self.meter, self.trainings, run)
         self.explore = ExploreHandlers(self.library, settings.examples_dir)

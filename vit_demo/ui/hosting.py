@@ -46,3 +46,9 @@ def gpu_lease_seconds(model_settings, config, probe_images, stop=None, max_secon
 
 
 train_on_gpu = spaces.GPU(duration=gpu_lease_seconds)(run_training) if spaces is not None else run_training
+
+
+def run_on_gpu(*args, share=None, **kwargs):
+    """`train_on_gpu` called as the app calls its training processes: a lent GPU trains one
+    run at a time, so a run's share of a shared process (worker.py) has no meaning here."""
+    return train_on_gpu(*args, **kwargs)

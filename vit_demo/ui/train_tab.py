@@ -593,6 +593,7 @@ class TrainHandlers:
             training,
             probes.images,
             stop=run.stop,
+            share=run.share,
             max_seconds=self.app.max_train_seconds,
             timeline_capacity=TIMELINE_CAPACITY,
         ):
