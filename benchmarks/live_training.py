@@ -9,7 +9,8 @@
    TrainConfig and threads).
 3. In the app: `python app.py` started on a free port, the same knobs trained through
    gradio_client (`--via client`) and/or by headless Chromium pressing Start on a page
-   opened with a teacher link that sets them (`--via browser`, Debian's chromium).
+   opened with a teacher link that sets them (`--via browser`, Debian's chromium), each
+   app run with a seed of its own (the server would share a run it has already trained).
 
 For each app run it prints the images/s and test accuracy the app reported, the ratio to
 the run without the UI, and where the CPU went during the run: seconds of CPU time used
@@ -73,7 +74,7 @@ def read_result(status: str, metrics: str) -> tuple[float, float]:
     return speed, accuracy
 
 
-def knobs_of(dataset: str, plan: planning.Plan) -> dict:
+def knobs_of(dataset: str, plan: planning.Plan, seed: int) -> dict:
     c = plan.candidate
     return dict(
         dataset=get_spec(dataset).key,
@@ -82,7 +83,7 @@ def knobs_of(dataset: str, plan: planning.Plan) -> dict:
         batch_size=c.batch_size,
         length="time",
         seconds=plan.seconds,
-        seed=0,
+        seed=seed,
     )
 
 
@@ -160,11 +161,14 @@ def main() -> None:
                 f"round {round_index + 1}: without the UI  {reference_speed:8,.0f} images/s  "
                 f"{reference_accuracy:.2%} test accuracy"
             )
-            for via in args.via:
+            for via_index, via in enumerate(args.via):
+                # A seed of its own for each app run: the server shares a run whose settings it
+                # has already trained, so a repeat would replay that run instead of training.
+                knobs = knobs_of(args.dataset, plan, seed=round_index * len(args.via) + via_index)
                 if via == "client":
-                    status, metrics = train_via_client(url, knobs_of(args.dataset, plan), clock)
+                    status, metrics = train_via_client(url, knobs, clock)
                 else:
-                    status, metrics = train_via_browser(url, knobs_of(args.dataset, plan), clock, Path(args.screenshot))
+                    status, metrics = train_via_browser(url, knobs, clock, Path(args.screenshot))
                 speed, accuracy = read_result(status, metrics)
                 split = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in clock.used.items())
                 print(
