@@ -201,13 +201,16 @@ class ThroughputMeter:
         spec = get_spec(dataset)
         measured = [c for c in candidates if c.name in speeds]
         with self._lock:
+            flops_per_second = []
             for candidate in measured:
-                config = _config(spec.key, candidate)
-                self._startup[_speed_key(config, candidate.batch_size)] = speeds[candidate.name]
-                self._points.append((_training_flops(config), 1.0 / speeds[candidate.name]))
+                config, speed = _config(spec.key, candidate), speeds[candidate.name]
+                flops = _training_flops(config)
+                self._startup[_speed_key(config, candidate.batch_size)] = speed
+                self._points.append((flops, 1.0 / speed))
+                flops_per_second.append(flops * speed)
             self._line = _fit(self._points)
             if self._flops_per_second is None and measured:
-                self._flops_per_second = max(_training_flops(_config(spec.key, c)) * speeds[c.name] for c in measured)
+                self._flops_per_second = max(flops_per_second)
                 self._source = "measured by a short benchmark at start-up"
 
     def record_run(self, config: ViTConfig, batch_size: int, images_per_second: float) -> None:
