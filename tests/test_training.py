@@ -1,4 +1,5 @@
 import math
+import time
 
 import pytest
 import torch
@@ -105,6 +106,27 @@ def test_a_report_comes_whenever_report_every_has_passed_and_at_each_evaluation(
     )
     assert [r.evaluated for r in only_evaluations] == [True] * 4  # 3 during the run, the final score
     assert [round(r.fraction, 2) for r in only_evaluations] == [0.25, 0.5, 0.75, 1.0]
+
+
+def test_a_reader_that_holds_each_report_does_not_make_every_later_step_a_report(data_dir):
+    # The training process holds a run at each report while it gives other runs their turns:
+    # the next report is due after `report_every` of the run's own work, not of the wait.
+    config = TrainConfig(
+        dataset="mnist",
+        steps=40,
+        evaluations=1,
+        report_every=0.2,
+        train_limit=2000,
+        test_limit=200,
+        data_dir=str(data_dir),
+        compile=False,
+    )
+    steps = []
+    for report in train(create_model("mnist", seed=0, **TINY), config):
+        steps.append(report.step)
+        time.sleep(0.3)  # longer than report_every: the other runs' turns
+    assert steps[-1] == 40
+    assert len(steps) <= 10, steps  # each report a step of its own would be 41
 
 
 def test_a_time_budget_sets_the_length_of_the_run(data_dir):

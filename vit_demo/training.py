@@ -350,6 +350,13 @@ class _Run:
     def report_due(self) -> bool:
         return time.perf_counter() - self.last_report >= self.config.report_every
 
+    def resume_reporting(self) -> None:
+        """Back from a report: the next one is due after `report_every` seconds of this run's
+        own work. Its reader may hold it at a report for a while (the training process takes
+        turns with other runs); counted from the report itself, every step after such a wait
+        would be a report of its own, and a run would spend its turns reporting."""
+        self.last_report = time.perf_counter()
+
     def report(self, evaluated: bool = False, ended_at: float | None = None, **extra) -> TrainProgress:
         """`ended_at`: when the training ended, for the final report (its scoring is not training time)."""
         now = time.perf_counter()
@@ -422,6 +429,7 @@ def train(
             evaluated = run.evaluate_if_due()
             if evaluated or run.report_due():
                 yield run.report(evaluated)
+                run.resume_reporting()
         yield run.final_report()
     finally:
         run.close()
