@@ -11,6 +11,9 @@ each) that, at the teacher's "go" (all within two seconds, in a shuffled order),
 `--seconds` budget, seed 0), the others each changing one knob of it. While their model
 trains each student explores the shipped MNIST model every few seconds ("/explore").
 
+The students open the app first (a gradio_client per student: what loading the page is),
+and the clock starts at "go", when everyone has it open: a class that waits for the teacher.
+
 Printed: for the last student, the seconds from "go" until the first live report of a
 training step (a curve point) and until the finished model; every student's; the explore
 latency p50/p95 meanwhile; failed requests; the distinct runs the server trained; the
@@ -73,8 +76,7 @@ def status_of(output) -> str:
     return str(output[0]) if output else ""
 
 
-def attend(student: Student, url: str, go: float, deadline: float) -> None:
-    client = Client(url, verbose=False)
+def attend(student: Student, client: Client, go: float, deadline: float) -> None:
     try:
         job = client.submit(**student.knobs, api_name="/train")
     except Exception as error:  # noqa: BLE001 - every failure is counted and printed
@@ -164,13 +166,14 @@ def main() -> None:
     print(f"serving {args.app}; {args.students} students, {args.same} on the lesson's settings")
     with AppProcess(env={"VIT_DEMO_DOWNLOAD": "0"}, app=args.app) as server:
         time.sleep(5)  # the server times this machine at start
+        clients = [Client(server.url, verbose=False) for _ in students]  # the class opens the page
         server_process = psutil.Process(server.pid)
         cpu_before = cpu_seconds(server_process)
         go = time.monotonic()
         deadline = go + args.deadline
         threads = []
-        for student in students:
-            thread = threading.Thread(target=attend, args=(student, server.url, go, deadline), daemon=True)
+        for student, client in zip(students, clients):
+            thread = threading.Thread(target=attend, args=(student, client, go, deadline), daemon=True)
             thread.start()
             threads.append(thread)
             time.sleep(2.0 / args.students)  # everyone presses Start within two seconds of "go"
