@@ -294,7 +294,9 @@ class _Run:
         # wait for every step to finish before queueing the next.
         self.smooth_loss = self.smooth_accuracy = None
         self.test_loss = self.test_accuracy = None
-        self.last_report = self.started
+        # The first step is reported at once: the curve starts the moment the model learns,
+        # which in a busy class is the difference between seconds and a wait for the first turn.
+        self.last_report = -math.inf
         self.stopped = False
 
     def progress(self) -> float:
