@@ -3,7 +3,7 @@
     VIT_DEMO_DATA=../shared/data python benchmarks/app_presets.py [--preset Standard] [--dataset mnist ...]
 
 1. The preset is planned for this machine as the app plans it at start-up: each of its
-   candidates is timed for a few steps in a training process (`planning.measure_speeds`),
+   candidates is timed for about half a second in a training process (`planning.measure_speeds`),
    and `planning.plan` picks the one whose measured accuracy is best for the images its
    time budget buys here.
 2. The planned run is trained with the app's TrainConfig (`planning.app_train_config`, the

@@ -1,5 +1,7 @@
 """Run planning: how this machine's measured speeds become the plan of a run."""
 
+import time
+
 import pytest
 
 from vit_demo import planning
@@ -42,3 +44,22 @@ def test_time_estimates_follow_the_measured_speed():
     meter.record_run(config, 128, images_per_second=1000)
     assert meter.seconds_per_epoch(config, 128, 60_000) == pytest.approx(60)
     assert meter.source == "measured in the last training run"
+
+
+def test_start_up_speeds_are_images_over_the_time_of_steps_taken_in_turns(monkeypatch):
+    # A step of the small model takes 10 ms and of the large one 20 ms (a sleep each): the
+    # figures are batch / step time, each candidate timed in turns with the other.
+    taken = []
+
+    def step(model, *rest) -> None:
+        depth = len(model.transformer.layers)
+        taken.append(depth)
+        time.sleep(0.010 * depth)
+
+    monkeypatch.setattr(planning, "_step_on", step)
+    (speeds,) = planning.measure_speeds("mnist", (SMALL, LARGE), seconds=0.2, rounds=2, device="cpu")
+    assert speeds[SMALL.name] == pytest.approx(SMALL.batch_size / 0.010, rel=0.25)
+    assert speeds[LARGE.name] == pytest.approx(LARGE.batch_size / 0.020, rel=0.25)
+    turns = [depth for i, depth in enumerate(taken) if i == 0 or taken[i - 1] != depth]
+    assert turns == [1, 2, 1, 2, 1, 2]  # the first steps (allocation, not timed), then two rounds
+    assert taken.count(2) >= 1 + 2 * 2  # at least two steps a turn

@@ -4,7 +4,7 @@
 
 Model and training defaults come from the dataset's recipe (`vit_demo.recipes`); any flag
 overrides them. A `--time-budget` run that names no model, batch size or learning rate is
-planned for this machine: every candidate of the recipe is timed here for a few steps, and
+planned for this machine: every candidate of the recipe is timed here for about half a second, and
 the one whose measured accuracy is best for the images the budget buys is trained
 (`vit_demo.planning`).
 """
