@@ -8,7 +8,7 @@ cost a training in the same process 24 % of its speed, and 15 % from another pro
 (torch imported, the datasets decoded and cached).
 
 One process runs several trainings at once, **report by report**: it takes one report of
-a running job at a time (a training reports about once a second), so with seven students
+a running job at a time (a training reports after each ~0.4 s of its own work), so with seven students
 training, each sees a curve point within a few seconds and the machine's cores always work
 on one training at full speed. A job's turns are weighted by its `share` (the pages
 following it, `sessions.Followers`): the machine is shared per student, not per run, so the
