@@ -85,11 +85,14 @@ def attend(student: Student, client: Client, go: float, deadline: float) -> None
         student.failures.append(f"train: {type(error).__name__}: {error}")
         return
     next_explore = time.monotonic()
+    seen = 0  # frames looked at: gradio_client keeps every frame, so look at each only once
     while time.monotonic() < deadline:
-        outputs = job.outputs()
         now = time.monotonic() - go
-        if student.first_step is None and any(metrics_of(o).startswith("Step **") for o in outputs):
-            student.first_step = now
+        if student.first_step is None:
+            outputs = job.outputs()
+            if any(metrics_of(o).startswith("Step **") for o in outputs[seen:]):
+                student.first_step = now
+            seen = len(outputs)
         if job.done():
             try:
                 final = job.result(timeout=5)
