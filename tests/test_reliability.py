@@ -519,6 +519,27 @@ def wait_for(condition, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+# The tests below call the Train handler as a page's own Start does (`pace=0.0`: every frame);
+# a script streaming "/train" gets them paced, as the next test checks.
+
+
+def test_a_script_streaming_a_run_gets_an_update_at_most_every_pace_seconds_and_the_end_at_once(trainer):
+    pace = 1.0
+    frames, times = [], []
+    for frame in trainer.train.train(
+        **train_inputs(length="time", seconds=4, seed=21), request=session("a"), pace=pace
+    ):
+        frames.append(as_outputs(frame))
+        times.append(time.monotonic())
+    followed = times[1:]  # after "Getting ready": the run's frames, the first at once
+    assert len(followed) >= 3
+    assert all(later - earlier >= pace for earlier, later in zip(followed, followed[1:-1]))
+    assert "Test accuracy" in frames[-1]["status"]  # the end is not held back
+    assert frames[-1]["loss"] is not None
+    every = list(trainer.train.train(pace=0.0, **train_inputs(length="time", seconds=4, seed=22), request=session("b")))
+    assert len(every) > len(frames)
+
+
 def run_until_training(run) -> list[dict]:
     """Frames of `run` until the first one reporting a step past 0."""
     frames = []
@@ -530,7 +551,7 @@ def run_until_training(run) -> list[dict]:
 
 
 def test_stop_mid_epoch_keeps_a_usable_model(trainer):
-    run = trainer.train.train(**train_inputs(length="time", seconds=60), request=session("stopper"))
+    run = trainer.train.train(pace=0.0, **train_inputs(length="time", seconds=60), request=session("stopper"))
     run_until_training(run)
     assert "Stopping" in trainer.train.stop(session("stopper"))
     last = as_outputs(list(run)[-1])
@@ -548,7 +569,7 @@ def test_stop_mid_epoch_keeps_a_usable_model(trainer):
 
 
 def test_a_closed_tab_ends_its_training_and_frees_the_seat(trainer):
-    run = trainer.train.train(**train_inputs(length="time", seconds=60), request=session("leaver"))
+    run = trainer.train.train(pace=0.0, **train_inputs(length="time", seconds=60), request=session("leaver"))
     run_until_training(run)
     assert trainer.trainings.running == 1
     run.close()  # what Gradio does when the browser tab goes away
@@ -556,7 +577,7 @@ def test_a_closed_tab_ends_its_training_and_frees_the_seat(trainer):
     # ... and so does a tab closed while waiting in line.
     someone = trainer.trainings.join()
     assert trainer.trainings.wait_turn(someone, 0) == 0
-    queued = trainer.train.train(**train_inputs(), request=session("impatient"))
+    queued = trainer.train.train(pace=0.0, **train_inputs(), request=session("impatient"))
     assert "number 1 in line" in [as_outputs(next(queued)) for _ in range(2)][-1]["status"]
     queued.close()
     wait_for(lambda: (trainer.trainings.running, trainer.trainings.waiting) == (1, 0))  # it left the line
@@ -565,8 +586,8 @@ def test_a_closed_tab_ends_its_training_and_frees_the_seat(trainer):
 
 def test_two_starts_clicked_quickly_both_finish_one_after_the_other(trainer):
     same_tab = session("double-click")
-    first = trainer.train.train(**train_inputs(epochs=0.5), request=same_tab)
-    second = trainer.train.train(**train_inputs(epochs=0.5, seed=1), request=same_tab)
+    first = trainer.train.train(pace=0.0, **train_inputs(epochs=0.5), request=same_tab)
+    second = trainer.train.train(pace=0.0, **train_inputs(epochs=0.5, seed=1), request=same_tab)
     next(first), next(first)  # the first holds the seat
     waiting = [as_outputs(next(second)) for _ in range(2)][-1]
     assert "number 1 in line" in waiting["status"]
@@ -581,12 +602,14 @@ def test_two_starts_clicked_quickly_both_finish_one_after_the_other(trainer):
 
 def test_start_while_exploring_keeps_the_old_model_until_the_new_one_is_ready(trainer):
     explore_args = ("where", "mean", 0.0, 2, "mean")
-    old = as_outputs(list(trainer.train.train(**train_inputs(epochs=0.5), request=session("curious")))[-1])["my_model"]
+    old = as_outputs(list(trainer.train.train(pace=0.0, **train_inputs(epochs=0.5), request=session("curious")))[-1])[
+        "my_model"
+    ]
     before = trainer.explore.explore(MINE, None, *explore_args, old, None)[1]
     finished = []
     thread = threading.Thread(
         target=lambda: finished.extend(
-            trainer.train.train(**train_inputs(epochs=0.5, seed=3), request=session("curious"))
+            trainer.train.train(pace=0.0, **train_inputs(epochs=0.5, seed=3), request=session("curious"))
         )
     )
     thread.start()
@@ -602,8 +625,12 @@ def test_start_while_exploring_keeps_the_old_model_until_the_new_one_is_ready(tr
 
 
 def test_sessions_never_see_each_others_models(trainer):
-    alice = as_outputs(list(trainer.train.train(**train_inputs(epochs=0.5, seed=5), request=session("alice")))[-1])
-    bob = as_outputs(list(trainer.train.train(**train_inputs(epochs=0.5, seed=6), request=session("bob")))[-1])
+    alice = as_outputs(
+        list(trainer.train.train(pace=0.0, **train_inputs(epochs=0.5, seed=5), request=session("alice")))[-1]
+    )
+    bob = as_outputs(
+        list(trainer.train.train(pace=0.0, **train_inputs(epochs=0.5, seed=6), request=session("bob")))[-1]
+    )
     assert alice["my_model"].files != bob["my_model"].files
     assert Path(alice["download"].value["path"]).is_file() and Path(bob["download"].value["path"]).is_file()
     # A session without a model of its own gets the message, not someone else's model.
@@ -611,11 +638,12 @@ def test_sessions_never_see_each_others_models(trainer):
 
 
 def test_pages_that_ask_for_the_same_settings_share_one_run_and_get_the_same_model(trainer):
-    first = trainer.train.train(**train_inputs(epochs=0.5, seed=7), request=session("carol"))
+    first = trainer.train.train(pace=0.0, **train_inputs(epochs=0.5, seed=7), request=session("carol"))
     run_until_training(first)
     # Dave asks for the same settings while Carol's run trains: he follows it, no second run starts.
     dave_frames = [
-        as_outputs(f) for f in trainer.train.train(**train_inputs(epochs=0.5, seed=7), request=session("dave"))
+        as_outputs(f)
+        for f in trainer.train.train(pace=0.0, **train_inputs(epochs=0.5, seed=7), request=session("dave"))
     ]
     carol = as_outputs(list(first)[-1])
     dave = dave_frames[-1]
@@ -628,16 +656,19 @@ def test_pages_that_ask_for_the_same_settings_share_one_run_and_get_the_same_mod
     assert Path(carol["download"].value["path"]).is_file() and Path(dave["download"].value["path"]).is_file()
     assert len(trainer.train.hub.runs()) == 1
     # Later, a third page gets the finished run at once: the whole curve and the model.
-    erin = [as_outputs(f) for f in trainer.train.train(**train_inputs(epochs=0.5, seed=7), request=session("erin"))]
+    erin = [
+        as_outputs(f)
+        for f in trainer.train.train(pace=0.0, **train_inputs(epochs=0.5, seed=7), request=session("erin"))
+    ]
     assert len(erin) == 2 and erin[-1]["status"].startswith("**Same settings") and erin[-1]["loss"] is not None
     assert len(trainer.train.hub.runs()) == 1
 
 
 def test_a_shared_runs_stop_leaves_it_to_the_others_and_the_last_ones_stop_keeps_the_model(trainer):
     settings = train_inputs(length="time", seconds=60, seed=8)
-    frank = trainer.train.train(**settings, request=session("frank"))
+    frank = trainer.train.train(pace=0.0, **settings, request=session("frank"))
     run_until_training(frank)
-    grace = trainer.train.train(**settings, request=session("grace"))
+    grace = trainer.train.train(pace=0.0, **settings, request=session("grace"))
     next(grace), next(grace)
     trainer.train.stop(session("frank"))
     left = as_outputs(list(frank)[-1])
@@ -654,7 +685,9 @@ def test_a_class_run_started_by_the_teacher_shows_on_every_lesson_page_and_its_m
     timer, watch = trainer.train.watch_class_run(True, None, student)
     assert timer == gr.skip() and watch.active  # nothing to show yet: it keeps looking
     assert trainer.train.watch_class_run(False, None, student)[1].active is False  # not a class run's page
-    teacher = trainer.train.train(**train_inputs(epochs=0.5, seed=9), class_lesson=True, request=session("teacher"))
+    teacher = trainer.train.train(
+        pace=0.0, **train_inputs(epochs=0.5, seed=9), class_lesson=True, request=session("teacher")
+    )
     run_until_training(teacher)
     live, watch = trainer.train.watch_class_run(True, None, student)
     assert live.active and not watch.active
@@ -669,7 +702,9 @@ def test_a_class_run_started_by_the_teacher_shows_on_every_lesson_page_and_its_m
 
 
 def test_a_downloaded_run_brings_back_its_curves_timeline_and_model(trainer, tiny_checkpoints, tmp_path):
-    original = as_outputs(list(trainer.train.train(**train_inputs(epochs=0.5, seed=11), request=session("hana")))[-1])
+    original = as_outputs(
+        list(trainer.train.train(pace=0.0, **train_inputs(epochs=0.5, seed=11), request=session("hana")))[-1]
+    )
     saved = original["download"].value["path"]
     back = as_outputs(trainer.train.restore(saved, None, session("ivan"))[:-1])
     assert back["status"].startswith("### Restored: test accuracy")

@@ -444,10 +444,17 @@ class TrainHandlers:
         class_lesson: bool = False,
         request: gr.Request = None,
         progress=gr.Progress(),
+        pace: float = POLL_SECONDS,
     ):
         """Train, or follow the run already training (or trained) with the same settings, and
         stream what happens (a tuple in `TRAIN_OUTPUTS` order per update). On a class run's page
-        (`class_lesson`) the run becomes the class run, which every page of the lesson shows."""
+        (`class_lesson`) the run becomes the class run, which every page of the lesson shows.
+
+        A script streaming this ("/train") gets an update at most every `pace` seconds (per
+        output, the newest value; the first and the last at once), as a page's poll does: each
+        update costs the server its serialising, and thirty scripts at a report every 0.4 s
+        cost it five times what thirty pages do. A page's own Start (`start_live`) takes every
+        frame (`pace` 0) and its poll merges them."""
         knobs = Knobs.read(
             dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs, seed
         )
@@ -479,15 +486,21 @@ class TrainHandlers:
         if class_lesson:
             self.hub.class_run = run
         try:
-            yield from self._follow(run, shared, knobs, config, runs, stop, request, progress)
+            yield from self._follow(run, shared, knobs, config, runs, stop, request, progress, pace)
         finally:
             self.hub.leave(run)
             stop.clear()
 
-    def _follow(self, run: SharedRun, shared: bool, knobs, config, runs, stop: StopFlag, request, progress):
+    def _follow(
+        self, run: SharedRun, shared: bool, knobs, config, runs, stop: StopFlag, request, progress, pace: float
+    ):
         """The frames of `run` for this page: the shared ones, then this page's own end (its copy
-        of the model, its comparison with its last run)."""
+        of the model, its comparison with its last run); at most one every `pace` seconds, each
+        with the newest value of every output changed since the last."""
         stopping = False
+        pending: dict | None = None  # changes not sent yet, the newest value of each output
+        latest = None  # the newest report's progress
+        sent = -math.inf
         for item in run.follow():
             if stop() and not stopping:
                 stop.clear()
@@ -503,21 +516,29 @@ class TrainHandlers:
                     return
                 self.hub.stop(run)  # this page's run alone: it stops, and its model so far is kept
                 stopping = True
-            if item is None:
+            final = False
+            if item is not None:
+                changes = dict(item.changes)
+                if shared and "status" in changes:
+                    changes["status"] = SHARING + changes["status"]
+                if item.result is not None:
+                    result = item.result
+                    changes.update(
+                        self._finish(knobs, config, item, request),
+                        **self._compare(runs, knobs, config, result.outcome, result.curves),
+                    )
+                    final = True
+                pending = changes if pending is None else {**pending, **changes}
+                latest = item.progress
+            # Between reports (`follow` yields None every half second) a held frame goes out once due.
+            if pending is None or (not final and time.monotonic() - sent < pace):
                 continue
-            changes = dict(item.changes)
-            if shared and "status" in changes:
-                changes["status"] = SHARING + changes["status"]
-            if item.result is not None:
-                result = item.result
-                changes.update(
-                    self._finish(knobs, config, item, request),
-                    **self._compare(runs, knobs, config, result.outcome, result.curves),
-                )
-            yield frame(**changes)
-            p = item.progress
-            if p is not None and not p.done:
-                progress(p.fraction, desc=f"Training: step {p.step:,}")  # API clients read the progress here
+            yield frame(**pending)
+            pending, sent = None, time.monotonic()
+            if latest is not None and not latest.done:
+                progress(latest.fraction, desc=f"Training: step {latest.step:,}")  # API clients read the progress here
+        if pending is not None:  # a run that ended without a result (stopped or failed): its last changes
+            yield frame(**pending)
 
     def _start(self, run: SharedRun, knobs: Knobs, config: ViTConfig, training: TrainConfig, probes, train_images):
         """Set `run` going on a thread of its own: wait for a seat, train, publish every frame."""
@@ -836,7 +857,7 @@ class TrainHandlers:
                     f"This server is busy with {MAX_TRAINERS} trainings and their queue: try again in a minute.",
                     print_exception=False,
                 )
-        frames = self.train(*inputs, request=request, progress=_no_progress)
+        frames = self.train(*inputs, request=request, progress=_no_progress, pace=0.0)
         first = next(frames)  # settings checked, data read: a problem raises here, as a message
         with self._live_lock:
             self._live[key] = LiveRun(frames)
@@ -922,7 +943,7 @@ class TrainHandlers:
         stop.clear()
         try:
             yield frame(status="**Your teacher's class run:** watching it live.", views=gr.Tabs(selected="positions"))
-            yield from self._follow(run, False, knobs, config, runs, stop, request, _no_progress)
+            yield from self._follow(run, False, knobs, config, runs, stop, request, _no_progress, 0.0)
         finally:
             self.hub.leave(run)
             stop.clear()
