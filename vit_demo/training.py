@@ -362,7 +362,6 @@ class _Run:
     def report(self, evaluated: bool = False, ended_at: float | None = None, **extra) -> TrainProgress:
         """`ended_at`: when the training ended, for the final report (its scoring is not training time)."""
         now = time.perf_counter()
-        self.last_report = now
         elapsed = (ended_at or now) - self.started
         fraction = min(self.progress(), 1.0)
         eta = (
