@@ -160,8 +160,8 @@ def measure_speeds(
     device = pick_device(device)
     splitter = BatchSplitter.for_device(device)
     generator = torch.Generator().manual_seed(0)
-    images = dict.fromkeys((c.name for c in candidates), 0)
-    spent = dict.fromkeys((c.name for c in candidates), 0.0)
+    images = dict.fromkeys(candidates, 0)
+    spent = dict.fromkeys(candidates, 0.0)
     try:
         batches = {}
         for candidate in candidates:
@@ -181,12 +181,12 @@ def measure_speeds(
                     _step_on(*batch)
                     synchronize(device)
                     steps += 1
-                spent[candidate.name] += time.perf_counter() - started
-                images[candidate.name] += steps * candidate.batch_size
+                spent[candidate] += time.perf_counter() - started
+                images[candidate] += steps * candidate.batch_size
     finally:
         if splitter is not None:
             splitter.close()
-    yield {name: images[name] / spent[name] for name in images}
+    yield {candidate.name: images[candidate] / spent[candidate] for candidate in candidates}
 
 
 class ThroughputMeter:
