@@ -451,10 +451,10 @@ class TrainHandlers:
         (`class_lesson`) the run becomes the class run, which every page of the lesson shows.
 
         A script streaming this ("/train") gets an update at most every `pace` seconds (per
-        output, the newest value; the first and the last at once), as a page's poll does: each
-        update costs the server its serialising, and thirty scripts at a report every 0.4 s
-        cost it five times what thirty pages do. A page's own Start (`start_live`) takes every
-        frame (`pace` 0) and its poll merges them."""
+        output, the newest value; the first, the first training step and the last at once),
+        much as a page's poll does: each update costs the server its serialising, and thirty
+        scripts at a report every 0.4 s cost it five times what thirty pages do. A page's own
+        Start (`start_live`) takes every frame (`pace` 0) and its poll merges them."""
         knobs = Knobs.read(
             dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs, seed
         )
@@ -501,6 +501,7 @@ class TrainHandlers:
         pending: dict | None = None  # changes not sent yet, the newest value of each output
         latest = None  # the newest report's progress
         sent = -math.inf
+        stepped = False  # a frame with a training step has gone out
         for item in run.follow():
             if stop() and not stopping:
                 stop.clear()
@@ -530,11 +531,14 @@ class TrainHandlers:
                     final = True
                 pending = changes if pending is None else {**pending, **changes}
                 latest = item.progress
-            # Between reports (`follow` yields None every half second) a held frame goes out once due.
-            if pending is None or (not final and time.monotonic() - sent < pace):
+            # The first training step goes out at once (the curve begins, and a script sees the
+            # progress of even a short run); between reports (`follow` yields None every half
+            # second) a held frame goes out once due.
+            first_step = latest is not None and not stepped
+            if pending is None or not (final or first_step or time.monotonic() - sent >= pace):
                 continue
             yield frame(**pending)
-            pending, sent = None, time.monotonic()
+            pending, sent, stepped = None, time.monotonic(), stepped or latest is not None
             if latest is not None and not latest.done:
                 progress(latest.fraction, desc=f"Training: step {latest.step:,}")  # API clients read the progress here
         if pending is not None:  # a run that ended without a result (stopped or failed): its last changes
