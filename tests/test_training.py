@@ -1,4 +1,6 @@
+import contextlib
 import math
+import threading
 import time
 
 import pytest
@@ -6,7 +8,14 @@ import torch
 from conftest import TINY, needs_cxx
 
 from vit_demo.data import DATASETS, Split
-from vit_demo.step import BatchSplitter, TrainingForward, available_cores, forward_backward
+from vit_demo.step import (
+    BatchSplitter,
+    TrainingForward,
+    available_cores,
+    forward_backward,
+    training_on_this_thread,
+    trainings_side_by_side,
+)
 from vit_demo.training import (
     TrainConfig,
     check_model_fits_dataset,
@@ -206,6 +215,54 @@ def test_a_split_step_gives_the_whole_batchs_logits_loss_and_gradients(batch):
     torch.testing.assert_close(split_loss, plain_loss, atol=1e-6, rtol=1e-5)  # the whole batch's mean
     for plain, split in zip(plain_grads, split_grads):
         torch.testing.assert_close(split, plain, atol=1e-6, rtol=1e-4)
+
+
+def test_models_built_at_once_on_several_threads_are_each_their_seeds_model():
+    """Two trainings side by side build their models at the same moment (worker.py)."""
+    shape = dict(patch_size=7, dim=64, depth=2, heads=4, mlp_dim=128)
+    expected = {seed: create_model("mnist", seed=seed, **shape).state_dict() for seed in range(4)}
+    built = {}
+
+    def build(seed: int) -> None:
+        for attempt in range(10):
+            built[seed, attempt] = create_model("mnist", seed=seed, **shape).state_dict()
+
+    threads = [threading.Thread(target=build, args=(seed,)) for seed in range(4)]
+    [thread.start() for thread in threads]
+    [thread.join() for thread in threads]
+    for (seed, _), weights in built.items():
+        assert all(torch.equal(weights[name], expected[seed][name]) for name in weights)
+
+
+def test_beside_another_training_the_slices_run_on_the_callers_thread_with_the_same_numbers(one_thread):
+    model = create_model("mnist", seed=0, **TINY).train()
+    threads_seen = []
+
+    def recording_forward(images):
+        threads_seen.append(threading.current_thread().name)
+        return model(images)
+
+    images, targets = torch.randn(6, 1, 28, 28), torch.arange(6) % 10
+    splitter = BatchSplitter(workers=2)
+    results = {}
+    try:
+        for side_by_side in (1, 2):
+            threads_seen.clear()
+            model.zero_grad(set_to_none=True)
+            with contextlib.ExitStack() as trainings:
+                for _ in range(side_by_side):  # this training, and one on the other core
+                    trainings.enter_context(training_on_this_thread())
+                assert trainings_side_by_side() == side_by_side
+                logits, loss = forward_backward(recording_forward, images, targets, 0.1, splitter)
+            results[side_by_side] = (logits, loss, [p.grad.clone() for p in model.parameters()]), set(threads_seen)
+    finally:
+        splitter.close()
+    (alone, alone_threads), (beside, beside_threads) = results[1], results[2]
+    assert all(name.startswith("vit-train") for name in alone_threads)  # both cores
+    assert beside_threads == {threading.current_thread().name}  # the caller's core only
+    for alone_value, beside_value in zip(alone[:2] + tuple(alone[2]), beside[:2] + tuple(beside[2])):
+        assert torch.equal(alone_value, beside_value)  # bit for bit: a run's model is its own wherever it trains
+    assert trainings_side_by_side() == 0
 
 
 def test_split_workers_each_run_their_own_intra_op_threads():

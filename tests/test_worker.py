@@ -110,11 +110,18 @@ def turns(count: int):
         yield time.perf_counter_ns()
 
 
-def test_a_jobs_turns_are_weighted_by_its_share_after_its_first_reports(process, tmp_path):
+@pytest.fixture(scope="module")
+def one_lane():
+    worker = TrainingProcess(threads=1, lanes=1)
+    yield worker
+    worker.close()
+
+
+def test_a_jobs_turns_are_weighted_by_its_share_after_its_first_reports(one_lane, tmp_path):
     followed = Followers(tmp_path / "followers")
     followed.set(3)  # three pages follow this run, one the other
-    shared = process.run(turns, 200, share=followed)
-    alone = process.run(turns, 200)
+    shared = one_lane.run(turns, 200, share=followed)
+    alone = one_lane.run(turns, 200)
     firsts = [(next(shared), "shared"), (next(alone), "alone")]  # both running
     taken = sorted(firsts + [(when, "shared") for when in shared] + [(when, "alone") for when in alone])
     order = [name for _, name in taken]
@@ -125,3 +132,39 @@ def test_a_jobs_turns_are_weighted_by_its_share_after_its_first_reports(process,
     window = order[start:end]
     assert len(window) > 40
     assert abs(window.count("shared") - 3 * window.count("alone")) <= 3, "".join(n[0] for n in window)
+
+
+def timed_turns(count: int):
+    """A job of `count` turns of 20 ms, each yielding (start, end, trainings side by side in it)."""
+    from vit_demo.step import trainings_side_by_side
+
+    for _ in range(count):
+        started = time.perf_counter_ns()
+        time.sleep(0.01)
+        beside = trainings_side_by_side()
+        time.sleep(0.01)
+        yield started, time.perf_counter_ns(), beside
+
+
+def test_two_lanes_run_two_jobs_side_by_side_and_each_knows_the_other_is_there(tmp_path):
+    worker = TrainingProcess(threads=1, lanes=2)
+    try:
+        followed = Followers(tmp_path / "followers")
+        followed.set(24)  # a class's run
+        jobs = {"class": worker.run(timed_turns, 60, share=followed)}
+        jobs |= {name: worker.run(timed_turns, 20) for name in ("first", "second")}
+        firsts = {name: next(job) for name, job in jobs.items()}  # all three running
+        turns_of = {name: [firsts[name], *job] for name, job in jobs.items()}
+    finally:
+        worker.close()
+    assert all(len(taken) == n for taken, n in zip(turns_of.values(), (60, 20, 20)))
+    everyone = sorted((start, end, name) for name, taken in turns_of.items() for start, end, _ in taken)
+    overlapping = [(a, b) for a, b in zip(everyone, everyone[1:]) if b[0] < a[1]]
+    assert overlapping and all(a[2] != b[2] for a, b in overlapping)  # side by side, never a job twice at once
+    assert all(beside <= 2 for taken in turns_of.values() for _, _, beside in taken)
+    assert any(beside == 2 for taken in turns_of.values() for _, _, beside in taken)
+    # The class's run keeps a lane to itself, and the two others share the other: they end
+    # before it (their 40 turns against its 60). In one lane they would get a turn for each 24
+    # of the class's, and end after it.
+    ends = {name: taken[-1][1] for name, taken in turns_of.items()}
+    assert max(ends["first"], ends["second"]) < ends["class"]

@@ -20,7 +20,7 @@ import torch
 
 from .data import display_pixels
 from .explain import attention_rollout
-from .model import ViT, patchify, unpatchify
+from .model import ViT, patchify, seeded, unpatchify
 
 
 def shuffle_patches(images: torch.Tensor, patch_size: int, order: Sequence[int]) -> torch.Tensor:
@@ -122,8 +122,7 @@ def patch_experiment(
 
 def untrained_twin(model: ViT, seed: int = 0) -> ViT:
     """A freshly initialised model of the same shape: its maps are what "no learning" looks like."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         twin = ViT.from_config(model.config)
     return twin.to(next(model.parameters()).device).eval()
 

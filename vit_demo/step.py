@@ -24,9 +24,11 @@ import platform
 import shutil
 import statistics
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
@@ -51,6 +53,15 @@ def configure_threads(num_threads: int | None = None) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set, or inter-op work already started in this process
         pass
+
+
+def use_threads_on_this_thread(num_threads: int) -> None:
+    """Give the calling thread its own count of threads per operation (a thread other than
+    the first starts with the process-wide count)."""
+    # A thread takes the process-wide count at its first parallel operation (get_num_threads
+    # triggers that), so its own count must be set after it.
+    torch.get_num_threads()
+    torch.set_num_threads(num_threads)
 
 
 def server_threads(requested: int | None = None) -> int:
@@ -200,6 +211,29 @@ def compiler_available(device: torch.device) -> bool:
 # ----------------------------------------------------------------------------- the step itself
 
 
+_side_by_side_lock = threading.Lock()
+_side_by_side = 0
+
+
+@contextmanager
+def training_on_this_thread() -> Iterator[None]:
+    """Count the calling thread as one of the trainings this process runs side by side, while
+    inside (the training process's lanes take each turn of a training inside one, worker.py)."""
+    global _side_by_side
+    with _side_by_side_lock:
+        _side_by_side += 1
+    try:
+        yield
+    finally:
+        with _side_by_side_lock:
+            _side_by_side -= 1
+
+
+def trainings_side_by_side() -> int:
+    """Trainings this process is taking turns of right now, each on a thread of its own."""
+    return _side_by_side
+
+
 class BatchSplitter:
     """Data parallelism inside one training step, for CPUs with cores to spare.
 
@@ -215,6 +249,11 @@ class BatchSplitter:
     gradients into the shared `.grad` under a lock. Each slice's loss is weighted by its
     share of the batch, so the gradient is the whole batch's mean, as in a plain step;
     with two workers even the rounding is the same run to run (a + b == b + a).
+
+    A training with another beside it (the training process runs one per core, each inside
+    `training_on_this_thread`) has no core to spare: its slices run one after the other on the calling
+    thread, the same slices summed the same way, so the numbers are bit for bit those of
+    the split step, and a run trained alone or in a busy class ends with the same model.
     """
 
     def __init__(self, workers: int, threads_per_worker: int = 1):
@@ -223,10 +262,7 @@ class BatchSplitter:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="vit-train", initializer=self._init_worker)
 
     def _init_worker(self) -> None:
-        # A thread takes the process-wide thread count at its first parallel operation
-        # (get_num_threads triggers that), so the worker's own count must be set after it.
-        torch.get_num_threads()
-        torch.set_num_threads(self.threads_per_worker)
+        use_threads_on_this_thread(self.threads_per_worker)
 
     @classmethod
     def for_device(cls, device: torch.device) -> BatchSplitter | None:
@@ -253,8 +289,12 @@ class BatchSplitter:
             part_images, part_targets = part
             return _backward_on(model, part_images, part_targets, label_smoothing, len(part_targets) / total)
 
-        parts = zip(images.tensor_split(self.workers), targets.tensor_split(self.workers))
-        results = list(self._pool.map(slice_step, [part for part in parts if len(part[1])]))
+        slices = zip(images.tensor_split(self.workers), targets.tensor_split(self.workers))
+        parts = [part for part in slices if len(part[1])]
+        if trainings_side_by_side() > 1:
+            results = [slice_step(part) for part in parts]
+        else:
+            results = list(self._pool.map(slice_step, parts))
         return torch.cat([logits for logits, _ in results]), sum(loss for _, loss in results)
 
     def close(self) -> None:

@@ -28,7 +28,7 @@ from torch import nn
 
 from . import checkpoints
 from .data import DatasetSpec, Split, augment, get_spec, load_split, normalize
-from .model import ViT
+from .model import ViT, seeded
 from .step import BatchSplitter, FastestStep, Machine, eager_step_seconds, pick_device, plan_step
 
 # Test images scored at each evaluation during a run (the full test set scores the end).
@@ -164,8 +164,7 @@ def create_model(dataset: str, seed: int = 0, **hyperparameters) -> ViT:
         raise ValueError(f"channels must be 1 (grey) or 3 (RGB) for the bundled datasets, got {channels}")
     hyperparameters.setdefault("image_size", spec.image_size)
     hyperparameters.setdefault("num_classes", spec.num_classes)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = ViT(channels=channels, **hyperparameters)
     check_model_fits_dataset(model, spec)
     return model

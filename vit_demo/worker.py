@@ -7,15 +7,23 @@ cost a training in the same process 24 % of its speed, and 15 % from another pro
 (benchmarks/RESULTS.md). So the app trains in a `TrainingProcess`: spawned once, kept warm
 (torch imported, the datasets decoded and cached).
 
-One process runs several trainings at once, **report by report**: it takes one report of
-a running job at a time (a training reports after each ~0.4 s of its own work), so with seven students
-training, each sees a curve point within a few seconds and the machine's cores always work
-on one training at full speed. A job's turns are weighted by its `share` (the pages
-following it, `sessions.Followers`): the machine is shared per student, not per run, so the
-run that 24 students of a class share gets 24 turns for each turn of a run one student
-follows, and ends first (stride scheduling: the job that has had the fewest turns for its
-share goes next). One process, not one per training: a warm training process
-holds ~0.5-0.9 GB (torch and the datasets), which a class's worth of them could not afford.
+One process runs several trainings at once, **report by report**, in **lanes**: a thread
+per core, each taking one report of one running job at a time (a training reports after
+each ~0.4 s of its own work), so with seven students training, each sees a curve point
+within a few seconds. Each lane's training runs one thread per operation; a training alone
+splits each step over both cores (`step.BatchSplitter`), and beside another it takes one
+core, with the same numbers. Two trainings side by side do more than one split over both
+cores, because a step's optimizer, clipping and batch are one thread's work and its split
+halves wait for each other: measured on 2 cores, 9,500 training images/s for three runs on
+two lanes against 6,400 on one (benchmarks/RESULTS.md).
+
+A job's turns are weighted by its `share` (the pages following it, `sessions.Followers`):
+the machine is shared per student, not per run (stride scheduling: the job that has had
+the fewest turns for its share goes next). A job is in one lane at a time, so the run that
+24 students of a class share keeps a lane to itself while the runs one student each follows
+share the other, and it ends first. One process, not one per training: a warm training
+process holds ~0.5-0.9 GB (torch and the datasets), which a class's worth of them could
+not afford, and threads in one process train side by side nearly as fast as processes.
 
 A job is a generator function named by reference (it must live at a module's top level)
 with picklable arguments; each value it yields is pickled back. Plain pickle, by value:
@@ -53,31 +61,25 @@ class TrainingProcessDied(RuntimeError):
     """The process running a training ended without finishing it."""
 
 
-def _serve(connection: Connection, threads: int | None) -> None:
-    """The child's loop: start jobs as they come, and take one value of each running job in
-    turn, sending back ("update", job, value), then ("end", job, None) or ("error", job,
-    exception). ("cancel", job) closes a job at once."""
-    from .step import configure_threads
+def _serve(connection: Connection, threads: int | None, lanes: int | None) -> None:
+    """The child: `lanes` threads take the running jobs' turns (`_Lanes`), and this one
+    takes the server's messages: ("start", job, function, args, kwargs, share) adds a job,
+    ("cancel", job) closes one at once."""
+    import torch
+
+    from .step import available_cores, configure_threads
 
     configure_threads(threads)
-    jobs: dict[int, _Job] = {}
+    threads = torch.get_num_threads()
+    board = _Lanes(connection)
+    for number in range(lanes or max(1, available_cores() // threads)):
+        threading.Thread(target=board.lane, args=(threads,), name=f"vit-demo-lane-{number}", daemon=True).start()
     while True:
         try:
-            while connection.poll(0 if jobs else None):  # wait for work only when there is none
-                _take_message(connection, jobs)
+            message = _receive(connection)
         except EOFError:  # the server went away
             return
-        job = _next_turn(jobs)
-        try:
-            value = next(jobs[job].values)
-            jobs[job].took_turn()
-            _send(connection, ("update", job, value))
-        except StopIteration:
-            del jobs[job]
-            _send(connection, ("end", job, None))
-        except Exception as error:  # noqa: BLE001 - every failure goes back to the server, as itself
-            del jobs[job]
-            _send_error(connection, job, error)
+        board.take(message)
 
 
 class _Job:
@@ -88,6 +90,8 @@ class _Job:
         self.share = share
         self.reports = 0
         self.turns = start  # turns taken, each counted as 1 / share: the stride scheduler's clock
+        self.in_lane = False  # a lane is taking its turn now
+        self.cancelled = False  # the server let go of it during that turn
 
     def took_turn(self) -> None:
         self.reports += 1
@@ -105,28 +109,98 @@ def _next_turn(jobs: dict[int, _Job]) -> int:
     return min(jobs, key=lambda job: (jobs[job].turns, job))
 
 
-def _take_message(connection: Connection, jobs: dict[int, _Job]) -> None:
-    kind, job, *payload = _receive(connection)
-    if kind == "cancel":
-        state = jobs.pop(job, None)
-        if state is not None:
-            state.values.close()  # the job's own clean-up (its `finally`) runs now
-        _send(connection, ("end", job, None))
-        return
-    function, args, kwargs, share = payload
-    try:
-        # A newcomer starts level with the jobs running now: it has no turns saved up.
-        start = min((state.turns for state in jobs.values()), default=0.0)
-        jobs[job] = _Job(iter(function(*args, **kwargs)), share, start)
-    except Exception as error:  # noqa: BLE001 - as above
-        _send_error(connection, job, error)
+class _Lanes:
+    """The child's running jobs, and the lanes that take their turns: a thread per core,
+    each taking one turn (one report) of one job at a time, with one thread per operation
+    (`step.training_on_this_thread`). A job is in one lane at a time, so the job with the
+    largest share keeps a lane to itself and the others share the rest."""
 
+    def __init__(self, connection: Connection):
+        self.connection = connection
+        self.jobs: dict[int, _Job] = {}
+        self.changed = threading.Condition()  # the table of jobs; lanes wait on it for work
+        self.sending = threading.Lock()  # one message at a time up the pipe
 
-def _send_error(connection: Connection, job: int, error: Exception) -> None:
-    try:
-        _send(connection, ("error", job, error))
-    except Exception:  # noqa: BLE001 - an exception that cannot be pickled
-        _send(connection, ("error", job, RuntimeError(f"{type(error).__name__}: {error}")))
+    def send(self, message) -> None:
+        with self.sending:
+            _send(self.connection, message)
+
+    def send_error(self, job: int, error: Exception) -> None:
+        try:
+            self.send(("error", job, error))
+        except Exception:  # noqa: BLE001 - an exception that cannot be pickled
+            self.send(("error", job, RuntimeError(f"{type(error).__name__}: {error}")))
+
+    def take(self, message: tuple) -> None:
+        """A message from the server."""
+        kind, job, *payload = message
+        if kind == "cancel":
+            with self.changed:
+                state = self.jobs.get(job)
+                if state is not None and state.in_lane:
+                    state.cancelled = True  # its lane closes it after this turn
+                    return
+                self.jobs.pop(job, None)
+            if state is not None:
+                state.values.close()  # the job's own clean-up (its `finally`) runs now
+            self.send(("end", job, None))
+            return
+        function, args, kwargs, share = payload
+        try:
+            values = iter(function(*args, **kwargs))
+        except Exception as error:  # noqa: BLE001 - every failure goes back to the server, as itself
+            self.send_error(job, error)
+            return
+        with self.changed:
+            # A newcomer starts level with the jobs running now: it has no turns saved up.
+            start = min((state.turns for state in self.jobs.values()), default=0.0)
+            self.jobs[job] = _Job(values, share, start)
+            self.changed.notify()
+
+    def lane(self, threads: int) -> None:
+        """One lane: take the next job's turn, send what it yields, and on to the next."""
+        from .step import training_on_this_thread, use_threads_on_this_thread
+
+        use_threads_on_this_thread(threads)
+        while True:
+            job, state = self._next_job()
+            try:
+                with training_on_this_thread():
+                    value = next(state.values)
+                state.took_turn()
+                self.send(("update", job, value))
+            except StopIteration:
+                self._drop(job)
+                self.send(("end", job, None))
+            except Exception as error:  # noqa: BLE001 - as above
+                self._drop(job)
+                self.send_error(job, error)
+            else:
+                self._put_back(job, state)
+
+    def _next_job(self) -> tuple[int, _Job]:
+        with self.changed:
+            while True:
+                waiting = {job: state for job, state in self.jobs.items() if not state.in_lane}
+                if waiting:
+                    job = _next_turn(waiting)
+                    self.jobs[job].in_lane = True
+                    return job, self.jobs[job]
+                self.changed.wait()
+
+    def _put_back(self, job: int, state: _Job) -> None:
+        with self.changed:
+            state.in_lane = False
+            if not state.cancelled:
+                self.changed.notify()
+                return
+            del self.jobs[job]
+        state.values.close()
+        self.send(("end", job, None))
+
+    def _drop(self, job: int) -> None:
+        with self.changed:
+            del self.jobs[job]
 
 
 def _send(connection: Connection, message) -> None:
@@ -141,8 +215,11 @@ class TrainingProcess:
     """One spawned process that runs jobs, several at once. It starts on first use; a reader
     thread hands each job its own messages."""
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, lanes: int | None = None):
+        """`threads`: per operation (default: every core); `lanes`: trainings taking turns side
+        by side (default: as many as the cores hold at `threads` each)."""
         self.threads = threads
+        self.lanes = lanes
         self._process = None
         self._connection: Connection | None = None
         self._lock = threading.Lock()  # the process and the table of jobs (never held while sending)
@@ -154,7 +231,7 @@ class TrainingProcess:
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe(duplex=True)
         self._process = context.Process(
-            target=_serve, args=(theirs, self.threads), name="vit-demo-training", daemon=True
+            target=_serve, args=(theirs, self.threads, self.lanes), name="vit-demo-training", daemon=True
         )
         self._process.start()
         theirs.close()
