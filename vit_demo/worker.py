@@ -7,15 +7,16 @@ cost a training in the same process 24 % of its speed, and 15 % from another pro
 (benchmarks/RESULTS.md). So the app trains in a `TrainingProcess`: spawned once, kept warm
 (torch imported, the datasets decoded and cached).
 
-One process runs several trainings at once, **report by report**, in **lanes**: a thread
-per core, each taking one report of one running job at a time (a training reports after
-each ~0.4 s of its own work), so with seven students training, each sees a curve point
-within a few seconds. Each lane's training runs one thread per operation; a training alone
-splits each step over both cores (`step.BatchSplitter`), and beside another it takes one
-core, with the same numbers. Two trainings side by side do more than one split over both
+One process runs several trainings at once, **report by report**, in **lanes**: threads
+that each take one report of one running job at a time (a training reports after each
+~0.4 s of its own work), so with seven students training, each sees a curve point within a
+few seconds. There are as many lanes as the cores hold at the process's threads per
+operation: on two cores, where the app gives a training one thread per operation, two. A
+training alone splits each step over both cores (`step.BatchSplitter`), and beside another
+it takes one core, with the same numbers. Two trainings side by side do more than one split over both
 cores, because a step's optimizer, clipping and batch are one thread's work and its split
-halves wait for each other: measured on 2 cores, 9,500 training images/s for three runs on
-two lanes against 6,400 on one (benchmarks/RESULTS.md).
+halves wait for each other: measured on 2 cores, three runs started together trained 1.41x
+as many images a second on two lanes as on one (benchmarks/side_by_side.py).
 
 A job's turns are weighted by its `share` (the pages following it, `sessions.Followers`):
 the machine is shared per student, not per run (stride scheduling: the job that has had
@@ -110,10 +111,10 @@ def _next_turn(jobs: dict[int, _Job]) -> int:
 
 
 class _Lanes:
-    """The child's running jobs, and the lanes that take their turns: a thread per core,
-    each taking one turn (one report) of one job at a time, with one thread per operation
-    (`step.training_on_this_thread`). A job is in one lane at a time, so the job with the
-    largest share keeps a lane to itself and the others share the rest."""
+    """The child's running jobs, and the lanes that take their turns: threads that each take
+    one turn (one report) of one job at a time, counted by `step.training_on_this_thread`. A
+    job is in one lane at a time, so the job with the largest share keeps a lane to itself
+    and the others share the rest."""
 
     def __init__(self, connection: Connection):
         self.connection = connection
