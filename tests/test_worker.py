@@ -12,7 +12,7 @@ from conftest import TINY
 from vit_demo.data import load_split
 from vit_demo.sessions import Followers, StopFlag, run_training
 from vit_demo.training import TrainConfig, create_model
-from vit_demo.worker import TrainingProcess, TrainingProcessDied
+from vit_demo.worker import NICENESS, TrainingProcess, TrainingProcessDied
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,13 @@ def test_a_run_in_the_process_streams_its_updates_and_returns_its_weights(proces
     model.load_state_dict(weights)  # the weights of the model trained over there
     assert not torch.equal(model.pos_embedding, create_model("mnist", **TINY).pos_embedding)
     assert process.alive  # warm for the next run
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="Unix priorities")
+def test_the_training_process_gives_way_to_the_server(process):
+    process.start()
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, process.pid) == min(ours + NICENESS, 19) > ours
 
 
 def test_a_stop_reaches_the_process_before_its_next_report(process, data_dir, tmp_path):
