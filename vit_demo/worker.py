@@ -30,8 +30,9 @@ The process runs at a lower priority than the server (`NICENESS`). A page's requ
 exploration, a live update) are short and someone waits for each; nobody waits for a
 training's next step in particular. So the kernel gives the server's threads a core as soon
 as they want one, and the trainings everything else, which is most of it (the server used
-35-46 CPU-seconds of a class's 380-410). Measured in the class benchmark: explore p95 from
-3.7-4.5 s to about 2.4 s, and every model sooner, not later (benchmarks/RESULTS.md).
+35-46 CPU-seconds of a class's 360-460). Measured in the class benchmark: explore p50 from
+137-227 ms to 81-89 ms, p95 from 3.7-4.5 s to 2.4-3.9 s, the trainings as fast as before
+(benchmarks/RESULTS.md).
 
 A job is a generator function named by reference (it must live at a module's top level)
 with picklable arguments; each value it yields is pickled back. Plain pickle, by value:
