@@ -15,8 +15,9 @@ operation: on two cores, where the app gives a training one thread per operation
 training alone splits each step over both cores (`step.BatchSplitter`), and beside another
 it takes one core, with the same numbers. Two trainings side by side do more than one split over both
 cores, because a step's optimizer, clipping and batch are one thread's work and its split
-halves wait for each other: measured on 2 cores, three runs started together trained 1.41x
-as many images a second on two lanes as on one (benchmarks/side_by_side.py).
+halves wait for each other: measured on 2 cores, three runs started together trained
+1.37-1.41x as many images a second on two lanes as on one with AVX-512 kernels, 1.14x with
+AVX2 ones (benchmarks/side_by_side.py).
 
 A job's turns are weighted by its `share` (the pages following it, `sessions.Followers`):
 the machine is shared per student, not per run (stride scheduling: the job that has had
