@@ -401,6 +401,32 @@ def test_a_queued_person_sees_their_place_and_can_leave(trainer):
     trainer.trainings.leave(someone_else)
 
 
+def test_a_run_says_when_other_trainings_share_the_machine_and_when_it_has_it_alone(
+    tmp_path, tiny_checkpoints, data_dir, one_thread
+):
+    app = App(settings_for(tmp_path, tiny_checkpoints, data_dir, max_trainings=2))
+    try:
+        someone_else = app.trainings.join()
+        assert app.trainings.wait_turn(someone_else, 0) == 0
+        run = app.train.train(**train_inputs(length="time", seconds=60))
+        statuses = []
+        for frame in run:
+            status = as_outputs(frame)["status"]
+            if isinstance(status, str) and status.startswith("**Training**"):
+                statuses.append(status)
+                if len(statuses) == 1:  # the run is training beside the other one
+                    app.trainings.leave(someone_else)
+                else:
+                    break
+        beside, alone = statuses
+        assert "2 trainings are running on this server at once" in beside
+        assert "at once" not in alone  # the machine to itself now
+        app.train.stop()
+        list(run)
+    finally:
+        app.close()
+
+
 def test_training_errors_reach_the_person_as_messages(tmp_path, tiny_checkpoints):
     no_data = App(settings_for(tmp_path, tiny_checkpoints, data_dir=tmp_path / "empty"))
     with pytest.raises(gr.Error, match="VIT_DEMO_DATA"):

@@ -608,10 +608,25 @@ class TrainHandlers:
         )
         curves = Curves()
         length = f"{training.steps:,} steps, " if training.steps else ""
-        status = (
+        training_now = (
             f"**Training** on {train_images:,} {spec.title} images ({length}{knobs.length_text}). "
             f"Press **Stop** to end early: the model so far is kept."
         )
+        status = None
+
+        def status_change() -> dict:
+            """The status, when it says something new: how many trainings share the machine."""
+            nonlocal status
+            running = self.queue.running
+            said = training_now + (
+                f" {running} trainings are running on this server at once, taking turns on its cores:"
+                " each takes longer than it would alone."
+                if running > 1
+                else ""
+            )
+            changed, status = said != status, said
+            return {"status": said} if changed else {}
+
         curves_sent, complete = 0.0, False
         for update in self._run(
             knobs.shape,
@@ -638,7 +653,7 @@ class TrainHandlers:
                 run.publish(
                     LiveFrame(
                         {
-                            "status": status,
+                            **status_change(),
                             "metrics": "Step 0: the model is still random, its guesses are chance.",
                             "progress_bar": progress_html(0.0, "Training"),
                             "loss": curves.loss(),
@@ -671,7 +686,9 @@ class TrainHandlers:
                 curves_sent = time.monotonic()
             desc = f"Training: step {p.step:,}"
             changes.update(
-                metrics=self._metrics(p), progress_bar=progress_html(p.fraction, f"{desc} · {p.fraction:.0%}")
+                metrics=self._metrics(p),
+                progress_bar=progress_html(p.fraction, f"{desc} · {p.fraction:.0%}"),
+                **status_change(),
             )
             run.publish(LiveFrame(changes, p))
         return complete
