@@ -24,9 +24,9 @@ import torch
 
 from vit_demo.data import load_split
 from vit_demo.sessions import run_training
-from vit_demo.step import Machine, available_cores, server_threads
+from vit_demo.step import Machine, server_threads
 from vit_demo.training import TrainConfig
-from vit_demo.worker import TrainingProcess
+from vit_demo.worker import TrainingProcess, lanes_for
 
 LESSON_SHAPE = dict(patch_size=7, dim=64, depth=2, heads=4, mlp_dim=128)
 
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     print(Machine.detect(torch.device("cpu")).describe())
-    default_lanes = max(1, available_cores() // server_threads())
+    default_lanes = lanes_for(server_threads())
     print(f"{args.runs} trainings of {args.steps} steps at once, {server_threads()} thread(s) per operation")
     speeds: dict[int, list[float]] = {1: [], default_lanes: []}
     same = True

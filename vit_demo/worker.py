@@ -73,6 +73,14 @@ class TrainingProcessDied(RuntimeError):
     """The process running a training ended without finishing it."""
 
 
+def lanes_for(threads: int) -> int:
+    """The lanes a training process takes by default: as many as the cores hold at `threads`
+    threads per operation."""
+    from .step import available_cores
+
+    return max(1, available_cores() // threads)
+
+
 def _serve(connection: Connection, threads: int | None, lanes: int | None, niceness: int) -> None:
     """The child: `lanes` threads take the running jobs' turns (`_Lanes`), and this one
     takes the server's messages: ("start", job, function, args, kwargs, share) adds a job,
@@ -81,12 +89,12 @@ def _serve(connection: Connection, threads: int | None, lanes: int | None, nicen
         os.nice(niceness)
     import torch
 
-    from .step import available_cores, configure_threads
+    from .step import configure_threads
 
     configure_threads(threads)
     threads = torch.get_num_threads()
     board = _Lanes(connection)
-    for number in range(lanes or max(1, available_cores() // threads)):
+    for number in range(lanes or lanes_for(threads)):
         threading.Thread(target=board.lane, args=(threads,), name=f"vit-demo-lane-{number}", daemon=True).start()
     while True:
         try:
@@ -155,9 +163,7 @@ class _Lanes:
                     state.cancelled = True  # its lane closes it after this turn
                     return
                 self.jobs.pop(job, None)
-            if state is not None:
-                state.values.close()  # the job's own clean-up (its `finally`) runs now
-            self.send(("end", job, None))
+            self._close(job, state)
             return
         function, args, kwargs, share = payload
         try:
@@ -209,7 +215,12 @@ class _Lanes:
                 self.changed.notify()
                 return
             del self.jobs[job]
-        state.values.close()
+        self._close(job, state)
+
+    def _close(self, job: int, state: _Job | None) -> None:
+        """End a job the server let go of (None: it had ended already) and tell the server."""
+        if state is not None:
+            state.values.close()  # the job's own clean-up (its `finally`) runs now
         self.send(("end", job, None))
 
     def _drop(self, job: int) -> None:
@@ -231,7 +242,7 @@ class TrainingProcess:
 
     def __init__(self, threads: int | None = None, lanes: int | None = None, niceness: int = NICENESS):
         """`threads`: per operation (default: every core); `lanes`: trainings taking turns side
-        by side (default: as many as the cores hold at `threads` each); `niceness`: how far
+        by side (default: `lanes_for` the threads); `niceness`: how far
         below the server the process's priority is (module docstring)."""
         self.threads = threads
         self.lanes = lanes
@@ -355,4 +366,4 @@ class TrainingProcess:
             process.join(5)
 
 
-__all__ = ["TrainingProcess", "TrainingProcessDied"]
+__all__ = ["TrainingProcess", "TrainingProcessDied", "lanes_for"]
