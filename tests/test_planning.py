@@ -38,6 +38,28 @@ def test_an_unmeasured_shape_is_planned_on_the_start_up_line_and_a_later_run_doe
     assert meter.images_per_second(between, 128) == pytest.approx(expected * 3)  # time estimates use the run
 
 
+def test_plans_follow_the_mean_of_the_readings_until_a_run_settles_them():
+    meter = ThroughputMeter()
+    meter.record_speeds({SMALL.name: 8000.0, LARGE.name: 2000.0}, (SMALL, LARGE), "mnist")
+    meter.record_speeds({SMALL.name: 6000.0}, (SMALL,), "mnist")  # timed again while idle
+    small, large = (planning._config("mnist", c) for c in (SMALL, LARGE))
+    assert (meter.readings("mnist", SMALL), meter.readings("mnist", LARGE)) == (2, 1)
+    assert meter.planning_speed(small, 128) == 7000.0
+    # An untimed shape lies on the line through the shapes' means: 1/7000 and 1/2000 s per image.
+    between = ViTConfig(image_size=28, patch_size=7, num_classes=10, dim=48, depth=2, heads=4, mlp_dim=96, channels=1)
+    x_small, x_large, x = (planning._training_flops(c) for c in (small, large, between))
+    on_line = 1 / (1 / 7000 + (1 / 2000 - 1 / 7000) * (x - x_small) / (x_large - x_small))
+    assert meter.planning_speed(between, 128) == pytest.approx(on_line)
+
+    # A run of each is planned: from now on, those two shapes keep those speeds.
+    assert meter.settle_planning_speed(small, 128) == 7000.0
+    assert meter.settle_planning_speed(between, 128) == pytest.approx(on_line)
+    meter.record_speeds({SMALL.name: 1000.0, LARGE.name: 1000.0}, (SMALL, LARGE), "mnist")
+    assert meter.planning_speed(small, 128) == 7000.0
+    assert meter.planning_speed(between, 128) == pytest.approx(on_line)  # though the line moved
+    assert meter.planning_speed(large, 128) == 1500.0  # no run of it yet: the mean of its two readings
+
+
 def test_time_estimates_follow_the_measured_speed():
     meter = ThroughputMeter()
     config = ViTConfig(image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1)

@@ -770,10 +770,10 @@ def test_a_client_sees_the_hyperparameter_messages_and_the_server_keeps_serving(
     assert served.predict(handle_file(str(EXAMPLE)), "mnist", api_name="/predict")["label"] in DIGITS
 
 
-def test_pictures_in_gradios_cache_are_written_once_and_whole(tmp_path, tiny_checkpoints):
+def test_pictures_in_gradios_cache_are_written_once_and_whole(app, tmp_path):
     from gradio import processing_utils
 
-    build_demo(settings_for(tmp_path, tiny_checkpoints))  # installs the app's cache writer
+    build_demo(app.settings, app)  # installs the app's cache writer
     picture = digit("RGB")
     first = processing_utils.save_pil_to_cache(picture, str(tmp_path / "cache"), format="png")
     inode, written = os.stat(first).st_ino, os.stat(first).st_mtime_ns
@@ -787,7 +787,7 @@ def test_pictures_in_gradios_cache_are_written_once_and_whole(tmp_path, tiny_che
     assert [p.name for p in Path(first).parent.iterdir()] == ["image.png"]  # no staging files left
 
 
-def test_skipped_outputs_reach_the_page_as_gradio_would_send_them_without_its_work(tmp_path, tiny_checkpoints):
+def test_skipped_outputs_reach_the_page_as_gradio_would_send_them_without_its_work(app):
     import asyncio
 
     from gradio.blocks import Blocks
@@ -795,7 +795,7 @@ def test_skipped_outputs_reach_the_page_as_gradio_would_send_them_without_its_wo
 
     from vit_demo.ui.train_tab import frame
 
-    demo = build_demo(settings_for(tmp_path, tiny_checkpoints))
+    demo = build_demo(app.settings, app)
     train = next(fn for fn in demo.fns.values() if fn.api_name == "train")
     patched = Blocks.postprocess_data
     assert patched.vit_demo_skips
@@ -806,10 +806,10 @@ def test_skipped_outputs_reach_the_page_as_gradio_would_send_them_without_its_wo
         assert ours == gradios
 
 
-def test_a_picture_shown_to_a_whole_class_is_encoded_once(tmp_path, tiny_checkpoints, monkeypatch):
+def test_a_picture_shown_to_a_whole_class_is_encoded_once(app, tmp_path, monkeypatch):
     from gradio import processing_utils
 
-    build_demo(settings_for(tmp_path, tiny_checkpoints))
+    build_demo(app.settings, app)
     encoded = []
     real = processing_utils.encode_pil_to_bytes
     monkeypatch.setattr(processing_utils, "encode_pil_to_bytes", lambda *a, **k: encoded.append(1) or real(*a, **k))

@@ -5,6 +5,7 @@ test_app_e2e.py for the served app and test_browser.py for a real browser.
 """
 
 import io
+import time
 import zipfile
 
 import gradio as gr
@@ -14,7 +15,7 @@ import torch
 from PIL import Image, ImageDraw
 from ui_helpers import EXAMPLE, TINY, as_outputs, settings_for, train_inputs
 
-from vit_demo import checkpoints, explain
+from vit_demo import checkpoints, explain, planning
 from vit_demo.data import get_spec, load_split
 from vit_demo.model import ViTConfig
 from vit_demo.recipes import recipe_for
@@ -91,7 +92,7 @@ def test_datasets_offer_only_patch_sizes_that_divide_their_images(app):
     assert patch_dropdown["value"] == 8 and patch_dropdown["choices"] == [2, 4, 8, 16, 32]
 
 
-def test_a_time_budget_becomes_the_steps_this_machine_measured_at_start_takes_in_it(app):
+def test_a_time_budget_becomes_the_steps_this_machine_takes_in_it_as_first_planned(app):
     from vit_demo.recipes import Candidate
     from vit_demo.ui.build_tab import Knobs
 
@@ -102,9 +103,46 @@ def test_a_time_budget_becomes_the_steps_this_machine_measured_at_start_takes_in
     assert config.time_budget is None and config.steps == (30 * 5000 - 10 * 2000 // 3) // 128
     assert knobs.train_config(app.settings, app.meter) == config  # same knobs, same run: it can be shared
     app.meter.record_run(knobs.model_config(), 128, 9000.0)  # a later run's speed does not move the plan
-    assert knobs.train_config(app.settings, app.meter).steps == config.steps
+    app.meter.record_speeds({Candidate(7, 64, 2, 4, 128).name: 7000.0}, (Candidate(7, 64, 2, 4, 128),), "mnist")
+    assert knobs.train_config(app.settings, app.meter).steps == config.steps  # nor does a later reading
     epochs = Knobs.read("mnist", 7, 64, 2, 4, 128, 0.003, 128, "epochs", 30, 2, 0).train_config(app.settings, app.meter)
     assert (epochs.epochs, epochs.steps, epochs.time_budget) == (2.0, None, None)
+
+
+def test_the_app_times_its_shapes_again_while_no_one_trains(
+    tmp_path, tiny_checkpoints, data_dir, one_thread, monkeypatch
+):
+    from vit_demo.recipes import Candidate
+
+    small = Candidate(7, 32, 1, 2, 64)
+    monkeypatch.setattr(App, "_candidates", lambda self: [("mnist", (small,))])
+    monkeypatch.setattr(planning, "RETIME_PAUSE", 0.05)
+    monkeypatch.setattr(planning, "SPEED_READINGS", 3)
+    app = App(settings_for(tmp_path, tiny_checkpoints))
+    try:
+        probes = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
+        config = TrainConfig(dataset="mnist", time_budget=6, train_limit=1024, test_limit=256, data_dir=str(data_dir))
+        training = app.processes.run(run_training, TINY, config, probes, stop=StopFlag(tmp_path / "stop"))
+        next(training)  # a student's training is under way
+        app.start_measuring()
+        assert app.wait_until_measured(60)
+        assert app.meter.readings("mnist", small) == 0  # timed beside it: one core's speed, not kept
+        time.sleep(1)
+        assert app.processes.jobs == 1 and app.processes.started == 2  # no timing started while it trains
+        for _ in training:
+            pass
+        busy_until = time.monotonic() + 2
+        while time.monotonic() < busy_until:  # the server busy (pages opening): its readings not kept either
+            sum(range(10_000))
+        assert app.meter.readings("mnist", small) == 0
+        deadline = time.monotonic() + 60
+        while app.meter.readings("mnist", small) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert app.meter.readings("mnist", small) == 3  # timed again once the machine was quiet
+        time.sleep(0.5)
+        assert app.meter.readings("mnist", small) == 3 and app.processes.jobs == 0  # and then left alone
+    finally:
+        app.close()
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
@@ -489,8 +527,8 @@ def test_a_stop_flag_reaches_across_threads(tmp_path):
 # ------------------------------------------------------------------ the whole interface
 
 
-def test_the_interface_builds_with_its_public_endpoints(tmp_path, tiny_checkpoints):
-    demo = build_demo(settings_for(tmp_path, tiny_checkpoints))
+def test_the_interface_builds_with_its_public_endpoints(app):
+    demo = build_demo(app.settings, app)
     public = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
     assert public == {"describe", "train", "stop", "explore", "predict"}
 

@@ -6,8 +6,8 @@ benchmarks all plan through here.
 Two measurements meet here. One does not depend on the machine: how accurate each
 recipe candidate gets after N training images (`AccuracyTable`, recorded by
 benchmarks/accuracy_vs_images.py). The other is only true of this machine: how many
-images per second it trains each candidate (`ThroughputMeter`, timed at start-up by
-`measure_speeds` in the process that trains, and corrected by every real run). A budget
+images per second it trains each candidate (`ThroughputMeter`, timed by `measure_speeds`
+in the process that trains, at start-up and again while the server is idle). A budget
 of S seconds buys each candidate about `speed * S` images; `plan` picks the candidate
 whose measured accuracy at that many images is highest.
 """
@@ -39,6 +39,14 @@ FALLBACK_FLOPS_PER_SECOND = 5e9  # until the measurement is in: a modest 2-core 
 # The least a run must manage within the server's time limit to show anything: this many
 # training steps, plus scoring the starting point and the stopped model.
 MIN_USEFUL_STEPS = 20
+# Readings of each shape's speed (start-up's the first) the app gathers, re-timing while idle:
+# spread over its first minutes, they settle a plan that start-up's few seconds leave to chance
+# (`ThroughputMeter`; benchmarks/speed_drift.py).
+SPEED_READINGS = 8
+RETIME_PAUSE = 1.0  # seconds the cores are left alone between two readings
+# A reading counts only if the server used less than this share of a core meanwhile (idle, it
+# uses about 2 %): one taken while 30 pages opened read the lesson's model a third slow.
+QUIET_SERVER_CORES = 0.25
 APP_REPORT_SECONDS = 1.0  # the app's live view: one update a second is live enough, and cheap to draw and send
 
 ACCURACY_TABLE = Path(__file__).resolve().parent / "measured" / "accuracy_vs_images.json"
@@ -191,45 +199,59 @@ def measure_speeds(
 
 class ThroughputMeter:
     """How fast this machine trains: images per second per candidate shape, timed at
-    start-up, and as the last real run of each shape achieved; for any other shape, an
-    estimate from its FLOPs.
+    start-up and again while the server is idle, and as the last real run of each shape
+    achieved; for any other shape, an estimate from its FLOPs.
 
     Small models on a CPU are not FLOP-bound: a step has fixed costs (kernel launches, the
-    optimizer, Python), so an image's time is a fixed part plus a part per FLOP. The start-up
-    figures of the candidates, which differ in FLOPs by 10x, are fitted to that line
-    (`_fit`); a shape nobody measured is estimated from it. (By FLOPs alone a model of half
-    the FLOPs would be twice as fast: a time budget planned that way ran half again as long.)
+    optimizer, Python), so an image's time is a fixed part plus a part per FLOP. The timed
+    candidates, which differ in FLOPs by 10x, are fitted to that line (`_fit`); a shape
+    nobody timed is estimated from it. (By FLOPs alone a model of half the FLOPs would be
+    twice as fast: a time budget planned that way ran half again as long.)
 
-    Plans use only the start-up figures (`planning_speed`): they stay the same for the
-    server's life, so every student who picks the same settings gets the same model. Time
-    estimates use the freshest figure (`images_per_second`), a real run's when there is one."""
+    A shared virtual machine's speed wanders over tens of seconds: the lesson's model,
+    trained for five minutes, went 7,000-10,600 images/s from one 10 s stretch to the next.
+    A plan from the few seconds of start-up alone was off the five minutes' mean by -21 % to
+    +27 % (5th-95th percentile); readings spread over a minute or two settle it (`readings`,
+    and the app's re-timing while idle). Plans use the mean of the readings
+    (`planning_speed`), and the first run of a shape fixes its speed (`settle_planning_speed`)
+    for the server's life, so every student who picks the same settings gets the same model.
+    Time estimates use the freshest figure (`images_per_second`), a real run's when there
+    is one."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._startup: dict[tuple, float] = {}  # (shape, batch size) -> training images per second
-        self._points: list[tuple[float, float]] = []  # (training FLOPs per image, seconds per image), at start-up
+        # (shape, batch size) -> its readings, in training images per second, each timed alike
+        self._readings: dict[tuple, list[float]] = {}
+        self._flops: dict[tuple, float] = {}  # (shape, batch size) -> training FLOPs per image
         self._line: tuple[float, float] | None = None  # seconds per image = line[0] + line[1] * FLOPs
+        self._settled: dict[tuple, float] = {}  # the speed a shape's first run was planned at
         self._runs: dict[tuple, float] = {}
         self._flops_per_second: float | None = None
         self._source = "a first guess while this machine is being measured"
 
     def record_speeds(self, speeds: dict[str, float], candidates: tuple[Candidate, ...], dataset: str) -> None:
-        """The start-up measurement (`measure_speeds`): every candidate's speed, the line they
-        lie on, and the machine's FLOP/s from the fastest."""
+        """Readings from `measure_speeds` (one per candidate timed): each shape's figure, the
+        line they lie on, and, at the first, the machine's FLOP/s from the fastest."""
         spec = get_spec(dataset)
         measured = [c for c in candidates if c.name in speeds]
         with self._lock:
             flops_per_second = []
             for candidate in measured:
                 config, speed = _config(spec.key, candidate), speeds[candidate.name]
-                flops = _training_flops(config)
-                self._startup[_speed_key(config, candidate.batch_size)] = speed
-                self._points.append((flops, 1.0 / speed))
-                flops_per_second.append(flops * speed)
-            self._line = _fit(self._points)
+                key = _speed_key(config, candidate.batch_size)
+                self._readings.setdefault(key, []).append(speed)
+                self._flops[key] = _training_flops(config)
+                flops_per_second.append(self._flops[key] * speed)
+            self._line = _fit([(self._flops[key], 1.0 / statistics.fmean(r)) for key, r in self._readings.items()])
             if self._flops_per_second is None and measured:
                 self._flops_per_second = max(flops_per_second)
                 self._source = "measured by a short benchmark at start-up"
+
+    def readings(self, dataset: str, candidate: Candidate) -> int:
+        """How many times this candidate's shape was timed."""
+        key = _speed_key(_config(dataset, candidate), candidate.batch_size)
+        with self._lock:
+            return len(self._readings.get(key, ()))
 
     def record_run(self, config: ViTConfig, batch_size: int, images_per_second: float) -> None:
         """A real run's speed: for its own shape, and as this machine's FLOP/s."""
@@ -252,22 +274,32 @@ class ThroughputMeter:
             return self._source
 
     def images_per_second(self, config: ViTConfig, batch_size: int) -> float:
-        """The last run's speed for this shape, else the start-up one, else an estimate."""
+        """The last run's speed for this shape, else the planning one."""
         with self._lock:
             measured = self._runs.get(_speed_key(config, batch_size))
         return measured or self.planning_speed(config, batch_size)
 
     def planning_speed(self, config: ViTConfig, batch_size: int) -> float:
-        """The start-up speed for this shape, else the start-up line's estimate (from FLOPs
-        alone until the machine is measured)."""
-        flops = _training_flops(config)
+        """The speed a run of this shape is planned at: the one its first run was planned at,
+        else the mean of its readings, else the line's estimate (from FLOPs alone until the
+        machine is measured)."""
         with self._lock:
-            measured = self._startup.get(_speed_key(config, batch_size))
-            line = self._line
-        if measured:
-            return measured
-        if line is not None:
-            return 1.0 / (line[0] + line[1] * flops)
+            return self._planning_speed(_speed_key(config, batch_size), _training_flops(config))
+
+    def settle_planning_speed(self, config: ViTConfig, batch_size: int) -> float:
+        """The planning speed, kept for this shape from now on: a run is planned at it, and a
+        later student's identical settings must plan the identical run."""
+        key = _speed_key(config, batch_size)
+        with self._lock:
+            return self._settled.setdefault(key, self._planning_speed(key, _training_flops(config)))
+
+    def _planning_speed(self, key: tuple, flops: float) -> float:
+        if key in self._settled:
+            return self._settled[key]
+        if key in self._readings:
+            return statistics.fmean(self._readings[key])
+        if self._line is not None:
+            return 1.0 / (self._line[0] + self._line[1] * flops)
         return FALLBACK_FLOPS_PER_SECOND / flops
 
     def seconds_per_epoch(self, config: ViTConfig, batch_size: int, images: int) -> float:

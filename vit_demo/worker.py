@@ -253,6 +253,7 @@ class TrainingProcess:
         self._sending = threading.Lock()  # one message at a time down the pipe
         self._jobs: dict[int, queue.Queue] = {}
         self._numbers = itertools.count(1)
+        self._started = 0
 
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")
@@ -312,6 +313,12 @@ class TrainingProcess:
         with self._lock:
             return len(self._jobs)
 
+    @property
+    def started(self) -> int:
+        """Jobs started since this object was made."""
+        with self._lock:
+            return self._started
+
     def start(self) -> None:
         """Start the process now (it imports torch: seconds) instead of at the first job."""
         with self._lock:
@@ -329,6 +336,7 @@ class TrainingProcess:
             if not self.alive:
                 self._start()
             job = next(self._numbers)
+            self._started = job
             self._jobs[job] = mailbox
             connection = self._connection
         with self._sending:

@@ -19,13 +19,14 @@ import functools
 import logging
 import os
 import threading
+import time
 
 import gradio as gr
 
 from .. import checkpoints, images, planning
 from ..data import DATASETS
 from ..planning import ThroughputMeter
-from ..recipes import recipe_for
+from ..recipes import Candidate, recipe_for
 from ..sessions import TrainingQueue, run_training
 from ..step import server_threads
 from ..worker import TrainingProcess
@@ -109,7 +110,7 @@ class App:
         self.train = TrainHandlers(settings, self.meter, self.trainings, run)
         self.explore = ExploreHandlers(self.library, settings.examples_dir)
         self.measured = threading.Event()
-        self.closing = False
+        self.closing = threading.Event()
 
     def start_measuring(self) -> None:
         """Time every recipe candidate in a training process, in the background: what plans
@@ -124,29 +125,64 @@ class App:
         return self.measured.wait(timeout)
 
     def _measure(self) -> None:
+        """Every shape timed at start-up, then again while the server is idle."""
+        each_dataset = self._candidates()
         try:
-            self._measure_each_shape()
+            for dataset, candidates in each_dataset:
+                if not self._time(dataset, candidates, rounds=2):
+                    return
         finally:
             self.measured.set()
+        self._retime_while_idle([(dataset, c) for dataset, candidates in each_dataset for c in candidates])
 
-    def _measure_each_shape(self) -> None:
-        measured = set()
+    def _candidates(self) -> list[tuple[str, tuple[Candidate, ...]]]:
+        """Each dataset with its recipe's candidates, every (image shape, candidate) once:
+        datasets of one image shape and class count train a candidate at one speed."""
+        seen, each = set(), []
         for dataset in DATASETS:
-            candidates = tuple(c for c in recipe_for(dataset).candidates if (dataset_shape(dataset), c) not in measured)
-            measured.update((dataset_shape(dataset), c) for c in candidates)
-            if not candidates:
-                continue
-            try:
-                for speeds in self.processes.run(planning.measure_speeds, dataset, candidates):
-                    self.meter.record_speeds(speeds, candidates, dataset)
-            except Exception:  # estimates fall back to a guess; training still works
-                if not self.closing:  # a server shutting down ends its processes mid-measurement
-                    log.exception("could not measure this machine's training speed")
+            candidates = tuple(c for c in recipe_for(dataset).candidates if (dataset_shape(dataset), c) not in seen)
+            seen.update((dataset_shape(dataset), c) for c in candidates)
+            if candidates:
+                each.append((dataset, candidates))
+        return each
+
+    def _retime_while_idle(self, shapes: list[tuple[str, Candidate]]) -> None:
+        """One more reading at a time of the shape read least, while no training runs, until
+        every shape has `planning.SPEED_READINGS`: plans then rest on a minute or two of this machine,
+        not on the few seconds of its start-up (planning.ThroughputMeter). Each reading takes
+        about half a second of both cores, and a pause between readings leaves them to
+        whoever comes."""
+        while not self.closing.wait(planning.RETIME_PAUSE):
+            pending = [(self.meter.readings(*shape), shape) for shape in shapes]
+            pending = [(readings, shape) for readings, shape in pending if readings < planning.SPEED_READINGS]
+            if not pending:
                 return
+            if self.processes.jobs:  # someone trains: a reading now would slow them, and time one core
+                continue
+            _, (dataset, candidate) = min(pending, key=lambda item: item[0])
+            if not self._time(dataset, (candidate,), rounds=1):
+                return
+
+    def _time(self, dataset: str, candidates: tuple[Candidate, ...], rounds: int) -> bool:
+        """Time `candidates` in the training process and record the readings, unless another
+        job ran meanwhile or the server was busy (pages opening, say): a reading beside other
+        work is a share of the cores, not this machine's speed. False if the timing failed."""
+        started, server_cpu, began = self.processes.started, time.process_time(), time.monotonic()
+        try:
+            for speeds in self.processes.run(planning.measure_speeds, dataset, candidates, rounds=rounds):
+                alone = self.processes.started == started + 1 and self.processes.jobs == 1
+                server_cores = (time.process_time() - server_cpu) / (time.monotonic() - began)
+                if alone and server_cores < planning.QUIET_SERVER_CORES:
+                    self.meter.record_speeds(speeds, candidates, dataset)
+        except Exception:  # estimates fall back to a guess; training still works
+            if not self.closing.is_set():  # a server shutting down ends its processes mid-measurement
+                log.exception("could not measure this machine's training speed")
+            return False
+        return True
 
     def close(self) -> None:
         """End the training processes (the server is shutting down, or a test is done)."""
-        self.closing = True
+        self.closing.set()
         if self.processes is not None:
             self.processes.close()
 
@@ -160,7 +196,6 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
     skip_unchanged_outputs()  # a live run's frames change few of their outputs
     if app.processes is not None:
         app.processes.start()  # warm before the first Start: torch imported, ready to train
-    app.start_measuring()
 
     with gr.Blocks(title="ViT Playground") as demo:
         gr.HTML(HEADER)
@@ -187,6 +222,7 @@ def build_demo(settings: AppSettings, app: App | None = None) -> gr.Blocks:
 
     demo.queue(max_size=128, default_concurrency_limit=settings.max_explores)
     calm_queue(demo)
+    app.start_measuring()  # now that building the page no longer takes the cores the timing needs
     return demo
 
 

@@ -97,12 +97,13 @@ class Knobs:
 
     def train_config(self, app: AppSettings, meter: ThroughputMeter) -> TrainConfig:
         """The run's TrainConfig (planning.app_train_config adds what the page does not show).
-        A time budget becomes the steps this machine takes in that time, as measured when the
-        server started: the same knobs then always train the same model here, so identical
-        runs can be shared (a ZeroGPU Space, never measured, keeps the seconds)."""
+        A time budget becomes the steps this machine takes in that time, at the speed the
+        first run of this shape was planned at: the same knobs then always train the same
+        model here, so identical runs can be shared (a ZeroGPU Space, never measured, keeps
+        the seconds)."""
         steps = None
         if self.length == TIME and not app.zero_gpu:
-            speed = meter.planning_speed(self.model_config(), self.batch_size)
+            speed = meter.settle_planning_speed(self.model_config(), self.batch_size)
             steps = planning.steps_in(self.seconds, speed, self.batch_size)
         return planning.app_train_config(
             self.dataset,
