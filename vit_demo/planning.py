@@ -160,8 +160,9 @@ def measure_speeds(
     with the others (at least two steps a turn). A step's time on a shared virtual machine
     wanders by ±15 % from one second to the next: four steps of the lesson's model, timed
     once, read 5,700-8,300 images/s on this CPU against 5,900 sustained over 200 steps, and a
-    "30 s" run planned on the high figure would take 42 s. Timed longer, and in turns spread
-    over the start-up, the figure is the speed a time budget is spent at.
+    "30 s" run planned on the high figure would take 42 s. Timed in turns, a reading evens out
+    that jitter; the machine's speed also drifts over tens of seconds, which no one reading
+    sees, so the app plans on the mean of readings taken over minutes (`ThroughputMeter`).
 
     A generator yielding one dict, so a training process can run it as a job (worker.py)."""
     spec = get_spec(dataset)
@@ -208,11 +209,12 @@ class ThroughputMeter:
     nobody timed is estimated from it. (By FLOPs alone a model of half the FLOPs would be
     twice as fast: a time budget planned that way ran half again as long.)
 
-    A shared virtual machine's speed wanders over tens of seconds: the lesson's model,
-    trained for five minutes, went 7,000-10,600 images/s from one 10 s stretch to the next.
-    A plan from the few seconds of start-up alone was off the five minutes' mean by -21 % to
-    +27 % (5th-95th percentile); readings spread over a minute or two settle it (`readings`,
-    and the app's re-timing while idle). Plans use the mean of the readings
+    A shared virtual machine's speed wanders over tens of seconds. On this project's 2-vCPU
+    machine, timing the lesson's model for five minutes, one reading (all a plan from the
+    start-up timing has) was off the five minutes' mean by -18 % to +21 % (5th-95th
+    percentile), and the mean of eight readings
+    15 s apart by -5 % to +12 % (benchmarks/speed_drift.py), which is what the app gathers by
+    re-timing while idle (`readings`). Plans use the mean of the readings
     (`planning_speed`), and the first run of a shape fixes its speed (`settle_planning_speed`)
     for the server's life, so every student who picks the same settings gets the same model.
     Time estimates use the freshest figure (`images_per_second`), a real run's when there

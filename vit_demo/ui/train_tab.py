@@ -459,8 +459,8 @@ class TrainHandlers:
             dataset, patch_size, dim, depth, heads, mlp_dim, lr, batch_size, length, seconds, epochs, seed
         )
         config = knobs.model_config()  # the model's own message when it cannot be built
+        check_fits_server(config, knobs.batch_size, self.app, self.meter)  # memory and time caps, with what to lower
         training = knobs.train_config(self.app, self.meter)
-        check_fits_server(config, training.batch_size, self.app, self.meter)  # memory and time caps, with what to lower
         spec = get_spec(dataset)
         # Read the data before queueing: a missing dataset is reported at once, not after the wait.
         train_images = len(load_split(spec.key, train=True, data_dir=self.app.data_dir, limit=self.app.train_limit))
