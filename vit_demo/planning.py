@@ -212,13 +212,12 @@ class ThroughputMeter:
     A shared virtual machine's speed wanders over tens of seconds. On this project's 2-vCPU
     machine, timing the lesson's model for five minutes, one reading (all a plan from the
     start-up timing has) was off the five minutes' mean by -18 % to +21 % (5th-95th
-    percentile), and the mean of eight readings
-    15 s apart by -5 % to +12 % (benchmarks/speed_drift.py), which is what the app gathers by
-    re-timing while idle (`readings`). Plans use the mean of the readings
-    (`planning_speed`), and the first run of a shape fixes its speed (`settle_planning_speed`)
-    for the server's life, so every student who picks the same settings gets the same model.
-    Time estimates use the freshest figure (`images_per_second`), a real run's when there
-    is one."""
+    percentile), and the mean of eight readings 15 s apart by -5 % to +12 %
+    (benchmarks/speed_drift.py), which is what the app gathers by re-timing while idle
+    (`readings`). Plans use the mean of the readings (`planning_speed`), and the first run of
+    a shape fixes its speed (`settle_planning_speed`) for the server's life, so every student
+    who picks the same settings gets the same model. Time estimates use the freshest figure
+    (`images_per_second`), a real run's when there is one."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -52,7 +52,6 @@ replaced by a fresh one for the next job.
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import os
 import pickle
@@ -252,8 +251,7 @@ class TrainingProcess:
         self._lock = threading.Lock()  # the process and the table of jobs (never held while sending)
         self._sending = threading.Lock()  # one message at a time down the pipe
         self._jobs: dict[int, queue.Queue] = {}
-        self._numbers = itertools.count(1)
-        self._started = 0
+        self._started = 0  # jobs started so far: the last one's number
 
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")
@@ -335,8 +333,8 @@ class TrainingProcess:
         with self._lock:
             if not self.alive:
                 self._start()
-            job = next(self._numbers)
-            self._started = job
+            self._started += 1
+            job = self._started
             self._jobs[job] = mailbox
             connection = self._connection
         with self._sending:

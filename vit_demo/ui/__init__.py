@@ -148,10 +148,10 @@ class App:
 
     def _retime_while_idle(self, shapes: list[tuple[str, Candidate]]) -> None:
         """One more reading at a time of the shape read least, while no training runs, until
-        every shape has `planning.SPEED_READINGS`: plans then rest on a minute or two of this machine,
-        not on the few seconds of its start-up (planning.ThroughputMeter). Each reading takes
-        about half a second of both cores, and a pause between readings leaves them to
-        whoever comes."""
+        every shape has `planning.SPEED_READINGS`: plans then rest on a minute or two of this
+        machine, not on the few seconds of its start-up (planning.ThroughputMeter). Each
+        reading takes about half a second of both cores, and a pause between readings leaves
+        them to whoever comes."""
         while not self.closing.wait(planning.RETIME_PAUSE):
             pending = [(self.meter.readings(*shape), shape) for shape in shapes]
             pending = [(readings, shape) for readings, shape in pending if readings < planning.SPEED_READINGS]
