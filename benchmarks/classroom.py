@@ -40,7 +40,7 @@ import httpx
 import psutil
 from gradio_client import Client
 
-from vit_demo.harness import REPO, AppProcess
+from vit_demo.harness import REPO, AppProcess, percentile
 from vit_demo.step import Machine
 
 LESSON = dict(
@@ -155,11 +155,6 @@ def peak_rss(pid: int) -> int:
     except OSError:
         pass
     return 0
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from vit_demo import checkpoints, experiments, explain, faithfulness, plots
+from vit_demo.harness import percentile
 from vit_demo.model import ViT
 from vit_demo.patch_maths import patch_maths
 
@@ -98,11 +99,6 @@ def one_run(model: ViT, info: dict, photo: Image.Image, dpi: int) -> dict[str, f
     # time shows how much of it is the work itself.
     times["total, CPU time of this process"] = time.process_time() - start_cpu
     return times
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def main() -> None:

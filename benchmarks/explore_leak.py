@@ -21,7 +21,9 @@ import time
 from pathlib import Path
 
 from gradio_client import Client, handle_file
-from load_test import EXAMPLES, default_data_dir, mb, percentile, start_server
+from load_test import EXAMPLES, default_data_dir, mb, start_server
+
+from vit_demo.harness import percentile
 
 
 def disk_usage(folder: Path) -> int:

@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from gradio_client import Client, handle_file
 
-from vit_demo.harness import REPO, AppProcess
+from vit_demo.harness import REPO, AppProcess, percentile
 
 EXAMPLES = sorted((REPO / "examples" / "mnist").glob("*.png"))
 TINY = dict(patch_size=7, dim=32, depth=2, heads=4, mlp_dim=64)
@@ -74,13 +74,6 @@ def start_server(workdir: Path, data_dir: str | None, extra_env: dict[str, str])
 
 def mb(size: int) -> str:
     return f"{size / 2**20:,.0f} MB"
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 class Tally:

@@ -23,20 +23,15 @@ import statistics
 import time
 
 from vit_demo import planning
+from vit_demo.harness import percentile
 from vit_demo.recipes import recipe_for
 from vit_demo.step import Machine, configure_threads, server_threads
 
 
 def percentiles(errors: list[float]) -> str:
-    ordered = sorted(errors)
-
-    def at(q: float) -> float:
-        return ordered[round(q * (len(ordered) - 1))]
-
-    worst = max(ordered, key=abs)
-    return (
-        f"p5 {at(0.05):+6.1%}  p50 {at(0.5):+6.1%}  p95 {at(0.95):+6.1%}  worst {worst:+6.1%}  ({len(ordered)} plans)"
-    )
+    p5, p50, p95 = (percentile(errors, q) for q in (0.05, 0.5, 0.95))
+    worst = max(errors, key=abs)
+    return f"p5 {p5:+6.1%}  p50 {p50:+6.1%}  p95 {p95:+6.1%}  worst {worst:+6.1%}  ({len(errors)} plans)"
 
 
 def main() -> None:

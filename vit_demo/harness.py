@@ -151,4 +151,22 @@ class AppProcess:
         self.stop()
 
 
-__all__ = ["CHROMIUM_FLAGS", "OFFLINE_ENV", "VIEWPORT", "AppProcess", "chromium_path", "free_port", "launch_chromium"]
+def percentile(values: list[float], q: float) -> float:
+    """The `q` quantile (0-1) of `values`, the nearest measured value to it (NaN without any):
+    what the benchmarks report latencies and errors by."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+__all__ = [
+    "CHROMIUM_FLAGS",
+    "OFFLINE_ENV",
+    "VIEWPORT",
+    "AppProcess",
+    "chromium_path",
+    "free_port",
+    "launch_chromium",
+    "percentile",
+]
