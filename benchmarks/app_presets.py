@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 
+from vit_demo.sessions import run_training  # noqa: F401 - the job a TrainingProcess runs is found by name
+from vit_demo.worker import TrainingProcess
+
 from vit_demo import planning, settings
 from vit_demo.recipes import RECIPES, Preset, recipe_for
-from vit_demo.sessions import run_training  # noqa: F401 - the job a TrainingProcess runs is found by name
 from vit_demo.step import Machine, configure_threads, server_threads
 from vit_demo.training import create_model, run_to_completion
-from vit_demo.worker import TrainingProcess
 
 
 def app_threads() -> int:

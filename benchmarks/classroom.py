@@ -2,13 +2,13 @@
 and until everyone has a model, while the class explores meanwhile.
 
     VIT_DEMO_DATA=../shared/data python benchmarks/classroom.py [--students 30] [--same 24]
-        [--seconds 30] [--arrive 60] [--deadline 420] [--app PATH/TO/app.py]
+        [--epochs 4] [--arrive 60] [--deadline 420] [--app PATH/TO/app.py]
 
 `python app.py` is started on a free loopback port (or another checkout's app.py, `--app`:
 the "before" of a change). Every student is a gradio_client session (one browser session
 each) that, at the teacher's "go" (all within two seconds, in a shuffled order), streams
 "/train": `--same` of them with the lesson's settings (MNIST, patch 7, dim 64, 2 blocks, a
-`--seconds` budget, seed 0), the others each changing one knob of it. While their model
+`--epochs`, seed 0), the others each changing one knob of it. While their model
 trains each student explores the shipped MNIST model every few seconds ("/explore").
 
 The students open the app first (a gradio_client per student: what loading the page is),
@@ -52,8 +52,7 @@ LESSON = dict(
     mlp_dim=128,
     lr=0.003,
     batch_size=128,
-    length="time",
-    epochs=1,
+    epochs=4,
     seed=0,
 )
 # One knob changed each: what students try after the lesson's run.
@@ -68,13 +67,13 @@ class Student:
     first_step: float | None = None  # seconds after "go": a live report of a step
     finished: float | None = None  # seconds after "go": the finished model
     accuracy: str = ""
-    steps: str = ""  # the run's length: the app plans a time budget as steps at the start-up speed
+    steps: str = ""  # the run's length in steps, as its last report gave it
     explore_seconds: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
 
 def metrics_of(output) -> str:
-    return str(output[2]) if output and len(output) > 2 else ""  # TRAIN_OUTPUTS: status, progress_bar, metrics
+    return str(output[2]) if output and len(output) > 2 else ""  # "/train" returns status, progress bar, metrics first
 
 
 def status_of(output) -> str:
@@ -161,14 +160,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=30)
     parser.add_argument("--same", type=int, default=24, help="students on the lesson's settings")
-    parser.add_argument("--seconds", type=float, default=30, help="the lesson's time budget")
+    parser.add_argument("--epochs", type=float, default=4, help="the lesson's length (4: about 30 s alone here)")
     parser.add_argument("--arrive", type=float, default=60, help="seconds from the server answering to 'go'")
     parser.add_argument("--deadline", type=float, default=420, help="seconds after 'go' when the benchmark ends")
     parser.add_argument("--app", type=Path, default=REPO / "app.py", help="the app.py to serve (another checkout's)")
     parser.add_argument("--seed", type=int, default=0, help="of the order the students press Start in")
     args = parser.parse_args()
 
-    lesson = {**LESSON, "seconds": args.seconds}
+    lesson = {**LESSON, "epochs": args.epochs}
     students = [Student(i, dict(lesson)) for i in range(args.same)]
     students += [
         Student(args.same + i, {**lesson, **VARIATIONS[i % len(VARIATIONS)]}) for i in range(args.students - args.same)

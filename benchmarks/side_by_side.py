@@ -21,12 +21,12 @@ import threading
 import time
 
 import torch
+from vit_demo.sessions import run_training
+from vit_demo.worker import TrainingProcess, lanes_for
 
 from vit_demo.data import load_split
-from vit_demo.sessions import run_training
 from vit_demo.step import Machine, server_threads
 from vit_demo.training import TrainConfig
-from vit_demo.worker import TrainingProcess, lanes_for
 
 LESSON_SHAPE = dict(patch_size=7, dim=64, depth=2, heads=4, mlp_dim=128)
 

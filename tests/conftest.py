@@ -90,24 +90,42 @@ def one_thread():
 
 
 @pytest.fixture
-def app(tmp_path, tiny_checkpoints, one_thread):
-    """The app's handlers over tiny shipped models, with no data folder."""
+def service(tmp_path, tiny_checkpoints, one_thread):
+    """The app's service over tiny shipped models, with no data folder."""
     from ui_helpers import settings_for
 
-    from vit_demo.ui import App
+    from vit_demo.service.server import Service
 
-    app = App(settings_for(tmp_path, tiny_checkpoints))
-    yield app
-    app.close()
+    service = Service(settings_for(tmp_path, tiny_checkpoints))
+    yield service
+    service.close()
 
 
 @pytest.fixture
 def trainer(tmp_path, tiny_checkpoints, data_dir, one_thread):
-    """The app's handlers with the real data: training works."""
+    """The app's service with the real data: training works."""
     from ui_helpers import settings_for
 
-    from vit_demo.ui import App
+    from vit_demo.service.server import Service
 
-    app = App(settings_for(tmp_path, tiny_checkpoints, data_dir))
-    yield app
-    app.close()
+    service = Service(settings_for(tmp_path, tiny_checkpoints, data_dir))
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def explore(tiny_checkpoints):
+    """Explore's handlers over the tiny shipped models."""
+    from vit_demo.service.library import ModelLibrary
+    from vit_demo.ui.explore_tab import ExploreHandlers
+
+    return ExploreHandlers(ModelLibrary(tiny_checkpoints), REPO / "examples")
+
+
+@pytest.fixture(scope="session")
+def shipped_explore():
+    """Explore's handlers over the shipped, trained models (checkpoints/), as the app serves them."""
+    from vit_demo.service.library import ModelLibrary
+    from vit_demo.ui.explore_tab import ExploreHandlers
+
+    return ExploreHandlers(ModelLibrary(REPO / "checkpoints"), REPO / "examples")

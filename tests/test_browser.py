@@ -11,7 +11,7 @@ from ui_helpers import serving_app, settings_for
 
 from vit_demo import plots
 from vit_demo.harness import VIEWPORT, chromium_path, launch_chromium
-from vit_demo.ui.figures import render_with_box
+from vit_demo.recipes import recipe_for
 
 pytestmark = pytest.mark.browser
 
@@ -64,9 +64,10 @@ def page(url):
 
 def test_a_student_trains_a_model_and_explores_it(page, shots):
     page.get_by_text("Your ViT").wait_for(timeout=30_000)
-    seconds = page.locator("#build-seconds input[type=number]")
-    seconds.fill("5")
-    seconds.press("Enter")
+    epochs = page.locator("#build-epochs input[type=number]")
+    epochs.fill("2")
+    epochs.press("Enter")
+    page.locator("#build-summary").get_by_text("2 epochs").wait_for(timeout=30_000)
     page.locator("#build-start").click()
 
     page.locator("#train-status").get_by_text("Test accuracy:").wait_for(timeout=90_000)
@@ -75,7 +76,9 @@ def test_a_student_trains_a_model_and_explores_it(page, shots):
     page.screenshot(path=str(shots / "train.png"))
 
     # A click on a cell of the confusion matrix opens its mistakes: true 3, taken for 5.
-    _, area = render_with_box(plots.plot_confusion_matrix(torch.zeros(10, 10), [str(d) for d in range(10)]))
+    _, area = plots.figure_to_image_and_box(
+        plots.plot_confusion_matrix(torch.zeros(10, 10), [str(d) for d in range(10)])
+    )
     left, top, right, bottom = area
     cell = (right - left) / 10
     click_at(page, "#train-confusion img", left + 5.5 * cell, top + 3.5 * (bottom - top) / 10)
@@ -132,28 +135,25 @@ def test_a_student_trains_a_model_and_explores_it(page, shots):
     assert page.get_by_text("Error").count() == 0
 
 
-def test_a_lesson_link_sets_up_the_build_tab_and_nothing_resets_it(served, tmp_path):
-    url, app = served
-    better = app.build.preset_plan("fashion_mnist", "Better (~3 min)").candidate  # as this machine plans it
-    lesson = "?dataset=fashion_mnist&preset=better&seed=3&lock=dataset,patch_size&hide=lr"
+def test_a_lesson_link_sets_up_the_build_tab_and_nothing_resets_it(url, tmp_path):
+    finer = recipe_for("fashion_mnist").preset("finer")
+    lesson = "?dataset=fashion_mnist&preset=finer&seed=3&lock=dataset,patch_size&hide=lr"
     with sync_api.sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(url + lesson, wait_until="domcontentloaded")
         page.locator("#lesson-banner").get_by_text("Your teacher set up this lesson").wait_for(timeout=30_000)
-        # Later events (the dataset's own defaults, the summary) must not undo the lesson:
-        # read the controls only once the page has been quiet for a while.
-        page.locator("#build-summary").get_by_text("Your ViT").wait_for(timeout=30_000)
-        page.wait_for_timeout(2_000)
+        # The summary is drawn from the controls as they end up: the lesson's 49 patches, not the
+        # dataset's first preset's 16 (which a later default would have brought back).
+        page.locator("#build-summary").get_by_text("49 patches of 4×4×1").wait_for(timeout=30_000)
         fashion = page.locator("#build-dataset input[value=fashion_mnist]")
         assert fashion.is_checked() and fashion.is_disabled()
-        assert page.locator("#build-preset input[value^=Better]").is_checked()
-        assert page.locator("#build-patch-size input").input_value() == str(better.patch_size)
+        assert page.locator("#build-preset input[value=finer]").is_checked()
+        assert page.locator("#build-patch-size input").input_value() == str(finer.candidate.patch_size)
         assert page.locator("#build-patch-size input").is_disabled()
-        assert page.locator("#build-depth input[type=number]").input_value() == str(better.depth)
+        assert page.locator("#build-depth input[type=number]").input_value() == str(finer.candidate.depth)
         assert page.locator("#build-seed input").input_value() == "3"
         assert page.locator("#build-lr").is_hidden()
-        assert f"{(28 // better.patch_size) ** 2} patches" in page.locator("#build-summary").inner_text()
         page.screenshot(path=str(tmp_path / "lesson.png"))
         browser.close()
 
@@ -161,6 +161,6 @@ def test_a_lesson_link_sets_up_the_build_tab_and_nothing_resets_it(served, tmp_p
 def test_choosing_a_dataset_brings_its_presets_and_patch_sizes(page):
     page.locator("#build-summary").get_by_text("Your ViT").wait_for(timeout=30_000)
     page.locator("#build-dataset").get_by_text("CIFAR-10 photos").click()
-    page.locator("#build-preset").get_by_text("Quick (~2 min)").wait_for(timeout=30_000)
+    page.locator("#build-preset").get_by_text(recipe_for("cifar10").presets[0].label).wait_for(timeout=30_000)
     page.wait_for_function("() => document.querySelector('#build-patch-size input').value === '8'", timeout=30_000)
     page.locator("#build-summary").get_by_text("16 patches", exact=False).wait_for(timeout=30_000)

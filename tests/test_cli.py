@@ -11,7 +11,7 @@ SMALL_RUN = ("--train-limit", "4000", "--dim", "32", "--depth", "2", "--heads", 
 
 def run_cli(*args, env_data_dir=None):
     return subprocess.run(
-        [sys.executable, "-m", "vit_demo.train", *args],
+        [sys.executable, "-m", "vit_demo", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -3,42 +3,12 @@ import pickle
 import shutil
 import stat
 
-import numpy as np
 import pytest
 import torch
 
+from tools.synthetic_cifar import write_cifar10
 from vit_demo import data
 from vit_demo.data import DATASETS, DatasetCorruptError, DatasetNotFoundError, load_split
-
-
-def write_cifar10(root, per_batch=4, seed=0):
-    """A tiny CIFAR-10 in the real on-disk format: python pickles of dicts with byte-string
-    keys, `data` a (N, 3072) uint8 array (all red, then green, then blue), `labels` a list."""
-    rng = np.random.default_rng(seed)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    written = {}
-    for name in names:
-        pixels = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, 10, size=per_batch)]
-        batch = {
-            b"batch_label": name.encode(),
-            b"labels": labels,
-            b"data": pixels,
-            b"filenames": [f"img_{i}.png".encode() for i in range(per_batch)],
-        }
-        with open(folder / name, "wb") as f:
-            pickle.dump(batch, f, protocol=2)
-        written[name] = (pixels, labels)
-    meta = {
-        b"num_cases_per_batch": per_batch,
-        b"label_names": [n.encode() for n in DATASETS["cifar10"].class_names],
-        b"num_vis": 3072,
-    }
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump(meta, f, protocol=2)
-    return written
 
 
 def test_cifar10_reads_the_real_format(tmp_path):

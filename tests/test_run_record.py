@@ -53,7 +53,7 @@ def record() -> run_record.RunRecord:
         accuracy_rows=[[0, 10.0, "test accuracy"], [20, 90.0, "test accuracy"]],
         confusion=[[5, 1], [0, 4]],
         snapshots=[snapshot(0), snapshot(20)],
-        probe=np.arange(784, dtype=np.uint8).reshape(28, 28),
+        picture=np.arange(784, dtype=np.uint8).reshape(28, 28),
     )
 
 
@@ -70,8 +70,8 @@ def test_a_run_comes_back_as_it_was_saved(saved_run):
     assert (back.settings, back.result, back.confusion) == (original.settings, original.result, original.confusion)
     assert back.loss_rows == original.loss_rows and back.accuracy_rows == original.accuracy_rows
     assert [s.step for s in back.snapshots] == [0, 20] and back.snapshots[0].test_accuracy is None
-    assert (back.probe == original.probe).all()
-    assert len(back.timeline(capacity=40)) == 2
+    assert (back.picture == original.picture).all()
+    assert len(back.timeline()) == 2
     model, _ = checkpoints.load(saved_run)  # still a checkpoint Explore can open
     assert model.config.dim == TINY["dim"]
 

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from vit_demo.shared_runs import RunHub, RunKey
+from vit_demo.service.shared_runs import RunHub, RunKey
 from vit_demo.training import TrainConfig
 
 

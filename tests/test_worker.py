@@ -10,9 +10,9 @@ import torch
 from conftest import TINY
 
 from vit_demo.data import load_split
-from vit_demo.sessions import Followers, StopFlag, run_training
+from vit_demo.service.jobs import Followers, StopFlag, TrainingJob, run_training
+from vit_demo.service.worker import NICENESS, TrainingProcess, TrainingProcessDied
 from vit_demo.training import TrainConfig, create_model
-from vit_demo.worker import NICENESS, TrainingProcess, TrainingProcessDied
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +27,16 @@ def config(folder, **changes) -> TrainConfig:
     return TrainConfig(**{**values, **changes})
 
 
+LONG = 1000  # epochs of 8 steps: minutes of training, stopped long before its end
+
+
+def job(folder, watched, stop=None, **changes) -> TrainingJob:
+    return TrainingJob(TINY, config(folder, **changes), watched, stop=stop)
+
+
 def test_a_run_in_the_process_streams_its_updates_and_returns_its_weights(process, data_dir, tmp_path):
-    probes = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
-    updates = list(process.run(run_training, TINY, config(data_dir), probes, stop=StopFlag(tmp_path / "stop")))
+    watched = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
+    updates = list(process.run(run_training, job(data_dir, watched, StopFlag(tmp_path / "stop"))))
     assert updates[0].progress is None and updates[-1].progress.done and len(updates) >= 3
     weights = updates[-1].state_dict
     model = create_model("mnist", **TINY)
@@ -46,41 +53,39 @@ def test_the_training_process_gives_way_to_the_server(process):
 
 
 def test_a_stop_reaches_the_process_before_its_next_report(process, data_dir, tmp_path):
-    probes = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
+    watched = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
     stop = StopFlag(tmp_path / "stop")
-    run = process.run(run_training, TINY, config(data_dir, epochs=None, time_budget=60), probes, stop=stop)
+    run = process.run(run_training, job(data_dir, watched, stop, epochs=LONG))
     for update in run:
         if update.progress is not None:
             break
     stop.request()
-    after = list(run)
-    # The run checks the flag before every step: at most a report already under way, then the
-    # final one (a run that missed the stop would report every 0.4 s for a minute).
-    assert len(after) <= 2
-    assert after[-1].progress.stopped and after[-1].state_dict is not None
+    last = list(run)[-1]
+    # The run checks the flag before every step: it ends with its model so far, long before its end.
+    assert last.progress.stopped and last.state_dict is not None and last.progress.step < last.progress.total_steps
 
 
 def test_errors_come_back_as_themselves(process, data_dir):
     bad = config(data_dir / "nowhere")
     with pytest.raises(Exception, match="Missing files") as error:
-        list(process.run(run_training, TINY, bad, torch.zeros(1, 1, 28, 28, dtype=torch.uint8)))
+        list(process.run(run_training, TrainingJob(TINY, bad, torch.zeros(1, 1, 28, 28, dtype=torch.uint8))))
     assert type(error.value).__name__ == "DatasetNotFoundError"
 
 
 def test_a_reader_that_leaves_early_ends_its_job_at_once_and_the_process_serves_on(process, data_dir, tmp_path):
-    probes = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
-    run = process.run(run_training, TINY, config(data_dir, epochs=None, time_budget=60), probes)
+    watched = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
+    run = process.run(run_training, job(data_dir, watched, epochs=LONG))
     next(run), next(run)
     run.close()  # the browser tab was closed
     assert process.jobs == 0 and process.alive
-    updates = list(process.run(run_training, TINY, config(data_dir, epochs=0.1), probes))
+    updates = list(process.run(run_training, job(data_dir, watched, epochs=0.1)))
     assert updates[-1].progress.done
 
 
 def test_runs_in_one_process_take_turns_report_by_report(process, data_dir):
-    probes = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
-    first = process.run(run_training, TINY, config(data_dir, epochs=1, seed=1), probes)
-    second = process.run(run_training, TINY, config(data_dir, epochs=1, seed=2), probes)
+    watched = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
+    first = process.run(run_training, job(data_dir, watched, seed=1))
+    second = process.run(run_training, job(data_dir, watched, seed=2))
     both = [next(first), next(second)]  # each has reported before either has finished
     assert all(update.progress is None for update in both)
     assert process.jobs == 2
@@ -92,19 +97,15 @@ def test_runs_in_one_process_take_turns_report_by_report(process, data_dir):
 def test_a_process_killed_mid_run_is_reported_and_replaced(data_dir, tmp_path):
     worker = TrainingProcess(threads=1)
     try:
-        probes = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
-        run = worker.run(
-            run_training, TINY, config(data_dir, epochs=None, time_budget=60), probes, stop=StopFlag(tmp_path / "stop")
-        )
-        beside = worker.run(
-            run_training, TINY, config(data_dir, epochs=None, time_budget=60), probes, stop=StopFlag(tmp_path / "x")
-        )
+        watched = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
+        run = worker.run(run_training, job(data_dir, watched, StopFlag(tmp_path / "stop"), epochs=LONG))
+        beside = worker.run(run_training, job(data_dir, watched, StopFlag(tmp_path / "x"), epochs=LONG))
         next(run), next(beside)
         os.kill(worker.pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
-        for job in (run, beside):  # every job it ran hears of it
+        for listener in (run, beside):  # every job it ran hears of it
             with pytest.raises(TrainingProcessDied, match="SIGKILL, most likely for lack of memory"):
-                list(job)
-        updates = list(worker.run(run_training, TINY, config(data_dir, epochs=0.1), probes))
+                list(listener)
+        updates = list(worker.run(run_training, job(data_dir, watched, epochs=0.1)))
         assert updates[-1].progress.done
     finally:
         worker.close()

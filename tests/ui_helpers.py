@@ -1,5 +1,5 @@
-"""What the UI tests share: app settings for a tiny, fast app, the inputs of one short
-training, and an in-process server on a free loopback port."""
+"""What the service and UI tests share: app settings for a tiny, fast app, the knobs of one
+short training, and the app served in-process on a free loopback port."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 
 import torch
 
-from vit_demo.ui import App, AppSettings, build_demo, launch_options
-from vit_demo.ui.train_tab import TRAIN_OUTPUTS
+from vit_demo.service.knobs import Knobs
+from vit_demo.service.server import Service
+from vit_demo.settings import AppSettings
+from vit_demo.ui import build_demo, launch_options
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "mnist" / "7-7-00000.png"
@@ -29,13 +31,23 @@ def settings_for(tmp_path: Path, checkpoint_dir: Path, data_dir=None, **override
     return AppSettings(**{**values, **overrides})
 
 
-def train_inputs(**changes) -> dict:
-    values = dict(dataset="mnist", **TINY, lr=0.003, batch_size=128, length="epochs", seconds=5, epochs=1, seed=0)
-    return {**values, **changes}
+def tiny_knobs(**changes) -> Knobs:
+    """One epoch of the tiny model on 512 MNIST images: 4 steps."""
+    values = dict(dataset="mnist", **TINY, lr=0.003, batch_size=128, epochs=1, seed=0)
+    return Knobs.read({**values, **changes})
 
 
-def as_outputs(frame: tuple) -> dict:
-    return dict(zip(TRAIN_OUTPUTS, frame))
+def run_all(changes) -> list[dict]:
+    """Every change a run sends its page, to the end."""
+    return list(changes)
+
+
+def merged(changes: list[dict]) -> dict:
+    """What a page shows after all of them: the newest value of each field."""
+    shown: dict = {}
+    for change in changes:
+        shown.update(change)
+    return shown
 
 
 @contextmanager
@@ -51,17 +63,18 @@ def one_torch_thread():
 
 @contextmanager
 def serving_app(settings: AppSettings):
-    """The app launched on 127.0.0.1 (a free port) for the block; yields its URL and its App."""
+    """The app launched on 127.0.0.1 (a free port) for the block; yields its URL and its Service."""
     with one_torch_thread():
-        app = App(settings)
-        demo = build_demo(settings, app)  # queued as the app is, with its own limits
+        service = Service(settings)
+        demo = build_demo(service)  # queued as the app is, with its own limits
+        service.start()
         options = {k: v for k, v in launch_options(settings).items() if k not in ("server_name", "server_port")}
         _, address, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **options)
         try:
-            yield address, app
+            yield address, service
         finally:
             demo.close()
-            app.close()
+            service.close()
 
 
 @contextmanager

@@ -16,7 +16,6 @@ import math
 import os
 import pickle
 import struct
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import settings
+from .forking import ForkSafeLock
 
 
 @dataclass(frozen=True)
@@ -161,9 +161,11 @@ def downloads_allowed() -> bool:
 
 
 def display_pixels(pixels: torch.Tensor) -> np.ndarray:
-    """uint8 (C, H, W) -> (H, W) grey or (H, W, 3) colour: the array PIL and matplotlib show."""
+    """uint8 (C, H, W) -> (H, W) grey or (H, W, 3) colour: the array PIL and matplotlib show. A
+    copy: a view would read freed memory once the tensor's storage moves (into shared memory,
+    when a job holding it is pickled for another process)."""
     array = pixels.permute(1, 2, 0).numpy()
-    return array[..., 0] if array.shape[-1] == 1 else array
+    return (array[..., 0] if array.shape[-1] == 1 else array).copy()
 
 
 def to_picture(pixels: torch.Tensor) -> Image.Image:
@@ -277,7 +279,7 @@ def _read_cifar10(spec: DatasetSpec, root: Path, train: bool) -> Split:
 
 
 _cache: dict[tuple[str, str, bool], Split] = {}
-_cache_lock = threading.Lock()
+_cache_lock = ForkSafeLock()  # a ZeroGPU worker is forked from the server: see forking.py
 
 
 def load_split(

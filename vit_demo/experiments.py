@@ -20,7 +20,8 @@ import torch
 
 from .data import display_pixels
 from .explain import attention_rollout
-from .model import ViT, patchify, seeded, unpatchify
+from .model import ViT, patchify, unpatchify
+from .training import seeded
 
 
 def shuffle_patches(images: torch.Tensor, patch_size: int, order: Sequence[int]) -> torch.Tensor:

@@ -14,30 +14,12 @@ weights can be shown).
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
-
-_GLOBAL_GENERATOR = threading.Lock()
-
-
-@contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Torch's global random generator seeded with `seed` while inside, and as it was after.
-
-    A module's initial weights come from the global generator (nn.Linear takes no other),
-    so the seed makes them repeatable; one thread at a time, because two threads seeding
-    and drawing at once (two trainings side by side, two explanations being served) would
-    each draw some of the other's numbers, and the same seed would build another model."""
-    with _GLOBAL_GENERATOR, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 def divisors(n: int) -> list[int]:
@@ -165,6 +147,11 @@ class ViTConfig:
         blocks = (self.depth - 1) * block(s) + block(1 if cls_only else s)
         head = 2 * d * m + 2 * m * self.num_classes
         return embed + blocks + head
+
+    @property
+    def shape(self) -> dict:
+        """What a person chooses (`SHAPE_FIELDS`), the rest being the dataset's."""
+        return {name: getattr(self, name) for name in SHAPE_FIELDS}
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -23,7 +23,7 @@ from .timeline import Snapshot, Timeline
 
 RECORD_NAME = "run.json"
 TIMELINE_NAME = "timeline.safetensors"
-PROBE_KEY = "probe"  # the timeline's picture, uint8 (H, W) or (H, W, 3)
+PICTURE_KEY = "probe"  # the timeline's picture, uint8 (H, W) or (H, W, 3); its key in every saved run
 SNAPSHOT_TENSORS = tuple(f.name for f in fields(Snapshot) if f.type in ("torch.Tensor", torch.Tensor))
 SNAPSHOT_NUMBERS = tuple(f.name for f in fields(Snapshot) if f.name not in SNAPSHOT_TENSORS)
 
@@ -36,10 +36,10 @@ class RunRecord:
     accuracy_rows: list
     confusion: list | None  # counts[true][guessed] of the final score
     snapshots: list  # timeline.Snapshot, oldest first
-    probe: object  # uint8 numpy array: the timeline's picture
+    picture: object  # uint8 numpy array: the timeline's picture
 
-    def timeline(self, capacity: int) -> Timeline:
-        timeline = Timeline(capacity)
+    def timeline(self) -> Timeline:
+        timeline = Timeline()
         for snapshot in self.snapshots:
             timeline.add(snapshot)
         return timeline
@@ -48,10 +48,10 @@ class RunRecord:
 def write(folder: str | Path, record: RunRecord) -> None:
     """Add `record` to a checkpoint folder (before it is zipped)."""
     folder = Path(folder)
-    fields_ = {k: v for k, v in asdict(record).items() if k not in ("snapshots", "probe")}
+    fields_ = {k: v for k, v in asdict(record).items() if k not in ("snapshots", "picture")}
     fields_["snapshots"] = [{name: getattr(s, name) for name in SNAPSHOT_NUMBERS} for s in record.snapshots]
     (folder / RECORD_NAME).write_text(json.dumps(fields_, indent=1), encoding="utf-8")
-    tensors = {PROBE_KEY: torch.as_tensor(record.probe).contiguous()}
+    tensors = {PICTURE_KEY: torch.as_tensor(record.picture).contiguous()}
     for index, snapshot in enumerate(record.snapshots):
         for name in SNAPSHOT_TENSORS:
             tensors[f"{index}.{name}"] = getattr(snapshot, name).contiguous()
@@ -93,8 +93,8 @@ def _record(values: dict, tensors: dict[str, torch.Tensor]) -> RunRecord:
         counts = torch.tensor(confusion, dtype=torch.long)
         if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or (counts < 0).any():
             raise ValueError("the confusion matrix is not a square table of counts")
-    probe = tensors[PROBE_KEY]
-    if probe.dtype != torch.uint8 or probe.ndim not in (2, 3):
+    picture = tensors[PICTURE_KEY]
+    if picture.dtype != torch.uint8 or picture.ndim not in (2, 3):
         raise ValueError("the timeline's picture is not an image")
     return RunRecord(
         settings=dict(values["settings"]),
@@ -103,7 +103,7 @@ def _record(values: dict, tensors: dict[str, torch.Tensor]) -> RunRecord:
         accuracy_rows=_rows(values["accuracy_rows"]),
         confusion=confusion,
         snapshots=snapshots,
-        probe=probe.numpy(),
+        picture=picture.numpy(),
     )
 
 

@@ -1,4 +1,5 @@
-"""Every environment variable ViT Playground reads, declared once, and one way to read them.
+"""Every environment variable ViT Playground reads, declared once, one way to read them, and
+the app's settings made from them (`AppSettings`).
 
 `read(name)` checks a value against its declaration and, when it does not fit, raises a
 `SettingError` that names the variable and what it accepts, so a typo in a Space's settings
@@ -9,6 +10,7 @@ README's table of settings is checked against `VARIABLES` (tests/test_readme.py)
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +76,7 @@ VARIABLES = {
         ),
         Variable("VIT_DEMO_MAX_CHECKPOINT_MB", float, 100.0, "the largest checkpoint upload"),
         Variable("VIT_DEMO_LESSON", Path, None, "a lesson file every visitor starts from (see Teaching with it)"),
+        Variable("VIT_DEMO_WORK_DIR", Path, None, "the app's own folder: runs, downloads, stop flags"),
     )
 }
 
@@ -87,3 +90,47 @@ def read(name: str, environ: Mapping[str, str] | None = None):
 def megabytes(name: str) -> int:
     """A variable given in MB, in bytes."""
     return int(read(name) * 1024 * 1024)
+
+
+ZERO_GPU_ENV = "SPACES_ZERO_GPU"  # set by Hugging Face on a ZeroGPU Space
+
+
+def on_zero_gpu(environ: Mapping[str, str] | None = None) -> bool:
+    """The app is a ZeroGPU Space: the variable `spaces` itself reads, read as it reads it
+    (spaces/config.py)."""
+    return (os.environ if environ is None else environ).get(ZERO_GPU_ENV, "").strip().lower() in ("1", "t", "true")
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """What the app is pointed at and how much it may do at once."""
+
+    checkpoint_dir: Path
+    examples_dir: Path
+    data_dir: str | None = None  # None: vit_demo.data's default ($VIT_DEMO_DATA or a cache folder)
+    max_trainings: int = VARIABLES["VIT_DEMO_MAX_TRAININGS"].default
+    max_train_seconds: float = VARIABLES["VIT_DEMO_MAX_TRAIN_SECONDS"].default
+    max_train_memory_mb: float = VARIABLES["VIT_DEMO_MAX_TRAIN_MEMORY_MB"].default
+    max_explores: int = VARIABLES["VIT_DEMO_MAX_EXPLORES"].default
+    train_limit: int | None = None
+    test_limit: int | None = None
+    threads: int | None = None
+    work_dir: Path = Path(tempfile.gettempdir()) / "vit_demo"  # the app's own folder: runs, downloads, stop flags
+    zero_gpu: bool = False  # a ZeroGPU Space: trainings run on a GPU lent per run (service/zerogpu.py)
+
+    @classmethod
+    def from_env(cls, root: Path) -> AppSettings:
+        """Settings for an app whose checkpoints/ and examples/ folders sit in `root`."""
+        return cls(
+            checkpoint_dir=read("VIT_DEMO_CHECKPOINTS") or root / "checkpoints",
+            examples_dir=root / "examples",
+            max_trainings=read("VIT_DEMO_MAX_TRAININGS"),
+            max_train_seconds=read("VIT_DEMO_MAX_TRAIN_SECONDS"),
+            max_train_memory_mb=read("VIT_DEMO_MAX_TRAIN_MEMORY_MB"),
+            max_explores=read("VIT_DEMO_MAX_EXPLORES"),
+            train_limit=read("VIT_DEMO_TRAIN_LIMIT"),
+            test_limit=read("VIT_DEMO_TEST_LIMIT"),
+            threads=read("VIT_DEMO_THREADS"),
+            work_dir=read("VIT_DEMO_WORK_DIR") or cls.work_dir,
+            zero_gpu=on_zero_gpu(),
+        )

@@ -15,6 +15,18 @@ import torch
 TOP = 3  # how many patches a sentence names
 
 
+def format_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def format_size(megabytes: float) -> str:
+    return f"{megabytes / 1024:,.1f} GB" if megabytes >= 1024 else f"{megabytes:,.0f} MB"
+
+
 def _where(patch: int, grid: int) -> str:
     row, column = divmod(patch, grid)
     return f"patch {patch + 1} (row {row + 1}, column {column + 1})"
@@ -137,7 +149,7 @@ def timeline_frame(snapshot, class_names: Sequence[str]) -> str:
     accuracy = "" if snapshot.test_accuracy is None else f", test accuracy {snapshot.test_accuracy:.1%}"
     guess = int(snapshot.probe_probabilities.argmax())
     return (
-        f"Step {snapshot.step:,} (epoch {snapshot.epoch:.2f}{accuracy}). On the probe picture it guesses "
+        f"Step {snapshot.step:,} (epoch {snapshot.epoch:.2f}{accuracy}). On its test picture it guesses "
         f"{class_names[guess]} ({float(snapshot.probe_probabilities[guess]):.0%}) and its rollout is strongest on "
         f"{top_patches(snapshot.probe_rollout)}. {position_similarity(snapshot.position_similarity)}"
     )

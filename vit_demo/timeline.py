@@ -81,10 +81,13 @@ def take_snapshot(
         model.train(was_training)
 
 
+CAPACITY = 40  # snapshots a run keeps (each a few KB): older ones are thinned evenly
+
+
 class Timeline:
     """Snapshots at regular points of a run, at most `capacity` of them."""
 
-    def __init__(self, capacity: int = 40, every: float = 0.025):
+    def __init__(self, capacity: int = CAPACITY, every: float = 0.025):
         if capacity < 2:
             raise ValueError(f"capacity must be at least 2, got {capacity}")
         self.capacity = capacity

@@ -20,6 +20,7 @@ import collections
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -28,11 +29,13 @@ from torch import nn
 
 from . import checkpoints
 from .data import DatasetSpec, Split, augment, get_spec, load_split, normalize
-from .model import ViT, seeded
+from .forking import ForkSafeLock
+from .model import ViT, ViTConfig
 from .step import BatchSplitter, FastestStep, Machine, eager_step_seconds, pick_device, plan_step
 
 # Test images scored at each evaluation during a run (the full test set scores the end).
 EVAL_SUBSET = 2000
+STARTING_POINT_IMAGES = 1000  # images of each split scored before the first step (where the curves begin)
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,29 @@ def check_model_fits_dataset(model: ViT, spec: DatasetSpec) -> None:
         raise ValueError(f"this model does not fit {spec.title}: " + "; ".join(problems))
 
 
+_GLOBAL_GENERATOR = ForkSafeLock()
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Torch's global random generator seeded with `seed` while inside, and as it was after.
+
+    A module's initial weights come from the global generator (nn.Linear takes no other),
+    so the seed makes them repeatable; one thread at a time, because two threads seeding
+    and drawing at once (two trainings side by side, two explanations being served) would
+    each draw some of the other's numbers, and the same seed would build another model."""
+    with _GLOBAL_GENERATOR, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def config_for(dataset: str, shape: dict) -> ViTConfig:
+    """The ViTConfig of a model of `shape` (`SHAPE_FIELDS`) for `dataset`, which fixes the rest;
+    a ValueError (the model's own message) when the shape cannot be built."""
+    spec = get_spec(dataset)
+    return ViTConfig(image_size=spec.image_size, num_classes=spec.num_classes, channels=spec.channels, **shape)
+
+
 def create_model(dataset: str, seed: int = 0, **hyperparameters) -> ViT:
     """A fresh ViT shaped for `dataset` (image size, channels and classes come from it)."""
     spec = get_spec(dataset)
@@ -251,7 +277,7 @@ class _Run:
         self.test_split = load_split(spec.key, train=False, data_dir=config.data_dir, limit=config.test_limit)
         if len(train_split) == 0 or len(self.test_split) == 0:
             raise ValueError("the training and test sets must each hold at least one image")
-        self.probe_split = evaluation_slice(self.test_split, config.seed, config.eval_subset)
+        self.evaluation_split = evaluation_slice(self.test_split, config.seed, config.eval_subset)
         self.generator = torch.Generator().manual_seed(config.seed)  # the epochs' orders
         self.augment_generator = (
             self.generator
@@ -336,7 +362,7 @@ class _Run:
         self.step_seconds += time.perf_counter() - started
 
     def evaluate_if_due(self) -> bool:
-        """Score the probe slice when the run passes one of its evaluation points (the last
+        """Score the evaluation slice when the run passes one of its evaluation points (the last
         point, the end, is the final report's)."""
         due = False
         while (
@@ -345,7 +371,7 @@ class _Run:
             self.evaluation_points.pop(0)
             due = True
         if due:
-            self.test_loss, self.test_accuracy, _ = evaluate(self.model, self.probe_split, self.spec)
+            self.test_loss, self.test_accuracy, _ = evaluate(self.model, self.evaluation_split, self.spec)
         return due
 
     def report_due(self) -> bool:
@@ -391,10 +417,10 @@ class _Run:
         )
 
     def final_report(self) -> TrainProgress:
-        # A stopped run is scored on the quick probe slice so Stop stays quick; a finished
+        # A stopped run is scored on the quick evaluation slice so Stop stays quick; a finished
         # run is scored on the whole test set.
         ended_at = time.perf_counter()
-        final_split = self.probe_split if self.stopped else self.test_split
+        final_split = self.evaluation_split if self.stopped else self.test_split
         self.test_loss, self.test_accuracy, confusion = evaluate(
             self.model, final_split, self.spec, with_confusion=True
         )

@@ -17,7 +17,7 @@ import gradio as gr
 
 from ..checkpoints import CheckpointError
 from ..data import DatasetCorruptError, DatasetNotFoundError
-from ..worker import TrainingProcessDied
+from ..service.worker import TrainingProcessDied
 
 log = logging.getLogger("vit_demo.ui")
 

@@ -20,8 +20,9 @@ import torch
 
 from .. import experiments, plots
 from ..explain import attention_rollout
+from ..plots import figure_to_image as render
 from .errors import user_errors
-from .figures import figure_slot, render
+from .figures import figure_slot
 
 TRAINED = "trained model"
 UNTRAINED = "untrained twin (random weights)"

@@ -27,10 +27,11 @@ from .. import checkpoints, experiments, explain, faithfulness, plots, summaries
 from ..explain import ATTRIBUTIONS, CLASS_SPECIFIC, HEAD_FUSIONS, Explanation
 from ..images import open_image
 from ..patch_maths import patch_at, patch_maths
+from ..plots import figure_to_image as render
+from ..service.library import MINE, UPLOADED, LoadedModel, ModelLibrary, example_images
 from .errors import user_errors
 from .experiment_tab import ExperimentControls, render_experiment_tab, wire_experiment_tab
-from .figures import figure_slot, render
-from .models import UPLOADED, LoadedModel, ModelLibrary, example_images
+from .figures import figure_slot
 from .state import SessionState
 
 SEEN_SIDE = 196  # pixels the model's input is blown up to, whole multiples of 28 and 32 or near
@@ -745,7 +746,10 @@ def wire_explore_tab(
         handlers.explore, inputs, outputs, api_name="explore", **explore_event
     )
     uploaded = e.checkpoint.upload(handlers.upload_checkpoint, e.checkpoint, [e.uploaded, e.model], **private)
-    described = [listen(*describe_model, **private) for listen in (*new_model_events, uploaded.success)]
+    # A new model of the page's own: the menu moves to it, then it is described and shown.
+    trained = [listen(lambda: MINE, None, e.model, queue=False, **private) for listen in new_model_events]
+    described = [event.then(*describe_model, **private) for event in trained]
+    described.append(uploaded.success(*describe_model, **private))
     picture_events = [
         e.examples.select(handlers.use_example, model_inputs, e.image, **private),
         e.upload.upload(handlers.use_upload, e.upload, e.image, **private),

@@ -1,28 +1,9 @@
-"""Figures become PNG images for gr.Image at one resolution across the app.
-
-At 90 dpi the library's figures (sized in inches, fonts of 10 pt and up) fill the
-panels of a 1366x768 projector without being scaled down much, so their text stays
-readable from the back of a classroom.
-"""
+"""A read-only picture slot for the app's rendered figures (vit_demo.plots draws them at the
+app's resolution)."""
 
 from __future__ import annotations
 
 import gradio as gr
-from matplotlib.figure import Figure
-from PIL import Image
-
-from .. import plots
-
-FIGURE_DPI = 90
-
-
-def render(figure: Figure) -> Image.Image:
-    return plots.figure_to_image(figure, dpi=FIGURE_DPI)
-
-
-def render_with_box(figure: Figure) -> tuple[Image.Image, tuple[float, ...]]:
-    """`render`, and where the figure's first axes lie in the picture (plots.figure_to_image_and_box)."""
-    return plots.figure_to_image_and_box(figure, dpi=FIGURE_DPI)
 
 
 def figure_slot(elem_id: str, height: int, placeholder: str | None = None) -> gr.Image:

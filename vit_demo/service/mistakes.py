@@ -9,7 +9,6 @@ them). Predictions are computed once per trained model and kept with it.
 
 from __future__ import annotations
 
-import gradio as gr
 import matplotlib
 import numpy as np
 import torch
@@ -18,7 +17,7 @@ from PIL import Image
 from ..data import Split, get_spec, load_split, normalize, to_picture
 from ..explain import attention_rollout
 from ..training import EVAL_SUBSET, batched_logits, evaluation_slice
-from .models import LoadedModel
+from .library import LoadedModel
 
 SHOWN = 12
 TILE = 112  # pixels per image in the gallery (28 px digits blown up 4x)
@@ -66,17 +65,6 @@ def tile(pixels: torch.Tensor, rollout: torch.Tensor) -> Image.Image:
     both.paste(picture, (0, 0))
     both.paste(overlay, (TILE + 4, 0))
     return both
-
-
-def class_dropdowns(class_names, confusion: torch.Tensor | None) -> tuple[gr.Dropdown, gr.Dropdown]:
-    """The two menus after a run, set to its most frequent mix-up."""
-    pair = most_confused(confusion) if confusion is not None else None
-    true, guessed = pair if pair else (0, 1 % len(class_names))
-    names = list(class_names)
-    return (
-        gr.Dropdown(choices=names, value=names[true], interactive=True),
-        gr.Dropdown(choices=names, value=names[guessed], interactive=True),
-    )
 
 
 def gallery(

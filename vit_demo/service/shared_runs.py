@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
-from .sessions import Followers, StopFlag
+from .jobs import Followers, StopFlag
 
 # TrainConfig fields that do not change what a run learns.
 NOT_IN_KEY = ("data_dir", "device", "report_every")

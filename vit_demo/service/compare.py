@@ -11,29 +11,19 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .knobs import KNOBS
+
 KEPT = 2
 # Fixed series names (and colours): a line plot keeps the series of its first data.
 PREVIOUS, LATEST = "previous run", "latest run"
 COLOURS = {PREVIOUS: "#94a3b8", LATEST: "#6366f1"}
-# What the table lists, in order: (label, key in RunSummary.settings).
-ROWS = (
-    ("dataset", "dataset"),
-    ("patch_size", "patch_size"),
-    ("dim", "dim"),
-    ("depth", "depth"),
-    ("heads", "heads"),
-    ("mlp_dim", "mlp_dim"),
-    ("learning rate", "lr"),
-    ("batch_size", "batch_size"),
-    ("trained for", "length"),
-    ("seed", "seed"),
-)
+LABELS = {"lr": "learning rate", "epochs": "trained for (epochs)"}  # the table's words for a knob, where not its name
 
 
 @dataclass(frozen=True)
 class RunSummary:
     number: int  # 1 for the session's first run, and so on
-    settings: dict  # the Build tab's values, by ROWS key
+    settings: dict  # the knobs' values, by name (`KNOBS`)
     test_accuracy: float
     parameters: int
     seconds: float
@@ -84,7 +74,8 @@ def table(runs: list[RunSummary]) -> str:
     )
     for label, cell in results:
         lines.append(f"| {label} | " + " | ".join(cell(run) for run in runs) + " |")
-    for label, key in ROWS:
+    for key in KNOBS:
+        label = LABELS.get(key, key)
         values = [_cell(run.settings.get(key, "")) for run in runs]
         differs = len(runs) > 1 and len(set(values)) > 1
         name = f"**{label}** ◀ changed" if differs else label

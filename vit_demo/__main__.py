@@ -1,12 +1,12 @@
 """Train a ViT from the command line and save it as a checkpoint folder.
 
-    python -m vit_demo.train --dataset mnist --time-budget 60 --out runs/mnist-60s
+    python -m vit_demo --dataset mnist --time-budget 60 --out runs/mnist-60s
 
 Model and training defaults come from the dataset's recipe (`vit_demo.recipes`); any flag
 overrides them. A `--time-budget` run that names no model, batch size or learning rate is
 planned for this machine: every candidate of the recipe is timed here for about half a second, and
 the one whose measured accuracy is best for the images the budget buys is trained
-(`vit_demo.planning`).
+(`vit_demo.speed.plan_for_budget`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import argparse
 import sys
 import time
 
-from . import checkpoints, planning
+from . import checkpoints, speed
 from .data import DATASETS, DatasetCorruptError, DatasetNotFoundError
 from .model import SHAPE_FIELDS
 from .recipes import Candidate, recipe_for
@@ -24,7 +24,7 @@ from .training import TrainConfig, checkpoint_info, create_model, train
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m vit_demo.train", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vit_demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=float, help="train for this many passes over the training set")
@@ -81,10 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def plan_for_budget(dataset: str, seconds: float, device: str | None) -> tuple[Candidate, str]:
     """The recipe candidate this machine trains best in `seconds`, and a line that says why."""
     candidates = recipe_for(dataset).candidates
-    meter = planning.ThroughputMeter()
-    for speeds in planning.measure_speeds(dataset, candidates, device=device):
-        meter.record_speeds(speeds, candidates, dataset)
-    plan = planning.plan(dataset, seconds, candidates, meter)
+    plan = speed.plan_for_budget(dataset, seconds, candidates, device)
     expected = plan.expected.describe() if plan.expected else "not measured"
     return plan.candidate, (
         f"plan: {plan.candidate.name}, the best of {len(candidates)} candidates timed here for "
@@ -100,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.time_budget is not None and not shape_given:
         candidate, line = plan_for_budget(args.dataset, args.time_budget, args.device)
         print(line, flush=True)
-        for name, value in {**candidate.model, "batch_size": candidate.batch_size, "lr": candidate.lr}.items():
+        for name, value in {**candidate.shape, "batch_size": candidate.batch_size, "lr": candidate.lr}.items():
             setattr(args, name, value)
-    model_settings = {name: getattr(args, name) or recipe.model[name] for name in SHAPE_FIELDS}
+    model_settings = {name: getattr(args, name) or recipe.shape[name] for name in SHAPE_FIELDS}
     overrides = {
         "batch_size": args.batch_size,
         "lr": args.lr,
@@ -157,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     bar.close()
     wall = time.perf_counter() - started
-    command = "python -m vit_demo.train " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m vit_demo " + " ".join(argv if argv is not None else sys.argv[1:])
     info = checkpoint_info(config, last, seconds=round(wall, 1), command=command)
     checkpoints.save(model, args.out, info)
     print(

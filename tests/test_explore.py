@@ -1,0 +1,292 @@
+"""Explore's handlers called as plain functions over tiny shipped models: uploads and drawings,
+predictions, each view, a clicked patch, the shared cache of explanations, and the patch
+experiments."""
+
+import io
+import zipfile
+
+import gradio as gr
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from ui_helpers import EXAMPLE
+
+from vit_demo import checkpoints, explain
+from vit_demo.service.library import MINE, UPLOADED, ModelLibrary
+from vit_demo.ui import experiment_tab
+from vit_demo.ui.experiment_tab import parse_patches
+from vit_demo.ui.explore_tab import VIEWS
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+# ------------------------------------------------------------------ uploads
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.png", b"", "is empty"),
+        ("notes.txt", b"these are not pixels", "is not an image"),
+        ("cut.png", png_bytes(Image.effect_noise((64, 64), 60))[:300], "truncated or damaged"),
+        ("cut-header.png", b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, "truncated or damaged"),
+        ("dot.png", png_bytes(Image.new("L", (1, 1))), "only 1x1 pixels"),
+    ],
+)
+def test_bad_uploads_say_what_is_wrong(explore, tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(gr.Error, match=message):
+        explore.use_upload(str(path))
+    with pytest.raises(gr.Error, match=message):
+        explore.predict(str(path), "mnist")
+
+
+def test_huge_pictures_are_refused_before_decoding(explore, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIT_DEMO_MAX_IMAGE_MEGAPIXELS", "1")
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bytes(Image.new("L", (2000, 2000))))  # 4 megapixels of black in a few KB
+    with pytest.raises(gr.Error, match="2000x2000 pixels .* over the 1-megapixel limit"):
+        explore.use_upload(str(bomb))
+
+
+def test_a_blank_canvas_is_no_drawing(explore):
+    white = Image.new("RGBA", (280, 280), "white")
+    assert explore.use_drawing({"background": None, "layers": [], "composite": white}) == gr.skip()
+    assert explore.use_drawing({"composite": Image.new("RGBA", (280, 280), (0, 0, 0, 0))}) == gr.skip()
+    ink_on_glass = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    ImageDraw.Draw(ink_on_glass).line([(60, 60), (200, 60), (120, 240)], fill=(0, 0, 0, 255), width=20)
+    drawing = explore.use_drawing({"composite": ink_on_glass})
+    left, top, _, _ = ink_on_glass.getbbox()
+    assert drawing.size == (336, 336) and drawing.getbbox()[:2] == (left + 28, top + 28)  # inside a margin
+
+
+def test_a_drawing_that_runs_into_the_canvas_edge_is_still_seen(explore):
+    seven = Image.new("RGBA", (280, 280), "white")
+    ImageDraw.Draw(seven).line([(40, 0), (240, 0), (120, 279)], fill="black", width=30)  # the bar on the top edge
+    drawing = explore.use_drawing({"composite": seven})
+    _, _, seen, explored, *_ = explore.explore("mnist", drawing, "where", "mean", 0.0, 2, "mean", None, None)
+    assert explored.explanation.preprocessed.display.max() > 200  # ink, not a blank page
+
+
+# ------------------------------------------------------------------ models and Explore
+
+
+def test_the_library_loads_what_is_there_and_says_what_is_not(tmp_path, tiny_checkpoints):
+    assert "No pretrained model was found" in ModelLibrary(tmp_path / "nothing").status()
+    broken = tmp_path / "shelf"
+    (broken / "mnist").mkdir(parents=True)
+    (broken / "mnist" / "config.json").write_text("{not json")
+    library = ModelLibrary(broken)
+    assert not library.models and "is not valid JSON" in library.status()
+    library = ModelLibrary(tiny_checkpoints)
+    assert list(library.models) == ["mnist", "fashion_mnist"]
+    assert [value for _, value in library.menu()] == ["mnist", "fashion_mnist", MINE, UPLOADED]
+    with pytest.raises(ValueError, match="have not trained a model yet"):
+        library.resolve(MINE, None, None)
+    with pytest.raises(ValueError, match="no model called 'cifar'"):
+        library.resolve("cifar", None, None)
+
+
+def test_explore_predicts_and_draws_only_the_open_view(explore):
+    image, label, seen, explored, patch, *outputs = explore.explore(
+        "mnist", None, "where", "mean", 0.0, 2, "mean", None, None
+    )
+    assert isinstance(image, Image.Image)  # the first example stands in for a missing picture
+    assert set(label) == {str(d) for d in range(10)} and sum(label.values()) == pytest.approx(1.0, abs=1e-4)
+    assert seen.size == (196, 196) and patch is None
+    assert len(outputs) == sum(VIEWS.values()) + len(VIEWS)  # each view's figures and its summary
+    drawn_map, faithfulness_curves, summary, *rest = outputs
+    assert isinstance(drawn_map, Image.Image) and isinstance(faithfulness_curves, Image.Image)
+    assert "The model predicts **" in summary and "Attention rollout" in summary and "Score" in summary
+    assert all(output in (None, "") for output in rest)
+    choices = ("max", 0.5, 2, "1", "gradient", "3", 1, 1, None)
+    for view, count in VIEWS.items():
+        opened, *drawn = explore.view_opener(view)(explored, *choices)
+        figures, text = drawn[:-1], drawn[-1]
+        assert opened == view and len(figures) == count and all(isinstance(d, Image.Image) for d in figures)
+        assert isinstance(text, str) and len(text) > 40, (view, text)  # every figure is also told in words
+
+
+def test_each_map_is_scored_against_random_orders_for_the_chosen_class(explore):
+    explored = explore.explore("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)[3]
+    for method in ("rollout", "attention", "gradient", "occlusion"):
+        _, _, _, summary = explore.view_opener("where")(explored, "mean", 0.0, 2, "mean", method, "3")
+        assert "for random orders" in summary, method
+        if method in ("gradient", "occlusion"):
+            assert "for class **3**" in summary
+        else:
+            assert "the same for every class" in summary
+
+
+def test_clicking_a_patch_shows_where_it_looks_and_its_maths(explore):
+    explored = explore.explore("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)[3]
+    click = gr.SelectData(None, {"index": [60, 100], "value": None})  # 196 px wide, 4x4 patches: row 3, column 2
+    patch, shown, tabs, cls_map, overview, heads_text, maths_figure, maths_text = explore.choose_patch(
+        explored, "where", "mean", 0.0, 2, "mean", "rollout", "predicted", 1, 1, click
+    )
+    assert patch == 9 and shown == "heads" and tabs.selected == "heads"
+    assert "Where patch 10 (row 3, column 2) looks" in heads_text
+    assert isinstance(maths_figure, Image.Image) and "Patch 10's query in layer 1, head 1" in maths_text
+    assert "| = the token | 32 |" in maths_text  # the model's dim: every step spelled out with its size
+    assert "Patch 10 (row 3, column 2)" not in heads_text or "Show the CLS token" in heads_text
+    back, _, _, cls_text = explore.show_cls(explored, "mean", 0.0, 2, "mean", "rollout", "predicted", 1, 1)
+    assert back is None and "the CLS token attends most to" in cls_text
+    # On "The maths" the view stays open.
+    assert (
+        explore.choose_patch(explored, "maths", "mean", 0.0, 2, "mean", "rollout", "predicted", 1, 1, click)[1]
+        == "maths"
+    )
+
+
+def test_a_shipped_model_explored_on_the_same_picture_is_explained_once_for_everyone(explore, monkeypatch):
+    calls = []
+    real = explain.explain
+    monkeypatch.setattr(explain, "explain", lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
+    first = explore.explore("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)
+    second = explore.explore("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)
+    assert len(calls) == 1 and second[3] is first[3]
+    explore.explore("mnist", None, "where", "max", 0.0, 2, "mean", None, None)  # other settings: drawn anew
+    assert len(calls) == 2
+    mine = explore.library.models["mnist"]
+    from vit_demo.service.library import LoadedModel
+
+    own = LoadedModel(MINE, mine.model, mine.info, "trained here")
+    explore.explore(MINE, None, "where", "mean", 0.0, 2, "mean", own, None)
+    explore.explore(MINE, None, "where", "mean", 0.0, 2, "mean", own, None)
+    assert len(calls) == 4  # a person's own model is nobody else's: never served from the shared memory
+
+
+def test_opening_explore_shows_the_first_example_once_and_the_shipped_model_reads_it(shipped_explore):
+    explore_inputs = ("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)
+    image, label, *_ = first = shipped_explore.open_tab(None, *explore_inputs)
+    _, shown_class = shipped_explore.examples(shipped_explore.library.models["mnist"])[0]
+    assert isinstance(image, Image.Image) and max(label, key=label.get) == shown_class and label[shown_class] > 0.9
+    assert shipped_explore.open_tab(first[3], *explore_inputs) == [gr.skip()] * len(first)
+    # No model of your own yet: nothing to show, and no error either (the note says what to do).
+    assert shipped_explore.open_tab(None, MINE, *explore_inputs[1:]) == [gr.skip()] * len(first)
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
+def test_the_shipped_models_read_every_shipped_example_as_served(shipped_explore, dataset):
+    """Through the predict API's own path (open the file, prepare it as the dataset was made,
+    predict): a change to how an upload is prepared that costs the shipped models their
+    accuracy fails here."""
+    examples = shipped_explore.examples(shipped_explore.library.models[dataset])
+    right = 0
+    for path, class_name in examples:
+        probabilities = shipped_explore.predict(path, dataset)
+        right += max(probabilities, key=probabilities.get) == class_name
+    assert len(examples) == 10 and right >= 9, right
+
+
+def test_choosing_a_model_fits_the_layer_and_head_choices(explore):
+    note, gallery, layer, head, target, maths_layer, maths_head = explore.choose_model("fashion_mnist", None, None)
+    assert "Fashion-MNIST" in note and len(gallery.value) == 10
+    assert [v for _, v in layer.choices] == [1, 2] and len(head.choices) == 5
+    assert [v for _, v in target.choices][:3] == ["predicted", "T-shirt/top", "Trouser"]
+    assert [v for _, v in maths_layer.choices] == [1, 2] and [v for _, v in maths_head.choices] == [1, 2, 3, 4]
+    assert explore.choose_model(MINE, None, None)[0].startswith("⚠️ You have not trained")
+
+
+def test_the_predict_api_names_every_class_and_refuses_bad_files(explore, tmp_path):
+    result = explore.predict(str(EXAMPLE), "mnist")
+    assert set(result) == {str(d) for d in range(10)} and sum(result.values()) == pytest.approx(1.0, abs=1e-4)
+    text = tmp_path / "digit.png"
+    text.write_text("not a picture")
+    with pytest.raises(gr.Error, match="digit.png is not an image"):
+        explore.predict(str(text), "mnist")
+    with pytest.raises(gr.Error, match="no model called"):
+        explore.predict(str(EXAMPLE), "imagenet")
+
+
+def test_uploaded_checkpoints_are_checked(explore, tmp_path, tiny_checkpoints):
+    archive = checkpoints.zip_checkpoint(tiny_checkpoints / "mnist", tmp_path / "mine.zip")
+    uploaded, menu_value = explore.upload_checkpoint(str(archive))
+    assert menu_value == UPLOADED and uploaded.info["dataset"] == "mnist"
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(broken, "w") as z:
+        z.writestr("model/config.json", "{}")
+    with pytest.raises(gr.Error, match="has no model.safetensors"):
+        explore.upload_checkpoint(str(broken))
+
+
+# ------------------------------------------------------------------ patch experiments and baselines
+
+
+def test_patch_numbers_are_read_from_a_list_with_ranges():
+    assert parse_patches("0, 5 12-14;3", 16) == [0, 5, 12, 13, 14, 3]
+    assert parse_patches("", 16) == [] and parse_patches("  ", 16) == []
+    for bad, message in (("16", "0 to 15"), ("a", "not a patch number"), ("5-2", "outside")):
+        with pytest.raises(ValueError, match=message):
+            parse_patches(bad, 16)
+
+
+def test_patch_experiments_show_what_position_and_patches_do(explore):
+    explored = explore.explore("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)[3]
+    loaded, tensor = explored.loaded, explored.explanation.preprocessed.tensor
+    blind = experiment_tab.run(
+        loaded, tensor, shuffle=True, seed=1, occluded=[], use_position=False, baseline=experiment_tab.TRAINED
+    )
+    assert blind.order_change < 1e-3  # no pos_embedding: the order of the patches does not matter
+    placed = experiment_tab.run(
+        loaded, tensor, shuffle=True, seed=1, occluded=[], use_position=True, baseline=experiment_tab.TRAINED
+    )
+    assert not torch.allclose(placed.original.probabilities, placed.changed.probabilities, atol=1e-6)
+    nothing = experiment_tab.run(
+        loaded, tensor, shuffle=False, seed=0, occluded=[], use_position=True, baseline=experiment_tab.TRAINED
+    )
+    assert nothing.max_logit_change == 0 and nothing.changed.title == "unchanged"
+    hidden = experiment_tab.run(
+        loaded, tensor, shuffle=False, seed=0, occluded=[0, 5], use_position=True, baseline=experiment_tab.TRAINED
+    )
+    assert hidden.changed.title == "2 patches hidden"
+
+    figure, summary = experiment_tab.experiment(explored, True, 1, "", True, experiment_tab.TRAINED)
+    assert isinstance(figure, Image.Image) and figure.width > 600
+    assert "the same guess" in summary and "cannot tell where a patch was" in summary
+    _, summary = experiment_tab.experiment(explored, False, 0, "0-3", False, experiment_tab.UNTRAINED)
+    assert "random weights" in summary
+    twin = loaded.cached("untrained twin", lambda: None)
+    assert twin is not loaded.model and twin.config == loaded.model.config
+    flat = experiment_tab.run(
+        loaded, tensor, shuffle=False, seed=0, occluded=[], use_position=True, baseline=experiment_tab.UNIFORM
+    )
+    assert torch.allclose(flat.original.rollout, flat.original.rollout.flatten()[0])  # flat: every patch alike
+    with pytest.raises(gr.Error, match="0 to 15"):
+        experiment_tab.experiment(explored, False, 0, "99", False, experiment_tab.TRAINED)
+    assert experiment_tab.experiment(None, True, 0, "", False, experiment_tab.TRAINED)[0] == gr.skip()
+    # A new picture redraws the experiment only while its view is open.
+    assert experiment_tab.experiment_if_open("rollout", explored, True, 0, "", False, experiment_tab.TRAINED) == (
+        gr.skip(),
+        gr.skip(),
+    )
+    opened, figure, _ = experiment_tab.open_experiment(explored, True, 0, "", False, experiment_tab.TRAINED)
+    assert opened == experiment_tab.EXPERIMENT_VIEW and isinstance(figure, Image.Image)
+
+
+def test_the_shuffle_verdict_is_about_the_order_even_when_dropping_position_changes_the_guess():
+    """A weak model may guess differently once pos_embedding is gone; the verdict on shuffling
+    compares against the unshuffled picture without pos_embedding, so it stays 'the same'."""
+
+    def view(title, probabilities):
+        return experiment_tab.experiments.ExperimentView(
+            title, torch.zeros(1, 1, 4, 4), torch.tensor(probabilities), torch.zeros(2, 2)
+        )
+
+    original = view("original", [0.7, 0.3])
+    blind = view("no pos_embedding", [0.4, 0.6])
+    shuffled = view("patches shuffled, no pos_embedding", [0.4, 0.6])
+    result = experiment_tab.ExperimentResult(original, shuffled, max_logit_change=30.0, blind_unshuffled=blind)
+    assert result.order_change == 0
+    summary = experiment_tab.summary(result, ["cat", "dog"], experiment_tab.TRAINED)
+    assert summary.startswith(
+        "Without `pos_embedding`, in order **dog** (60%) → shuffled **dog** (60%): the same guess"
+    )
+    assert "with `pos_embedding`: **cat** (70%)" in summary

@@ -1,0 +1,139 @@
+"""The knobs: what a person chooses for a run (the dataset, the model's shape, how to train it),
+checked. The Build tab's controls, a lesson's keys, the scripting API's parameters and the
+comparison table are all derived from `Knobs`' fields and `RANGES`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from ..data import DATASETS, get_spec
+from ..model import SHAPE_FIELDS, ViTConfig
+from ..recipes import Preset, recipe_for
+from ..training import TrainConfig, config_for
+
+APP_REPORT_SECONDS = 1.0  # the app's live view: one update a second is live enough, and cheap to draw and send
+
+
+@dataclass(frozen=True)
+class Range:
+    """What a number knob accepts (the Build tab's slider shows the same range)."""
+
+    low: float
+    high: float
+    step: float
+    whole: bool
+    label: str
+
+    def check(self, name: str, value) -> int | float:
+        """`value` as a number of this range, or a ValueError naming the knob, the value and what is allowed."""
+        low, high = (int(self.low), int(self.high)) if self.whole else (f"{self.low:g}", f"{self.high:g}")
+        allowed = f"{name} must be a {'whole number' if self.whole else 'number'} from {low} to {high}"
+        if isinstance(value, bool) or value is None or value == "":
+            raise ValueError(f"{allowed}, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{allowed}, got {value!r}") from None
+        if not math.isfinite(number) or not self.low <= number <= self.high:
+            raise ValueError(f"{allowed}, got {value!r}")
+        if self.whole:
+            if number != int(number):
+                raise ValueError(f"{allowed}, got {value!r}")
+            return int(number)
+        return number
+
+
+# Every number knob: its range, its step on the page, and its label.
+RANGES = {
+    "patch_size": Range(2, 32, 1, True, "patch_size (pixels per side)"),
+    "dim": Range(8, 512, 8, True, "dim (numbers per token)"),
+    "depth": Range(1, 12, 1, True, "depth (blocks)"),
+    "heads": Range(1, 16, 1, True, "heads (per block)"),
+    "mlp_dim": Range(16, 2048, 16, True, "mlp_dim (MLP width)"),
+    "lr": Range(0.0001, 0.01, 0.0001, False, "lr (learning rate)"),
+    "batch_size": Range(1, 1024, 1, True, "batch_size (images per step)"),
+    "epochs": Range(0.5, 30, 0.5, False, "epochs (passes over the training images)"),
+    "seed": Range(0, 2**31 - 1, 1, True, "seed (same seed → same start)"),
+}
+
+
+@dataclass(frozen=True)
+class Knobs:
+    dataset: str
+    patch_size: int
+    dim: int
+    depth: int
+    heads: int
+    mlp_dim: int
+    lr: float
+    batch_size: int
+    epochs: float
+    seed: int = 0
+
+    @classmethod
+    def read(cls, values: Mapping) -> Knobs:
+        """Knobs from named values (a page's controls, a lesson, a script); a ValueError names
+        the first knob that does not fit, its value and what is allowed. A missing seed is 0."""
+        missing = [name for name in KNOBS if name not in values and name != "seed"]
+        if missing:
+            raise ValueError(f"missing: {', '.join(missing)}")
+        dataset = values["dataset"]
+        if dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+        checked = {name: limits.check(name, values.get(name, 0)) for name, limits in RANGES.items()}
+        return cls(dataset=dataset, **checked)
+
+    @classmethod
+    def of_preset(cls, dataset: str, preset: Preset, seed: int = 0) -> Knobs:
+        c = preset.candidate
+        return cls(dataset, **c.shape, lr=c.lr, batch_size=c.batch_size, epochs=preset.epochs, seed=seed)
+
+    @property
+    def shape(self) -> dict:
+        return {name: getattr(self, name) for name in SHAPE_FIELDS}
+
+    @property
+    def values(self) -> dict:
+        return {name: getattr(self, name) for name in KNOBS}
+
+    def model_config(self) -> ViTConfig:
+        """The model the knobs describe; a ValueError (the model's own message) when it cannot be built."""
+        return config_for(self.dataset, self.shape)
+
+    def train_config(self, data_dir=None, train_limit: int | None = None, test_limit: int | None = None) -> TrainConfig:
+        """The run's TrainConfig: the dataset's recipe for everything the page does not show,
+        and one live update a second. The plain eager float32 step, exactly: a path chosen by
+        timing (step.FastestStep) could differ from one run to the next, and the same knobs
+        must train the same model, which sharing runs relies on."""
+        extras = {k: v for k, v in recipe_for(self.dataset).training.items() if k not in ("lr", "batch_size")}
+        return TrainConfig(
+            dataset=get_spec(self.dataset).key,
+            epochs=self.epochs,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            data_dir=data_dir,
+            train_limit=train_limit,
+            test_limit=test_limit,
+            report_every=APP_REPORT_SECONDS,
+            compile=False,
+            bf16=False,
+            force_step=True,
+            **extras,
+        )
+
+    @property
+    def length_text(self) -> str:
+        return f"{self.epochs:g} epoch{'s' if self.epochs != 1 else ''}"
+
+
+KNOBS = tuple(f.name for f in fields(Knobs))  # the names, in the order the Build tab shows them
+
+
+def images_in_split(dataset: str, train: bool, limit: int | None = None) -> int:
+    """How many images a run trains on (or is scored on), the server's limit applied."""
+    spec = get_spec(dataset)
+    total = spec.train_images if train else spec.test_images
+    return min(total, limit) if limit else total
