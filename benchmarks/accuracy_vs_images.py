@@ -8,7 +8,7 @@ depends on the CPU. This measures the first, which no CPU changes: each candidat
 dataset's recipe (vit_demo/recipes.py) is trained from scratch for exactly N images
 (`epochs = N / training images`: the learning-rate schedule then stretches over those
 images as a time-budget run's does over its seconds) and scored on the full test set.
-`planning.plan` reads the table this writes (vit_demo/measured/accuracy_vs_images.json),
+`expectations.AccuracyTable` reads the table this writes (vit_demo/measured/accuracy_vs_images.json),
 together with this machine's measured images per second, to pick a run's shape.
 
 Runs go `--jobs` at a time, one torch thread each, in worker processes. Rows already in
@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import date
 
-from vit_demo import planning
+from vit_demo import expectations
 from vit_demo.data import get_spec
 from vit_demo.recipes import recipe_for
 from vit_demo.step import Machine, configure_threads
@@ -47,7 +47,7 @@ def measure(dataset: str, candidate_name: str, images: int, seed: int, data_dir:
         bf16=False,
         data_dir=data_dir,
     )
-    model = create_model(dataset, seed=seed, **candidate.model)
+    model = create_model(dataset, seed=seed, **candidate.shape)
     started = time.perf_counter()
     final = run_to_completion(model, config)
     return {
@@ -79,11 +79,11 @@ def main() -> None:
                 continue
             jobs += [(get_spec(dataset).key, candidate.name, n, seed) for n in args.images for seed in args.seeds]
     # The longest runs first, so the pool does not end with one of them alone.
-    jobs.sort(key=lambda job: -job[2] * recipe_for(job[0]).candidate(job[1]).model["depth"])
+    jobs.sort(key=lambda job: -job[2] * recipe_for(job[0]).candidate(job[1]).shape["depth"])
     machine = Machine.detect().describe()
     print(f"{len(jobs)} runs, {args.jobs} at a time; {machine}", flush=True)
 
-    table = planning.read_accuracy_table()
+    table = expectations.read_accuracy_table()
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(measure, *job, args.data_dir) for job in jobs]
         for future in as_completed(futures):
@@ -96,7 +96,7 @@ def main() -> None:
             table["updated"] = date.today().isoformat()
             table["last_command"] = "python benchmarks/accuracy_vs_images.py " + " ".join(sys.argv[1:])
             table["last_machine"] = machine
-            planning.write_accuracy_table(table)
+            expectations.write_accuracy_table(table)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,11 @@
 """A preset trained live in the app, against the same run without the UI, in one session.
 
-    VIT_DEMO_DATA=../shared/data python benchmarks/live_training.py [--dataset mnist] [--preset Quick]
+    VIT_DEMO_DATA=../shared/data python benchmarks/live_training.py [--dataset mnist] [--preset quick]
                                                                      [--via client browser] [--rounds 1]
 
-1. The preset is planned for this machine as the app plans it (every candidate timed in a
-   training process), and its knobs are fixed for both runs below.
-2. Without the UI: the planned run as benchmarks/app_presets.py trains it (the app's
-   TrainConfig and threads).
+1. The preset's knobs are fixed for both runs below.
+2. Without the UI: the run as benchmarks/app_presets.py trains it (the app's TrainConfig and
+   threads).
 3. In the app: `python app.py` started on a free port, the same knobs trained through
    gradio_client (`--via client`) and/or by headless Chromium pressing Start on a page
    opened with a teacher link that sets them (`--via browser`, Debian's chromium), each
@@ -30,13 +29,14 @@ from urllib.parse import urlencode
 
 import psutil
 import torch
-from app_presets import app_threads, describe_plan, find_preset, plan_preset, without_ui
+from app_presets import app_threads, without_ui
 
-from vit_demo import planning
-from vit_demo.data import get_spec
 from vit_demo.harness import VIEWPORT, AppProcess, chromium_path, launch_chromium
+from vit_demo.recipes import recipe_for
+from vit_demo.service.knobs import Knobs
 from vit_demo.step import Machine, available_cores
-from vit_demo.ui.train_tab import TRAIN_OUTPUTS
+
+STATUS, METRICS = 0, 2  # where "/train" returns the status and the metrics line
 
 
 class CpuClock:
@@ -74,27 +74,14 @@ def read_result(status: str, metrics: str) -> tuple[float, float]:
     return speed, accuracy
 
 
-def knobs_of(dataset: str, plan: planning.Plan, seed: int) -> dict:
-    c = plan.candidate
-    return dict(
-        dataset=get_spec(dataset).key,
-        **c.model,
-        lr=c.lr,
-        batch_size=c.batch_size,
-        length="time",
-        seconds=plan.seconds,
-        seed=seed,
-    )
-
-
 def train_via_client(url: str, knobs: dict, clock: CpuClock) -> tuple[str, str]:
     from gradio_client import Client
 
     client = Client(url, verbose=False)
     clock.start()
-    outputs = client.predict(**knobs, epochs=1, api_name="/train")
+    outputs = client.predict(**knobs, api_name="/train")
     clock.stop()
-    return outputs[TRAIN_OUTPUTS.index("status")], outputs[TRAIN_OUTPUTS.index("metrics")]
+    return outputs[STATUS], outputs[METRICS]
 
 
 def train_via_browser(url: str, knobs: dict, clock: CpuClock, screenshot: Path) -> tuple[str, str]:
@@ -105,12 +92,12 @@ def train_via_browser(url: str, knobs: dict, clock: CpuClock, screenshot: Path) 
         browser = launch_chromium(playwright)
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(link, wait_until="domcontentloaded")
-        page.get_by_text("Your ViT").wait_for(timeout=60_000)
-        page.wait_for_timeout(1500)  # the lesson's knobs land with the page's load event
+        # The summary is drawn from the controls once the lesson's knobs have landed.
+        page.locator("#build-summary").get_by_text(f"{knobs['epochs']:g} epoch").wait_for(timeout=60_000)
         clock.start()
         page.locator("#build-start").click()
         status = page.locator("#train-status")
-        status.get_by_text("Test accuracy:").wait_for(timeout=(knobs["seconds"] + 120) * 1000)
+        status.get_by_text("Test accuracy:").wait_for(timeout=900_000)
         clock.stop()  # before the browser closes and its processes' times are gone
         page.wait_for_timeout(500)
         page.screenshot(path=str(screenshot), full_page=True)
@@ -122,7 +109,7 @@ def train_via_browser(url: str, knobs: dict, clock: CpuClock, screenshot: Path) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="mnist")
-    parser.add_argument("--preset", default="Quick", help="the start of a preset's label")
+    parser.add_argument("--preset", default="quick", help="a preset's name")
     parser.add_argument("--via", nargs="+", default=["client", "browser"], choices=["client", "browser"])
     parser.add_argument("--rounds", type=int, default=1, help="times to repeat the whole comparison")
     parser.add_argument("--screenshot", default=str(Path(tempfile.gettempdir()) / "live_training.png"))
@@ -132,11 +119,8 @@ def main() -> None:
 
     print(Machine.detect(torch.device("cpu")).describe())
     print(f"torch {torch.__version__}; app threads per operation: {app_threads()}")
-    preset = find_preset(args.dataset, args.preset)
-    if preset is None:
-        sys.exit(f"{args.dataset} has no preset starting with {args.preset!r}")
-    plan = plan_preset(args.dataset, preset)
-    print(describe_plan(args.dataset, preset, plan))
+    preset = recipe_for(args.dataset).preset(args.preset)
+    print(f"{args.dataset}, {preset.label} ({preset.candidate.name})")
 
     server = AppProcess()
     try:
@@ -155,7 +139,7 @@ def main() -> None:
         )
         cores = available_cores()
         for round_index in range(args.rounds):
-            reference = without_ui(args.dataset, plan)
+            reference, _ = without_ui(Knobs.of_preset(args.dataset, preset))
             reference_speed, reference_accuracy = reference.images_per_second, reference.test_accuracy
             print(
                 f"round {round_index + 1}: without the UI  {reference_speed:8,.0f} images/s  "
@@ -164,7 +148,8 @@ def main() -> None:
             for via_index, via in enumerate(args.via):
                 # A seed of its own for each app run: the server shares a run whose settings it
                 # has already trained, so a repeat would replay that run instead of training.
-                knobs = knobs_of(args.dataset, plan, seed=round_index * len(args.via) + via_index)
+                seed = round_index * len(args.via) + via_index
+                knobs = Knobs.of_preset(args.dataset, preset, seed=seed).values
                 if via == "client":
                     status, metrics = train_via_client(url, knobs, clock)
                 else:

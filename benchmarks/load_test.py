@@ -128,7 +128,7 @@ def explorer(url: str, index: int, tally: Tally, stop: threading.Event, max_requ
             timed(tally, "explore", client.predict, model, "mean", 0.0, 2, "mean", api_name="/explore")
 
 
-def trainer(url: str, index: int, tally: Tally, seconds: float, report: dict) -> None:
+def trainer(url: str, index: int, tally: Tally, epochs: float, report: dict) -> None:
     from vit_demo import checkpoints, explain
     from vit_demo.images import open_image
 
@@ -140,9 +140,7 @@ def trainer(url: str, index: int, tally: Tally, seconds: float, report: dict) ->
         **TINY,
         lr=0.003,
         batch_size=128,
-        length="time",
-        seconds=seconds,
-        epochs=1,
+        epochs=epochs,
         seed=seed,
         api_name="/train",
     )
@@ -182,7 +180,7 @@ def main() -> None:
     parser.add_argument("--explorers", type=int, default=25)
     parser.add_argument("--trainers", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=75, help="hard limit on the explore phase")
-    parser.add_argument("--train-seconds", type=float, default=6, help="each training's time budget")
+    parser.add_argument("--train-epochs", type=float, default=0.5, help="each training's length")
     parser.add_argument("--max-requests", type=int, default=40, help="per explorer")
     parser.add_argument("--data-dir", default=default_data_dir())
     args = parser.parse_args()
@@ -214,7 +212,7 @@ def main() -> None:
                 for i in range(args.explorers)
             ]
             trainers = [
-                threading.Thread(target=trainer, args=(server.url, i, tally, args.train_seconds, report))
+                threading.Thread(target=trainer, args=(server.url, i, tally, args.train_epochs, report))
                 for i in range(args.trainers)
             ]
             for thread in threads + trainers:

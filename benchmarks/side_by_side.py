@@ -1,5 +1,5 @@
 """Several students' trainings at once in the app's training process: one lane per core
-(trainings side by side, worker.py) against a single lane (one training at a time, each
+(trainings side by side, service/worker.py) against a single lane (one training at a time, each
 step split over every core), in the same run.
 
     VIT_DEMO_DATA=../shared/data python benchmarks/side_by_side.py [--runs 3] [--steps 600] [--rounds 2]
@@ -21,10 +21,10 @@ import threading
 import time
 
 import torch
-from vit_demo.sessions import run_training
-from vit_demo.worker import TrainingProcess, lanes_for
 
 from vit_demo.data import load_split
+from vit_demo.service.jobs import TrainingJob, run_training
+from vit_demo.service.worker import TrainingProcess, lanes_for
 from vit_demo.step import Machine, server_threads
 from vit_demo.training import TrainConfig
 
@@ -35,11 +35,11 @@ def train_at_once(lanes: int | None, runs: int, steps: int) -> tuple[float, list
     """Training images per second over `runs` trainings started together, and their weights."""
     process = TrainingProcess(server_threads(), lanes=lanes)
     try:
-        probes = load_split("mnist", train=False, limit=4).images
+        watched = load_split("mnist", train=False, limit=4).images
         warm = TrainConfig(dataset="mnist", steps=2, force_step=True)
-        list(process.run(run_training, LESSON_SHAPE, warm, probes))  # torch imported, the data decoded
+        list(process.run(run_training, TrainingJob(LESSON_SHAPE, warm, watched)))  # torch imported, the data decoded
         configs = [TrainConfig(dataset="mnist", steps=steps, seed=seed, force_step=True) for seed in range(runs)]
-        jobs = [process.run(run_training, LESSON_SHAPE, config, probes) for config in configs]
+        jobs = [process.run(run_training, TrainingJob(LESSON_SHAPE, config, watched)) for config in configs]
         weights: list[dict[str, torch.Tensor] | None] = [None] * runs
 
         def follow(index: int) -> None:

@@ -19,7 +19,8 @@ from PIL import Image, ImageDraw
 
 from vit_demo import checkpoints, data, explain, plots
 from vit_demo.model import ViT
-from vit_demo.training import TrainConfig, configure_threads, create_model, evaluate, train
+from vit_demo.step import configure_threads
+from vit_demo.training import TrainConfig, create_model, evaluate, train
 
 
 def train_quick_mnist(seconds: float, data_dir: str | None) -> tuple[ViT, dict, tuple[list, list, list, list]]:

@@ -1,11 +1,11 @@
 """Use the app like a student would and screenshot every tab, timing start-up and Explore.
 
-    python -m tools.screenshots [--out runs/screenshots] [--seconds 30] [--size 1366x768]
+    python -m tools.screenshots [--out runs/screenshots] [--epochs 4] [--size 1366x768]
 
 Starts `python app.py` on a free port (the environment passes through, so
 VIT_DEMO_CHECKPOINTS, VIT_DEMO_DATA and VIT_DEMO_TRAIN_LIMIT apply), reports how long
 the page took to answer, drives Debian's chromium through playwright (Build, a real
-training run of --seconds, Explore's every view, a drawing, Learn), saves one PNG per
+training run of --epochs (the quick preset's model), Explore's every view, a drawing, Learn), saves one PNG per
 step, and reports the Explore latencies: the server-side handler time (measured in this
 process on the same checkpoints) and the round trip through gradio_client.
 """
@@ -23,16 +23,18 @@ from vit_demo.harness import REPO, AppProcess, launch_chromium
 
 def explore_latency_in_process(runs: int) -> list[float]:
     """Server-side time of the Explore handler (prediction + rollout view), in ms."""
-    from vit_demo.ui import App, AppSettings, configure_torch_threads
+    from vit_demo.service.library import ModelLibrary
+    from vit_demo.ui import AppSettings, configure_torch_threads
+    from vit_demo.ui.explore_tab import ExploreHandlers
 
     settings = AppSettings.from_env(REPO)
     configure_torch_threads(settings)  # as app.py does
-    app = App(settings)
-    name = app.library.default_name()
+    explore = ExploreHandlers(ModelLibrary(settings.checkpoint_dir), settings.examples_dir)
+    name = explore.library.default_name()
     times = []
     for _ in range(runs + 1):
         start = time.perf_counter()
-        app.explore.explore(name, None, "where", "mean", 0.0, 1, "mean", None, None)
+        explore.explore(name, None, "where", "mean", 0.0, 1, "mean", None, None)
         times.append(1000 * (time.perf_counter() - start))
     return times[1:]  # the first pays for lazy imports
 
@@ -54,7 +56,7 @@ def explore_latency_round_trip(url: str, runs: int) -> tuple[list[float], list[f
     return explore, predict
 
 
-def drive(url: str, out: Path, seconds: int, size: tuple[int, int]) -> None:
+def drive(url: str, out: Path, epochs: float, size: tuple[int, int]) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -71,16 +73,20 @@ def drive(url: str, out: Path, seconds: int, size: tuple[int, int]) -> None:
         shot("1-build")
         page.locator("#build-summary").scroll_into_view_if_needed()
 
-        seconds_box = page.locator("#build-seconds input[type=number]")
-        seconds_box.fill(str(seconds))
-        seconds_box.press("Enter")
+        epochs_box = page.locator("#build-epochs input[type=number]")
+        epochs_box.fill(f"{epochs:g}")
+        epochs_box.press("Enter")
+        page.locator("#build-summary").get_by_text(f"{epochs:g} epoch").wait_for(timeout=30_000)
         page.locator("#build-start").click()
         page.locator("#train-metrics").get_by_text("Step").or_(page.get_by_text("in line")).first.wait_for(
             timeout=60_000
         )
-        page.wait_for_timeout(seconds * 500)
+        page.locator("#train-progress progress").wait_for(timeout=60_000)
+        page.wait_for_function(
+            "() => Number(document.querySelector('#train-progress progress')?.value) >= 0.5", timeout=900_000
+        )
         shot("2-train-live")
-        page.locator("#train-status").get_by_text("Test accuracy:").wait_for(timeout=(seconds + 120) * 1000)
+        page.locator("#train-status").get_by_text("Test accuracy:").wait_for(timeout=900_000)
         shot("3-train-done")
 
         page.get_by_role("tab", name="③ Explore").click()
@@ -135,7 +141,7 @@ def drive(url: str, out: Path, seconds: int, size: tuple[int, int]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "screenshots")
-    parser.add_argument("--seconds", type=int, default=30, help="time budget of the training run")
+    parser.add_argument("--epochs", type=float, default=4, help="length of the training run")
     parser.add_argument("--size", default="1366x768", help="browser window, WIDTHxHEIGHT")
     parser.add_argument("--runs", type=int, default=5, help="Explore requests timed")
     args = parser.parse_args(argv)
@@ -145,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     app = AppProcess()
     try:
         print(f"start-up: the page answered {app.wait_ready():.1f} s after `python app.py`")
-        drive(app.url, args.out, args.seconds, size)
+        drive(app.url, args.out, args.epochs, size)
         explore_trips, predict_trips = explore_latency_round_trip(app.url, args.runs)
     finally:
         app.stop()
