@@ -35,7 +35,7 @@ from PIL import Image, ImageDraw
 
 from vit_demo import checkpoints, experiments, explain, faithfulness, plots
 from vit_demo.harness import percentile
-from vit_demo.model import ViT
+from vit_demo.model import ViT, ViTConfig
 from vit_demo.patch_maths import patch_maths
 
 
@@ -114,7 +114,7 @@ def main() -> None:
     else:
         torch.manual_seed(0)
         model = ViT(
-            image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1
+            ViTConfig(image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1)
         ).eval()
         info = {**checkpoints.default_info("mnist"), "image_size": 28, "channels": 1}
     photo = uploaded_photo()

@@ -142,7 +142,7 @@ def main() -> None:
 
     def our_model() -> ViT:
         torch.manual_seed(0)
-        return ViT(**HYPERPARAMETERS)
+        return ViT(ViTConfig(**HYPERPARAMETERS))
 
     def their_model() -> torch.nn.Module:
         torch.manual_seed(0)

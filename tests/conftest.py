@@ -117,7 +117,7 @@ def trainer(tmp_path, tiny_checkpoints, data_dir, one_thread):
 def explore(tiny_checkpoints):
     """Explore's handlers over the tiny shipped models."""
     from vit_demo.service.library import ModelLibrary
-    from vit_demo.ui.explore_tab import ExploreHandlers
+    from vit_demo.ui.explore_events import ExploreHandlers
 
     return ExploreHandlers(ModelLibrary(tiny_checkpoints), REPO / "examples")
 
@@ -126,6 +126,6 @@ def explore(tiny_checkpoints):
 def shipped_explore():
     """Explore's handlers over the shipped, trained models (checkpoints/), as the app serves them."""
     from vit_demo.service.library import ModelLibrary
-    from vit_demo.ui.explore_tab import ExploreHandlers
+    from vit_demo.ui.explore_events import ExploreHandlers
 
     return ExploreHandlers(ModelLibrary(REPO / "checkpoints"), REPO / "examples")

@@ -88,7 +88,7 @@ def test_stop_ends_the_training_early_and_keeps_the_model(client):
 def test_a_bad_knob_from_a_script_is_named_with_what_is_allowed(client):
     with pytest.raises(AppError, match="Value 40 is greater than maximum value 12"):  # the slider's own check
         client.predict(**{**TINY, "depth": 40}, epochs=1, api_name="/train")
-    with pytest.raises(AppError, match="batch_size must be a whole number from 1 to 1024, got 0"):
+    with pytest.raises(AppError, match="batch_size must be a whole number from 1 to 1,024, got 0"):
         client.predict(**{**TINY, "batch_size": 0}, epochs=1, api_name="/train")
     summary = client.predict(**{**TINY, "heads": 3}, epochs=1, api_name="/describe")[0]
     assert "dim 32 is not divisible by heads 3" in summary

@@ -7,11 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from ui_helpers import serving_app, settings_for
+from gradio_client import Client, handle_file
+from ui_helpers import EXAMPLE, serving_app, settings_for, wait_for
 
+from tools.hostile_files import RUN_EDITS, edited_json
 from vit_demo import plots
 from vit_demo.harness import VIEWPORT, chromium_path, launch_chromium
 from vit_demo.recipes import recipe_for
+from vit_demo.run_record import RECORD_NAME
+from vit_demo.service.workfolder import GRACE_SECONDS
 
 pytestmark = pytest.mark.browser
 
@@ -74,6 +78,7 @@ def test_a_student_trains_a_model_and_explores_it(page, shots):
     page.locator("#train-confusion img").wait_for()
     assert page.locator("#train-download").is_enabled()
     page.screenshot(path=str(shots / "train.png"))
+    bring_back_in_another_tab(page, shots)
 
     # A click on a cell of the confusion matrix opens its mistakes: true 3, taken for 5.
     _, area = plots.figure_to_image_and_box(
@@ -133,6 +138,63 @@ def test_a_student_trains_a_model_and_explores_it(page, shots):
     page.screenshot(path=str(shots / "experiment.png"))
     assert (shots / "train.png").stat().st_size > 10_000
     assert page.get_by_text("Error").count() == 0
+
+
+def bring_back_in_another_tab(page, shots: Path) -> None:
+    """The run's download, uploaded in a new tab, brings back its score and confusion matrix; the
+    same zip with a 1000x1000 confusion matrix in its run.json gets the sentence that says why,
+    while another client's predictions are answered."""
+    with page.expect_download(timeout=60_000) as download:
+        page.locator("#train-download").click()
+    saved = shots / "saved-run.zip"
+    download.value.save_as(saved)
+    other = page.context.browser.new_page(viewport=VIEWPORT)
+    other.goto(page.url, wait_until="domcontentloaded")
+    other.get_by_role("tab", name="② Train").click()
+    other.get_by_text("Bring back a run you downloaded").click()
+    other.locator("#train-restore input[type=file]").set_input_files(str(saved))
+    other.locator("#train-status").get_by_text("Restored: test accuracy").wait_for(timeout=60_000)
+    other.locator("#train-confusion img").wait_for(timeout=30_000)
+    hostile = edited_json(saved, shots / "hostile-run.zip", RECORD_NAME, RUN_EDITS["a 1000x1000 confusion matrix"][0])
+    other.locator("#train-restore").get_by_label("Clear").click()  # the file shown makes room for another
+    other.locator("#train-restore input[type=file]").set_input_files(str(hostile))
+    neighbour = Client(page.url, verbose=False)
+    assert neighbour.predict(handle_file(str(EXAMPLE)), "mnist", api_name="/predict")["label"]
+    status = other.locator("#train-status")
+    status.get_by_text("hostile-run.zip/run.json is 2.9 MB unpacked, over the").wait_for(timeout=30_000)
+    assert other.get_by_text("Error", exact=True).count() == 0  # a sentence, not an error badge
+    other.screenshot(path=str(shots / "restore-refused.png"))
+    other.close()
+
+
+def test_a_closed_tab_leaves_no_state_behind_once_swept(served):
+    """Gradio would keep a closed page's state (its explored picture, model, timeline) for an
+    hour; once the service sweeps the page, it goes."""
+    url, service = served
+    demo = next(hook.__self__ for hook in service.runs.gone_hooks).demo
+    holder = demo.state_holder
+
+    def only_defaults_left() -> bool:  # what an event set is gone; a state's first value may stay
+        return all(value == demo.blocks[key].value for key, value in holder.session_data[session].state_data.items())
+
+    with sync_api.sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        before = set(holder.session_data)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="③ Explore").click()
+        page.locator("#explore-map img").wait_for(timeout=30_000)
+        (session,) = set(holder.session_data) - before
+        assert not only_defaults_left()  # the explored picture, at least
+        page.close()
+        wait_for(lambda: holder.session_data[session].is_closed)
+        browser.close()
+    service.runs.work.grace = 0
+    try:
+        # Swept (again and again: the page's unload may still be on its way), then Gradio deletes.
+        wait_for(lambda: service.runs.sweep() is not None and only_defaults_left())
+    finally:
+        service.runs.work.grace = GRACE_SECONDS
 
 
 def test_a_lesson_link_sets_up_the_build_tab_and_nothing_resets_it(url, tmp_path):

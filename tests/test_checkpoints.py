@@ -123,7 +123,9 @@ def test_a_deeper_config_reports_missing_weights(saved):
         (lambda c: c.update(class_names=["a", "b"]), "class_names must be a list of 10 names"),
         (lambda c: c.update(mean=[0.1, 0.2, 0.3]), "mean must be a list of 1 numbers"),
         (lambda c: c.update(dataset="imagenet"), "unknown dataset 'imagenet'"),
-        (lambda c: c.update(std=[0]), "std values must be positive"),
+        (lambda c: c.update(std=[0]), r"std\[0\] must be a number of at least 1e-06, got 0"),
+        (lambda c: c.update(std=[float("nan")]), r"std\[0\] must be a number of at least 1e-06, got nan"),
+        (lambda c: c.update(test_accuracy=7), "test_accuracy must be a number from 0 to 1, got 7"),
     ],
 )
 def test_wrong_config_fields_are_explained(saved, edit, message):
@@ -157,7 +159,7 @@ def test_a_missing_weights_file_is_explained(saved):
 
 def test_files_over_the_size_limit_are_refused_before_reading(saved, monkeypatch):
     monkeypatch.setenv("VIT_DEMO_MAX_CHECKPOINT_MB", "0.01")
-    with pytest.raises(CheckpointError, match=r"model.safetensors is 0\.\d MB, over the 0 MB limit"):
+    with pytest.raises(CheckpointError, match=r"model.safetensors is \d+ KB, over the 10 KB limit"):
         checkpoints.load(saved)
 
 

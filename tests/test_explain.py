@@ -11,7 +11,7 @@ import torch
 from PIL import Image, ImageDraw, ImageOps
 
 from vit_demo import data, explain
-from vit_demo.model import ViT, patchify
+from vit_demo.model import ViT, ViTConfig, patchify
 
 MNIST_INFO = {
     "dataset": "mnist",
@@ -37,7 +37,7 @@ CIFAR_INFO = {
 def tiny_model(**overrides) -> ViT:
     torch.manual_seed(0)
     settings = dict(image_size=28, patch_size=7, num_classes=10, dim=16, depth=2, heads=2, mlp_dim=32, channels=1)
-    return ViT(**{**settings, **overrides}).eval()
+    return ViT(ViTConfig(**{**settings, **overrides})).eval()
 
 
 def drawn_seven(width: int = 200, height: int = 300, ink: int = 0, paper: int = 255) -> Image.Image:

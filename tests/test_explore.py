@@ -9,13 +9,13 @@ import gradio as gr
 import pytest
 import torch
 from PIL import Image, ImageDraw
-from ui_helpers import EXAMPLE
+from ui_helpers import EXAMPLE, explore_values
 
 from vit_demo import checkpoints, explain
 from vit_demo.service.library import MINE, UPLOADED, ModelLibrary
 from vit_demo.ui import experiment_tab
 from vit_demo.ui.experiment_tab import parse_patches
-from vit_demo.ui.explore_tab import VIEWS
+from vit_demo.views import VIEWS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -43,7 +43,7 @@ def test_bad_uploads_say_what_is_wrong(explore, tmp_path, name, content, message
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(gr.Error, match=message):
-        explore.use_upload(str(path))
+        explore.use_upload({"upload": str(path)})
     with pytest.raises(gr.Error, match=message):
         explore.predict(str(path), "mnist")
 
@@ -53,16 +53,16 @@ def test_huge_pictures_are_refused_before_decoding(explore, tmp_path, monkeypatc
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_bytes(Image.new("L", (2000, 2000))))  # 4 megapixels of black in a few KB
     with pytest.raises(gr.Error, match="2000x2000 pixels .* over the 1-megapixel limit"):
-        explore.use_upload(str(bomb))
+        explore.use_upload({"upload": str(bomb)})
 
 
 def test_a_blank_canvas_is_no_drawing(explore):
     white = Image.new("RGBA", (280, 280), "white")
-    assert explore.use_drawing({"background": None, "layers": [], "composite": white}) == gr.skip()
-    assert explore.use_drawing({"composite": Image.new("RGBA", (280, 280), (0, 0, 0, 0))}) == gr.skip()
+    assert explore.use_drawing({"sketch": {"background": None, "layers": [], "composite": white}}) == {}
+    assert explore.use_drawing({"sketch": {"composite": Image.new("RGBA", (280, 280), (0, 0, 0, 0))}}) == {}
     ink_on_glass = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
     ImageDraw.Draw(ink_on_glass).line([(60, 60), (200, 60), (120, 240)], fill=(0, 0, 0, 255), width=20)
-    drawing = explore.use_drawing({"composite": ink_on_glass})
+    drawing = explore.use_drawing({"sketch": {"composite": ink_on_glass}})["image"]
     left, top, _, _ = ink_on_glass.getbbox()
     assert drawing.size == (336, 336) and drawing.getbbox()[:2] == (left + 28, top + 28)  # inside a margin
 
@@ -70,8 +70,8 @@ def test_a_blank_canvas_is_no_drawing(explore):
 def test_a_drawing_that_runs_into_the_canvas_edge_is_still_seen(explore):
     seven = Image.new("RGBA", (280, 280), "white")
     ImageDraw.Draw(seven).line([(40, 0), (240, 0), (120, 279)], fill="black", width=30)  # the bar on the top edge
-    drawing = explore.use_drawing({"composite": seven})
-    _, _, seen, explored, *_ = explore.explore("mnist", drawing, "where", "mean", 0.0, 2, "mean", None, None)
+    drawing = explore.use_drawing({"sketch": {"composite": seven}})["image"]
+    explored = explore.explore(explore_values(image=drawing))["explored"]
     assert explored.explanation.preprocessed.display.max() > 200  # ink, not a blank page
 
 
@@ -95,29 +95,30 @@ def test_the_library_loads_what_is_there_and_says_what_is_not(tmp_path, tiny_che
 
 
 def test_explore_predicts_and_draws_only_the_open_view(explore):
-    image, label, seen, explored, patch, *outputs = explore.explore(
-        "mnist", None, "where", "mean", 0.0, 2, "mean", None, None
-    )
-    assert isinstance(image, Image.Image)  # the first example stands in for a missing picture
+    shown = explore.explore(explore_values())
+    assert isinstance(shown["image"], Image.Image)  # the first example stands in for a missing picture
+    label = shown["label"]
     assert set(label) == {str(d) for d in range(10)} and sum(label.values()) == pytest.approx(1.0, abs=1e-4)
-    assert seen.size == (196, 196) and patch is None
-    assert len(outputs) == sum(VIEWS.values()) + len(VIEWS)  # each view's figures and its summary
-    drawn_map, faithfulness_curves, summary, *rest = outputs
+    assert shown["seen"].size == (196, 196) and shown["patch"] is None
+    drawn_map, faithfulness_curves = shown["where"].figures
     assert isinstance(drawn_map, Image.Image) and isinstance(faithfulness_curves, Image.Image)
+    summary = shown["where"].summary
     assert "The model predicts **" in summary and "Attention rollout" in summary and "Score" in summary
-    assert all(output in (None, "") for output in rest)
-    choices = ("max", 0.5, 2, "1", "gradient", "3", 1, 1, None)
+    assert all(shown[view] is None for view in VIEWS if view != "where")  # drawn when opened
+    choices = dict(fusion="max", discard=0.5, layer=2, head="1", method="gradient", target="3")
     for view, count in VIEWS.items():
-        opened, *drawn = explore.view_opener(view)(explored, *choices)
-        figures, text = drawn[:-1], drawn[-1]
-        assert opened == view and len(figures) == count and all(isinstance(d, Image.Image) for d in figures)
+        opened = explore.view_opener(view)(explore_values(explored=shown["explored"], **choices))
+        figures, text = opened[view].figures, opened[view].summary
+        assert opened["open_view"] == view and len(figures) == count
+        assert all(isinstance(d, Image.Image) for d in figures)
         assert isinstance(text, str) and len(text) > 40, (view, text)  # every figure is also told in words
 
 
 def test_each_map_is_scored_against_random_orders_for_the_chosen_class(explore):
-    explored = explore.explore("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)[3]
+    explored = explore.explore(explore_values())["explored"]
     for method in ("rollout", "attention", "gradient", "occlusion"):
-        _, _, _, summary = explore.view_opener("where")(explored, "mean", 0.0, 2, "mean", method, "3")
+        opened = explore.view_opener("where")(explore_values(explored=explored, method=method, target="3"))
+        summary = opened["where"].summary
         assert "for random orders" in summary, method
         if method in ("gradient", "occlusion"):
             assert "for class **3**" in summary
@@ -126,51 +127,49 @@ def test_each_map_is_scored_against_random_orders_for_the_chosen_class(explore):
 
 
 def test_clicking_a_patch_shows_where_it_looks_and_its_maths(explore):
-    explored = explore.explore("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)[3]
+    explored = explore.explore(explore_values())["explored"]
     click = gr.SelectData(None, {"index": [60, 100], "value": None})  # 196 px wide, 4x4 patches: row 3, column 2
-    patch, shown, tabs, cls_map, overview, heads_text, maths_figure, maths_text = explore.choose_patch(
-        explored, "where", "mean", 0.0, 2, "mean", "rollout", "predicted", 1, 1, click
-    )
-    assert patch == 9 and shown == "heads" and tabs.selected == "heads"
+    chosen = explore.choose_patch(explore_values(explored=explored), event=click)
+    heads_text, maths_text = chosen["heads"].summary, chosen["maths"].summary
+    (maths_figure,) = chosen["maths"].figures
+    assert chosen["patch"] == 9 and chosen["open_view"] == "heads" and chosen["views"].selected == "heads"
     assert "Where patch 10 (row 3, column 2) looks" in heads_text
     assert isinstance(maths_figure, Image.Image) and "Patch 10's query in layer 1, head 1" in maths_text
     assert "| = the token | 32 |" in maths_text  # the model's dim: every step spelled out with its size
     assert "Patch 10 (row 3, column 2)" not in heads_text or "Show the CLS token" in heads_text
-    back, _, _, cls_text = explore.show_cls(explored, "mean", 0.0, 2, "mean", "rollout", "predicted", 1, 1)
-    assert back is None and "the CLS token attends most to" in cls_text
+    back = explore.show_cls(explore_values(explored=explored, patch=9))
+    assert back["patch"] is None and "the CLS token attends most to" in back["heads"].summary
     # On "The maths" the view stays open.
-    assert (
-        explore.choose_patch(explored, "maths", "mean", 0.0, 2, "mean", "rollout", "predicted", 1, 1, click)[1]
-        == "maths"
-    )
+    on_maths = explore.choose_patch(explore_values(explored=explored, open_view="maths"), event=click)
+    assert on_maths["open_view"] == "maths"
 
 
 def test_a_shipped_model_explored_on_the_same_picture_is_explained_once_for_everyone(explore, monkeypatch):
     calls = []
     real = explain.explain
     monkeypatch.setattr(explain, "explain", lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
-    first = explore.explore("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)
-    second = explore.explore("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)
-    assert len(calls) == 1 and second[3] is first[3]
-    explore.explore("mnist", None, "where", "max", 0.0, 2, "mean", None, None)  # other settings: drawn anew
+    first = explore.explore(explore_values())
+    second = explore.explore(explore_values())
+    assert len(calls) == 1 and second["explored"] is first["explored"]
+    explore.explore(explore_values(fusion="max"))  # other settings: drawn anew
     assert len(calls) == 2
     mine = explore.library.models["mnist"]
     from vit_demo.service.library import LoadedModel
 
     own = LoadedModel(MINE, mine.model, mine.info, "trained here")
-    explore.explore(MINE, None, "where", "mean", 0.0, 2, "mean", own, None)
-    explore.explore(MINE, None, "where", "mean", 0.0, 2, "mean", own, None)
+    explore.explore(explore_values(MINE, mine=own))
+    explore.explore(explore_values(MINE, mine=own))
     assert len(calls) == 4  # a person's own model is nobody else's: never served from the shared memory
 
 
 def test_opening_explore_shows_the_first_example_once_and_the_shipped_model_reads_it(shipped_explore):
-    explore_inputs = ("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)
-    image, label, *_ = first = shipped_explore.open_tab(None, *explore_inputs)
+    first = shipped_explore.open_tab(explore_values())
+    image, label = first["image"], first["label"]
     _, shown_class = shipped_explore.examples(shipped_explore.library.models["mnist"])[0]
     assert isinstance(image, Image.Image) and max(label, key=label.get) == shown_class and label[shown_class] > 0.9
-    assert shipped_explore.open_tab(first[3], *explore_inputs) == [gr.skip()] * len(first)
+    assert shipped_explore.open_tab(explore_values(explored=first["explored"])) == {}  # already on show
     # No model of your own yet: nothing to show, and no error either (the note says what to do).
-    assert shipped_explore.open_tab(None, MINE, *explore_inputs[1:]) == [gr.skip()] * len(first)
+    assert shipped_explore.open_tab(explore_values(MINE)) == {}
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
@@ -187,12 +186,14 @@ def test_the_shipped_models_read_every_shipped_example_as_served(shipped_explore
 
 
 def test_choosing_a_model_fits_the_layer_and_head_choices(explore):
-    note, gallery, layer, head, target, maths_layer, maths_head = explore.choose_model("fashion_mnist", None, None)
-    assert "Fashion-MNIST" in note and len(gallery.value) == 10
-    assert [v for _, v in layer.choices] == [1, 2] and len(head.choices) == 5
-    assert [v for _, v in target.choices][:3] == ["predicted", "T-shirt/top", "Trouser"]
-    assert [v for _, v in maths_layer.choices] == [1, 2] and [v for _, v in maths_head.choices] == [1, 2, 3, 4]
-    assert explore.choose_model(MINE, None, None)[0].startswith("⚠️ You have not trained")
+    chosen = explore.choose_model(explore_values("fashion_mnist"))
+    assert "Fashion-MNIST" in chosen["model_note"] and len(chosen["examples"].value) == 10
+    assert [v for _, v in chosen["layer"].choices] == [1, 2] and len(chosen["head"].choices) == 5
+    assert [v for _, v in chosen["target"].choices][:3] == ["predicted", "T-shirt/top", "Trouser"]
+    assert [v for _, v in chosen["maths_layer"].choices] == [1, 2]
+    assert [v for _, v in chosen["maths_head"].choices] == [1, 2, 3, 4]
+    refused = explore.choose_model(explore_values(MINE))
+    assert list(refused) == ["model_note"] and refused["model_note"].startswith("⚠️ You have not trained")
 
 
 def test_the_predict_api_names_every_class_and_refuses_bad_files(explore, tmp_path):
@@ -208,13 +209,13 @@ def test_the_predict_api_names_every_class_and_refuses_bad_files(explore, tmp_pa
 
 def test_uploaded_checkpoints_are_checked(explore, tmp_path, tiny_checkpoints):
     archive = checkpoints.zip_checkpoint(tiny_checkpoints / "mnist", tmp_path / "mine.zip")
-    uploaded, menu_value = explore.upload_checkpoint(str(archive))
-    assert menu_value == UPLOADED and uploaded.info["dataset"] == "mnist"
+    chosen = explore.upload_checkpoint({"checkpoint": str(archive)})
+    assert chosen["model"] == UPLOADED and chosen["uploaded"].info["dataset"] == "mnist"
     broken = tmp_path / "broken.zip"
     with zipfile.ZipFile(broken, "w") as z:
         z.writestr("model/config.json", "{}")
     with pytest.raises(gr.Error, match="has no model.safetensors"):
-        explore.upload_checkpoint(str(broken))
+        explore.upload_checkpoint({"checkpoint": str(broken)})
 
 
 # ------------------------------------------------------------------ patch experiments and baselines
@@ -229,7 +230,7 @@ def test_patch_numbers_are_read_from_a_list_with_ranges():
 
 
 def test_patch_experiments_show_what_position_and_patches_do(explore):
-    explored = explore.explore("mnist", None, "where", "mean", 0.0, 2, "mean", None, None)[3]
+    explored = explore.explore(explore_values())["explored"]
     loaded, tensor = explored.loaded, explored.explanation.preprocessed.tensor
     blind = experiment_tab.run(
         loaded, tensor, shuffle=True, seed=1, occluded=[], use_position=False, baseline=experiment_tab.TRAINED

@@ -7,9 +7,7 @@ import html
 import io
 import json
 import pickle
-import struct
 import zipfile
-import zlib
 from pathlib import Path
 
 import gradio as gr
@@ -17,8 +15,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
-from ui_helpers import EXAMPLE, TINY
+from ui_helpers import EXAMPLE, TINY, digit, explore_values
 
+from tools.hostile_files import lying_zip, png_claiming_size
 from vit_demo import checkpoints
 from vit_demo.service.library import UPLOADED, ModelLibrary
 from vit_demo.training import create_model
@@ -46,37 +45,10 @@ def png_bytes(image: Image.Image, **kwargs) -> bytes:
     return buffer.getvalue()
 
 
-def png_claiming_size(width: int, height: int) -> bytes:
-    """A PNG whose header announces width x height pixels, with a few bytes of data: a
-    decompression bomb's shape (a real 30000x30000 one inflates to 900 MB)."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
-    )
-
-
 def jpeg_bytes(image: Image.Image, **kwargs) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", **kwargs)
     return buffer.getvalue()
-
-
-def digit(mode: str = "L", size=(64, 64)) -> Image.Image:
-    """A black 7 on white paper."""
-    image = Image.new(mode, size, "white")
-    ImageDraw.Draw(image).line(
-        [(size[0] // 4, size[1] // 5), (3 * size[0] // 4, size[1] // 5), (size[0] // 2, 4 * size[1] // 5)],
-        fill="black",
-        width=max(2, min(size) // 10),
-    )
-    return image
 
 
 # ================================================================== uploads
@@ -103,7 +75,7 @@ BAD_UPLOADS = [
 def test_bad_uploads_get_a_specific_message_in_explore_and_the_predict_api(explore, tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
-    assert message in refused(explore.use_upload, str(path))
+    assert message in refused(explore.use_upload, {"upload": str(path)})
     assert message in refused(explore.predict, str(path), "mnist")
 
 
@@ -145,22 +117,22 @@ def odd_uploads(tmp_path: Path) -> dict[str, Path]:
 def test_awkward_but_valid_uploads_are_converted_and_predicted(explore, tmp_path):
     files = odd_uploads(tmp_path)
     for name, path in files.items():
-        picture = explore.use_upload(str(path))
+        picture = explore.use_upload({"upload": str(path)})["image"]
         assert isinstance(picture, Image.Image), name
         probabilities = explore.predict(str(path), "mnist")
         assert set(probabilities) == DIGITS and sum(probabilities.values()) == pytest.approx(1.0, abs=1e-4), name
-        _, label, seen, explored, *_ = explore.explore("mnist", picture, "where", "mean", 0.0, 2, "mean", None, None)
-        display = explored.explanation.preprocessed.display
+        display = explore.explore(explore_values(image=picture))["explored"].explanation.preprocessed.display
         # The model sees the digit: ink and paper, not a blank page (an RGBA drawing flattened
         # to black, a 16-bit PNG clipped to white would leave one value). The 4000x100 seven
         # shrinks 200-fold to fit 20 pixels: its strokes fade to grey.
         assert int(display.max()) - int(display.min()) > (30 if name == "wide.png" else 100), name
-    assert explore.use_upload(str(files["phone.jpg"])).size == (64, 48)  # turned upright from EXIF
+    assert explore.use_upload({"upload": str(files["phone.jpg"])})["image"].size == (64, 48)  # turned upright from EXIF
     assert Image.open(files["animated.gif"]).n_frames == 2
-    first = explore.use_upload(str(files["animated.gif"])).convert("RGB")
+    first = explore.use_upload({"upload": str(files["animated.gif"])})["image"].convert("RGB")
     assert first.getpixel((0, 0)) == (255, 255, 255)  # the first frame (white paper), not the red one
-    assert explore.use_upload(str(files["sixteen-bit.png"])).mode.startswith("I")  # values kept, not clipped
-    assert explore.use_upload(str(files["wide.png"])).size == (4000, 100)
+    sixteen_bit = explore.use_upload({"upload": str(files["sixteen-bit.png"])})["image"]
+    assert sixteen_bit.mode.startswith("I")  # values kept, not clipped
+    assert explore.use_upload({"upload": str(files["wide.png"])})["image"].size == (4000, 100)
 
 
 # ================================================================== checkpoints
@@ -210,7 +182,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(exp
         },
         evil,
     )
-    message = refused(explore.upload_checkpoint, str(evil))
+    message = refused(explore.upload_checkpoint, {"checkpoint": str(evil)})
     assert message.startswith(
         "evil.pt was refused: it contains Python objects other than tensors and plain data, "
         "which could run code when loaded."
@@ -224,7 +196,7 @@ def test_weights_for_another_architecture_name_the_shapes_that_differ(explore, t
     config.update(dim=48, heads=3)
     (folder / "config.json").write_text(json.dumps(config))
     archive = zipped(tmp_path, "other.zip", checkpoint_members(folder))
-    message = refused(explore.upload_checkpoint, str(archive))
+    message = refused(explore.upload_checkpoint, {"checkpoint": str(archive)})
     assert message.startswith("the weights do not fit the architecture in the config: shapes differ — ")
     assert "pos_embedding: weights (1, 17, 32) vs config (1, 17, 48)" in message
     assert "cls_token: weights (1, 1, 32) vs config (1, 1, 48)" in message
@@ -251,7 +223,7 @@ def test_a_bad_config_json_is_explained(explore, tmp_path, tiny_model, edit, mes
     replaced = edit(config)
     (folder / "config.json").write_text(replaced if isinstance(replaced, str) else json.dumps(config))
     archive = zipped(tmp_path, "other.zip", checkpoint_members(folder))
-    assert message in refused(explore.upload_checkpoint, str(archive))
+    assert message in refused(explore.upload_checkpoint, {"checkpoint": str(archive)})
 
 
 def test_a_zip_with_extra_files_loads_only_the_checkpoint_and_unpacks_nothing(explore, tmp_path, tiny_checkpoints):
@@ -266,7 +238,8 @@ def test_a_zip_with_extra_files_loads_only_the_checkpoint_and_unpacks_nothing(ex
     )
     (tmp_path / "uploads").mkdir()
     archive = zipped(tmp_path / "uploads", "with-extras.zip", members)
-    uploaded, menu_value = explore.upload_checkpoint(str(archive))
+    chosen = explore.upload_checkpoint({"checkpoint": str(archive)})
+    uploaded, menu_value = chosen["uploaded"], chosen["model"]
     assert menu_value == UPLOADED and uploaded.info["dataset"] == "mnist"
     assert uploaded.origin == "uploaded (with-extras.zip)"
     assert not (tmp_path / "escape.txt").exists() and sorted(p.name for p in (tmp_path / "uploads").iterdir()) == [
@@ -278,7 +251,7 @@ def test_a_zip_with_extra_files_loads_only_the_checkpoint_and_unpacks_nothing(ex
 
 def test_a_zip_without_the_weights_says_what_is_missing(explore, tmp_path):
     archive = zipped(tmp_path, "half.zip", {"model/config.json": b"{}", "model/notes.txt": b"x"})
-    assert refused(explore.upload_checkpoint, str(archive)) == (
+    assert refused(explore.upload_checkpoint, {"checkpoint": str(archive)}) == (
         "half.zip has no model.safetensors: zip a checkpoint folder made by this app"
     )
 
@@ -286,9 +259,9 @@ def test_a_zip_without_the_weights_says_what_is_missing(explore, tmp_path):
 def test_checkpoints_over_the_size_limit_are_refused_before_reading(explore, tmp_path, tiny_checkpoints, monkeypatch):
     monkeypatch.setenv("VIT_DEMO_MAX_CHECKPOINT_MB", "0.01")  # 10 KB; the tiny model's zip is ~60 KB
     archive = checkpoints.zip_checkpoint(tiny_checkpoints / "mnist", tmp_path / "big.zip")
-    size = archive.stat().st_size / 2**20
-    assert refused(explore.upload_checkpoint, str(archive)) == (
-        f"big.zip is {size:.1f} MB, over the 0 MB limit for checkpoints (set VIT_DEMO_MAX_CHECKPOINT_MB to allow more)"
+    size = archive.stat().st_size / 2**10
+    assert refused(explore.upload_checkpoint, {"checkpoint": str(archive)}) == (
+        f"big.zip is {size:.0f} KB, over the 10 KB limit for checkpoints (set VIT_DEMO_MAX_CHECKPOINT_MB to allow more)"
     )
     # A small zip that unpacks into something huge (a zip bomb) is caught from the directory.
     monkeypatch.setenv("VIT_DEMO_MAX_CHECKPOINT_MB", "1")
@@ -297,18 +270,18 @@ def test_checkpoints_over_the_size_limit_are_refused_before_reading(explore, tmp
         z.writestr("m/config.json", "{}")
         z.writestr("m/model.safetensors", b"\x00" * (3 * 2**20))
     assert bomb.stat().st_size < 2**20
-    assert refused(explore.upload_checkpoint, str(bomb)).startswith(
-        "bomb.zip (unpacked) is 3.0 MB, over the 1 MB limit for checkpoints"
+    assert refused(explore.upload_checkpoint, {"checkpoint": str(bomb)}).startswith(
+        "bomb.zip/model.safetensors is 3 MB unpacked, over the 1 MB limit for checkpoints"
     )
 
 
 def test_a_text_file_named_like_a_checkpoint_is_explained(explore, tmp_path):
     fake = tmp_path / "model.pt"
     fake.write_text("definitely weights")
-    assert "model.pt is not a readable PyTorch file" in refused(explore.upload_checkpoint, str(fake))
+    assert "model.pt is not a readable PyTorch file" in refused(explore.upload_checkpoint, {"checkpoint": str(fake)})
     fake_zip = tmp_path / "model.zip"
     fake_zip.write_text("definitely a zip")
-    assert "model.zip is not a readable zip file" in refused(explore.upload_checkpoint, str(fake_zip))
+    assert "model.zip is not a readable zip file" in refused(explore.upload_checkpoint, {"checkpoint": str(fake_zip)})
 
 
 def test_half_written_checkpoints_are_never_loaded(tmp_path, tiny_checkpoints, tiny_model):
@@ -337,3 +310,36 @@ def test_half_written_checkpoints_are_never_loaded(tmp_path, tiny_checkpoints, t
     library = ModelLibrary(shelf)
     assert list(library.models) == ["mnist"] and library.problems == []
     assert library.models["mnist"].model.config.dim == 32
+
+
+def test_a_zip_that_lies_about_its_size_is_refused_without_inflating_it(explore, tmp_path):
+    import tracemalloc
+
+    bomb = lying_zip(tmp_path / "liar.zip", real_bytes=256 * 2**20, declared=100)
+    assert bomb.stat().st_size < 2**20  # 256 MB of zeros, deflated
+    tracemalloc.start()
+    try:
+        message = refused(explore.upload_checkpoint, {"checkpoint": str(bomb)})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert message.startswith("liar.zip is not a readable zip file") and "model.safetensors" in message
+    assert peak < 16 * 2**20  # read as far as it declares, never the 256 MB it holds
+
+
+def test_a_config_declaring_a_huge_model_is_refused_before_anything_is_built(
+    explore, tmp_path, tiny_model, monkeypatch
+):
+    folder = checkpoints.save(tiny_model, tmp_path / "m", checkpoints.default_info("mnist"))
+    config = json.loads((folder / "config.json").read_text())
+    config.update(dim=8192, mlp_dim=32768, depth=12, heads=8)  # 37 GB of weights, in a 1 KB file
+    (folder / "config.json").write_text(json.dumps(config))
+    built = []
+    from vit_demo import model as model_module
+
+    original = model_module.ViT.__init__
+    monkeypatch.setattr(model_module.ViT, "__init__", lambda self, *a, **k: built.append(1) or original(self, *a, **k))
+    huge = checkpoints.zip_checkpoint(folder, tmp_path / "huge.zip")
+    message = refused(explore.upload_checkpoint, {"checkpoint": str(huge)})
+    assert "declares a model of 9,934,323,722 parameters" in message and "over the 100 MB limit" in message
+    assert built == []  # refused from the config alone

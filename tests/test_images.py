@@ -1,27 +1,9 @@
-import struct
-import zlib
-
 import numpy as np
 import pytest
 from PIL import Image
 
+from tools.hostile_files import png_claiming_size
 from vit_demo.images import ImageError, open_image
-
-
-def png_claiming_size(width: int, height: int) -> bytes:
-    """A valid PNG header announcing width x height greyscale pixels, with a few bytes of data:
-    the shape of a decompression bomb, without its payload."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
-    )
 
 
 def save(tmp_path, name, image, **kwargs):

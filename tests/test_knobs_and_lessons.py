@@ -33,8 +33,8 @@ def test_the_knobs_are_the_models_shape_and_how_it_trains_each_named_once():
         ("lr", math.nan, "lr must be a number from 0.0001 to 0.01, got nan"),
         ("lr", math.inf, "got inf"),
         ("epochs", -1, "epochs must be a number from 0.5 to 30, got -1"),
-        ("batch_size", 0, "batch_size must be a whole number from 1 to 1024, got 0"),
-        ("seed", 2**64, "seed must be a whole number from 0 to 2147483647"),
+        ("batch_size", 0, "batch_size must be a whole number from 1 to 1,024, got 0"),
+        ("seed", 2**64, "seed must be a whole number from 0 to 2,147,483,647"),
         ("dim", True, "dim must be a whole number"),
         ("heads", None, "heads must be a whole number from 1 to 16, got None"),
         ("patch_size", "seven", "got 'seven'"),
@@ -59,10 +59,10 @@ def test_a_lesson_file_and_a_link_set_the_controls_and_the_link_wins(tmp_path):
 @pytest.mark.parametrize(
     "link, says",
     [
-        ({"seed": str(2**70)}, "seed must be a whole number from 0 to 2147483647"),
+        ({"seed": str(2**70)}, "seed must be a whole number from 0 to 2,147,483,647"),
         ({"lr": "nan"}, "lr must be a number from 0.0001 to 0.01, got 'nan'"),
         ({"epochs": "inf"}, "epochs must be a number from 0.5 to 30, got 'inf'"),
-        ({"batch_size": "0"}, "batch_size must be a whole number from 1 to 1024, got '0'"),
+        ({"batch_size": "0"}, "batch_size must be a whole number from 1 to 1,024, got '0'"),
         ({"preset": "turbo"}, "preset must be one of mnist's presets (quick, standard, finer), got 'turbo'"),
         ({"lock": "everything"}, "lock: no control called everything"),
         ({"class_run": "maybe"}, "class_run must be 1 or 0, got 'maybe'"),

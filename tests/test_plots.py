@@ -16,7 +16,7 @@ from matplotlib.text import Text
 from PIL import Image
 
 from vit_demo import explain, faithfulness, plots
-from vit_demo.model import ViT
+from vit_demo.model import ViT, ViTConfig
 from vit_demo.patch_maths import patch_maths
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -24,7 +24,7 @@ CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", 
 
 def small_model(image_size: int, patch_size: int, channels: int) -> ViT:
     torch.manual_seed(0)
-    return ViT(
+    config = ViTConfig(
         image_size=image_size,
         patch_size=patch_size,
         num_classes=10,
@@ -33,7 +33,8 @@ def small_model(image_size: int, patch_size: int, channels: int) -> ViT:
         heads=4,
         mlp_dim=64,
         channels=channels,
-    ).eval()
+    )
+    return ViT(config).eval()
 
 
 def example_display(image_size: int, channels: int) -> np.ndarray:

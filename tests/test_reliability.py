@@ -16,8 +16,20 @@ import pytest
 import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from PIL import Image, ImageDraw
-from ui_helpers import EXAMPLE, REPO, TINY, merged, run_all, serving, settings_for, tiny_knobs
+from PIL import Image
+from ui_helpers import (
+    EXAMPLE,
+    REPO,
+    TINY,
+    digit,
+    explore_values,
+    merged,
+    run_all,
+    serving,
+    settings_for,
+    tiny_knobs,
+    wait_for,
+)
 
 from vit_demo import checkpoints, data
 from vit_demo.model import estimated_training_memory_bytes
@@ -30,7 +42,7 @@ from vit_demo.summaries import format_size
 from vit_demo.training import config_for
 from vit_demo.ui import build_demo
 from vit_demo.ui.errors import as_user_error
-from vit_demo.ui.explore_tab import ExploreHandlers
+from vit_demo.ui.explore_events import ExploreHandlers
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -57,17 +69,6 @@ def refused_run(settings: AppSettings, **changes) -> str:
         service.close()
 
 
-def digit(mode: str = "L", size=(64, 64)) -> Image.Image:
-    """A black 7 on white paper."""
-    image = Image.new(mode, size, "white")
-    ImageDraw.Draw(image).line(
-        [(size[0] // 4, size[1] // 5), (3 * size[0] // 4, size[1] // 5), (size[0] // 2, 4 * size[1] // 5)],
-        fill="black",
-        width=max(2, min(size) // 10),
-    )
-    return image
-
-
 # ================================================================== knobs
 
 
@@ -81,11 +82,11 @@ def digit(mode: str = "L", size=(64, 64)) -> Image.Image:
         (dict(dim=64, heads=3), "dim 64 is not divisible by heads 3: choose heads from 1, 2, 4, 8, 16, 32, 64"),
         (dict(dim=0), "dim must be a whole number from 8 to 512, got 0"),
         (dict(depth=-2), "depth must be a whole number from 1 to 12, got -2"),
-        (dict(mlp_dim=2.5), "mlp_dim must be a whole number from 16 to 2048, got 2.5"),
+        (dict(mlp_dim=2.5), "mlp_dim must be a whole number from 16 to 2,048, got 2.5"),
         (dict(dim=float("inf")), "dim must be a whole number from 8 to 512, got inf"),
         (dict(depth="many"), "depth must be a whole number from 1 to 12, got 'many'"),
         (dict(dim=None), "dim must be a whole number from 8 to 512, got None"),
-        (dict(batch_size=0), "batch_size must be a whole number from 1 to 1024, got 0"),
+        (dict(batch_size=0), "batch_size must be a whole number from 1 to 1,024, got 0"),
         (dict(lr=-1), "lr must be a number from 0.0001 to 0.01, got -1"),
         (dict(epochs=0), "epochs must be a number from 0.5 to 30, got 0"),
     ],
@@ -224,20 +225,12 @@ def test_stop_mid_epoch_keeps_a_usable_model(trainer, explore):
     last = merged(run_all(run))
     assert "Stopped early" in last["status"]
     mine = last["my_model"]
-    _, label, *_ = explore.explore(MINE, None, "where", "mean", 0.0, 2, "mean", mine, None)  # usable in Explore
+    label = explore.explore(explore_values(MINE, mine=mine))["label"]  # usable in Explore
     assert set(label) == DIGITS
     model, info = checkpoints.load(last["download"])  # and its download is a whole checkpoint
     assert info["training"]["stopped_early"] is True and model.config == mine.model.config
     assert not [p for p in trainer.settings.work_dir.rglob("*") if p.name.endswith(".partial")]
     assert (trainer.queue.running, trainer.queue.waiting) == (0, 0)
-
-
-def wait_for(condition, timeout: float = 60.0) -> None:
-    """Until `condition()` holds, looked at every 50 ms; a test failure if it never does."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "it never happened"
-        threading.Event().wait(0.05)
 
 
 def test_a_closed_tab_ends_its_training_and_frees_the_seat_and_its_live_run(trainer):
@@ -257,15 +250,14 @@ def test_a_closed_tab_ends_its_training_and_frees_the_seat_and_its_live_run(trai
 
 
 def test_start_while_exploring_keeps_the_old_model_until_the_new_one_is_ready(trainer, explore):
-    explore_args = ("where", "mean", 0.0, 2, "mean")
     old = merged(run_all(trainer.runs.open(tiny_knobs(), "curious")))["my_model"]
-    before = explore.explore(MINE, None, *explore_args, old, None)[1]
+    before = explore.explore(explore_values(MINE, mine=old))["label"]
     finished = []
     thread = threading.Thread(target=lambda: finished.extend(trainer.runs.open(tiny_knobs(seed=3), "curious")))
     thread.start()
     answers = []
     while thread.is_alive() and len(answers) < 20:
-        answers.append(explore.explore(MINE, None, *explore_args, old, None)[1])
+        answers.append(explore.explore(explore_values(MINE, mine=old))["label"])
     thread.join(timeout=120)
     assert not thread.is_alive() and answers
     assert all(answer == pytest.approx(before) for answer in answers)  # the old model, unchanged

@@ -3,10 +3,13 @@ short training, and the app served in-process on a free loopback port."""
 
 from __future__ import annotations
 
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from PIL import Image, ImageDraw
 
 from vit_demo.service.knobs import Knobs
 from vit_demo.service.server import Service
@@ -29,6 +32,36 @@ def settings_for(tmp_path: Path, checkpoint_dir: Path, data_dir=None, **override
         max_trainings=1,  # one seat, so that a second run waits in line where a test needs one
     )
     return AppSettings(**{**values, **overrides})
+
+
+def explore_values(model: str = "mnist", **changes) -> dict:
+    """What an Explore event reads, by name (explore_events.EXPLORE_INPUTS and the explored
+    picture), as a fresh page has them; `changes` replace some."""
+    from dataclasses import asdict
+
+    from vit_demo.views import ViewChoices
+
+    values = dict(model=model, image=None, open_view="where", mine=None, uploaded=None, explored=None)
+    return {**values, **asdict(ViewChoices(layer=2)), **changes}
+
+
+def digit(mode: str = "L", size=(64, 64)) -> Image.Image:
+    """A black 7 on white paper."""
+    image = Image.new(mode, size, "white")
+    ImageDraw.Draw(image).line(
+        [(size[0] // 4, size[1] // 5), (3 * size[0] // 4, size[1] // 5), (size[0] // 2, 4 * size[1] // 5)],
+        fill="black",
+        width=max(2, min(size) // 10),
+    )
+    return image
+
+
+def wait_for(condition, timeout: float = 60.0) -> None:
+    """Until `condition()` holds, looked at every 50 ms; a test failure if it never does."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "it never happened"
+        threading.Event().wait(0.05)
 
 
 def tiny_knobs(**changes) -> Knobs:

@@ -16,6 +16,7 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from vit_demo.harness import REPO, AppProcess, launch_chromium
@@ -25,16 +26,18 @@ def explore_latency_in_process(runs: int) -> list[float]:
     """Server-side time of the Explore handler (prediction + rollout view), in ms."""
     from vit_demo.service.library import ModelLibrary
     from vit_demo.ui import AppSettings, configure_torch_threads
-    from vit_demo.ui.explore_tab import ExploreHandlers
+    from vit_demo.ui.explore_events import ExploreHandlers
+    from vit_demo.views import ViewChoices
 
     settings = AppSettings.from_env(REPO)
     configure_torch_threads(settings)  # as app.py does
     explore = ExploreHandlers(ModelLibrary(settings.checkpoint_dir), settings.examples_dir)
     name = explore.library.default_name()
+    page = dict(model=name, image=None, open_view="where", mine=None, uploaded=None, **asdict(ViewChoices()))
     times = []
     for _ in range(runs + 1):
         start = time.perf_counter()
-        explore.explore(name, None, "where", "mean", 0.0, 1, "mean", None, None)
+        explore.explore(page)
         times.append(1000 * (time.perf_counter() - start))
     return times[1:]  # the first pays for lazy imports
 

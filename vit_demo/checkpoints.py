@@ -32,9 +32,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 
-from . import settings
+from . import settings, validation
 from .data import get_spec
-from .model import ViT, ViTConfig
+from .model import ViT, ViTConfig, estimated_training_memory_bytes
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -42,6 +42,10 @@ MODEL_FIELDS = tuple(f.name for f in fields(ViTConfig))
 # The fields a config must name: those ViTConfig has no default for.
 REQUIRED_MODEL_FIELDS = tuple(f.name for f in fields(ViTConfig) if f.default is MISSING)
 REQUIRED_INFO = ("dataset", "class_names", "mean", "std")
+# The most a small member of a checkpoint's zip may unpack to: far above what the app writes
+# (a config.json is a few KB), far below what would cost the server.
+MEMBER_LIMITS = {CONFIG_NAME: 1 * 2**20}
+CHUNK = 2**20  # bytes inflated per read
 
 
 class CheckpointError(ValueError):
@@ -174,7 +178,7 @@ def _read_limited(path: Path) -> bytes:
 
 def _too_big(name: str, size: int) -> str:
     return (
-        f"{name} is {size / 2**20:.1f} MB, over the {max_checkpoint_bytes() / 2**20:.0f} MB limit for checkpoints "
+        f"{name} is {_size(size)}, over the {_size(max_checkpoint_bytes())} limit for checkpoints "
         f"(set VIT_DEMO_MAX_CHECKPOINT_MB to allow more)"
     )
 
@@ -200,14 +204,19 @@ def read_tensors(raw: bytes, where: str) -> dict[str, torch.Tensor]:
         ) from error
 
 
-def read_zip_members(path: str | os.PathLike, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
+def read_zip_members(
+    path: str | os.PathLike, required: tuple[str, ...], optional: tuple[str, ...] = (), limits: dict | None = None
+) -> dict:
     """The files called `required` (and those of `optional` that are there) in a checkpoint's
-    zip, by name, as bytes. Sizes are checked from the zip's directory before anything is
-    inflated (zip bombs); a missing required file or a broken zip is a CheckpointError."""
+    zip, by name, as bytes. Each is read only up to its limit (`limits`, else the checkpoint
+    limit; `MEMBER_LIMITS` for the small ones), whatever the zip's directory declares: a member
+    that inflates past it is refused when it gets there (zip bombs). A missing required file or
+    a broken zip is a CheckpointError."""
     path = Path(path)
     limit = max_checkpoint_bytes()
     if path.stat().st_size > limit:
         raise CheckpointError(_too_big(path.name, path.stat().st_size))
+    limits = {**MEMBER_LIMITS, **(limits or {})}
     try:
         with zipfile.ZipFile(path) as archive:
             members = {Path(info.filename).name: info for info in archive.infolist() if not info.is_dir()}
@@ -215,12 +224,33 @@ def read_zip_members(path: str | os.PathLike, required: tuple[str, ...], optiona
                 if needed not in members:
                     raise CheckpointError(f"{path.name} has no {needed}: zip a checkpoint folder made by this app")
             wanted = [name for name in (*required, *optional) if name in members]
-            total = sum(members[name].file_size for name in wanted)
-            if total > limit:
-                raise CheckpointError(_too_big(f"{path.name} (unpacked)", total))
-            return {name: archive.read(members[name]) for name in wanted}
+            return {name: _read_member(archive, members[name], path.name, limits.get(name, limit)) for name in wanted}
     except zipfile.BadZipFile as error:
         raise CheckpointError(f"{path.name} is not a readable zip file ({error})") from error
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**20:,.1f}".removesuffix(".0") + " MB" if count >= 2**20 else f"{count / 2**10:,.0f} KB"
+
+
+def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, archive_name: str, limit: int) -> bytes:
+    """A member's bytes, refused if it declares more than `limit`, and inflated a chunk at a time no
+    further than it declares (a zip that lies about its size fails its checksum there)."""
+    where = f"{archive_name}/{Path(member.filename).name}"
+    allowed = f"the {_size(limit)} limit " + (
+        "for checkpoints (set VIT_DEMO_MAX_CHECKPOINT_MB to allow more)"
+        if limit == max_checkpoint_bytes()
+        else "for that file"
+    )
+    if member.file_size > limit:  # what it declares: refused before inflating anything
+        raise CheckpointError(f"{where} is {_size(member.file_size)} unpacked, over {allowed}")
+    data = bytearray()
+    with archive.open(member) as file:  # in chunks: a read's buffers stay the chunk's size
+        while chunk := file.read(min(CHUNK, member.file_size + 1 - len(data))):
+            data += chunk
+            if len(data) > member.file_size:  # a zip that lies about its size: stopped where it lied
+                raise CheckpointError(f"{where} unpacks to more than it declares: it was not read further")
+    return bytes(data)
 
 
 def _read_zip(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -268,8 +298,9 @@ def _build(config: dict, state_dict: dict, device: str | torch.device) -> tuple[
     info = {key: value for key, value in config.items() if key not in MODEL_FIELDS}
     info["image_size"], info["channels"] = model_config.image_size, model_config.channels
     _check_info(info, model_config)
+    _check_size(model_config)
 
-    model = ViT.from_config(model_config)
+    model = ViT(model_config)
     expected = model.state_dict()
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointError("the checkpoint's weights must be a mapping of names to tensors")
@@ -291,6 +322,25 @@ def _build(config: dict, state_dict: dict, device: str | torch.device) -> tuple[
         raise CheckpointError("the weights do not fit the architecture in the config: " + "; ".join(parts))
     model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in state_dict.items()})
     return model.to(device).eval(), info
+
+
+def _check_size(config: ViTConfig) -> None:
+    """Refuse, from the config alone, a model the server could not afford to build: its weights
+    over the checkpoint limit, or one picture's pass over the training memory limit."""
+    parameters = sum(config.parameter_counts().values())
+    if 4 * parameters > max_checkpoint_bytes():
+        raise CheckpointError(
+            f"the checkpoint's config declares a model of {parameters:,} parameters "
+            f"({_size(4 * parameters)}), over the {_size(max_checkpoint_bytes())} limit for "
+            "checkpoints (VIT_DEMO_MAX_CHECKPOINT_MB)"
+        )
+    memory = estimated_training_memory_bytes(config, batch_size=1)
+    allowed = settings.megabytes("VIT_DEMO_MAX_TRAIN_MEMORY_MB")
+    if memory > allowed:
+        raise CheckpointError(
+            f"the checkpoint's config declares a model that needs about {memory / 2**20:,.0f} MB for one picture, "
+            f"over the {_size(allowed)} limit (VIT_DEMO_MAX_TRAIN_MEMORY_MB)"
+        )
 
 
 def _require(config: dict, names: tuple[str, ...]) -> None:
@@ -318,16 +368,19 @@ def _check_info(info: dict, model_config: ViTConfig) -> None:
     if (
         not isinstance(names, list)
         or len(names) != model_config.num_classes
-        or not all(isinstance(n, str) for n in names)
+        or not all(isinstance(n, str) and 0 < len(n) <= 100 for n in names)
     ):
-        raise CheckpointError(f"class_names must be a list of {model_config.num_classes} names (one per class)")
-    for key, values in (("mean", mean), ("std", std)):
-        if (
-            not isinstance(values, list)
-            or len(values) != model_config.channels
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        ):
-            raise CheckpointError(f"{key} must be a list of {model_config.channels} numbers (one per channel)")
-    if any(v <= 0 for v in std):
-        raise CheckpointError("std values must be positive")
+        raise CheckpointError(
+            f"class_names must be a list of {model_config.num_classes} names (one per class, of at most 100 "
+            "characters each)"
+        )
+    try:
+        for key, values, low in (("mean", mean, None), ("std", std, 1e-6)):
+            if not isinstance(values, list) or len(values) != model_config.channels:
+                raise ValueError(f"{key} must be a list of {model_config.channels} numbers (one per channel)")
+            info[key] = [validation.number(f"{key}[{i}]", v, low) for i, v in enumerate(values)]
+        if info.get("test_accuracy") is not None:
+            info["test_accuracy"] = validation.number("test_accuracy", info["test_accuracy"], 0, 1)
+    except ValueError as error:
+        raise CheckpointError(f"the checkpoint's config: {error}") from error
     info.setdefault("test_accuracy", None)

@@ -124,7 +124,7 @@ def patch_experiment(
 def untrained_twin(model: ViT, seed: int = 0) -> ViT:
     """A freshly initialised model of the same shape: its maps are what "no learning" looks like."""
     with seeded(seed):
-        twin = ViT.from_config(model.config)
+        twin = ViT(model.config)
     return twin.to(next(model.parameters()).device).eval()
 
 

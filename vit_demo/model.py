@@ -5,14 +5,12 @@ projected to a `dim`-wide token by `patch_to_embedding`, a learnable `cls_token`
 prepended, a learnable `pos_embedding` is added, and `depth` pre-norm transformer blocks
 mix the tokens. The CLS token's output is classified by `mlp_head`.
 
-Attention has two paths with the same math: PyTorch's fused `scaled_dot_product_attention`
-(it never materialises the attention matrix; the faster one on GPUs) and the explicit
-softmax (faster on CPUs at these sizes, and the one `return_attention=True` takes so the
-weights can be shown).
+Read it top down: the config, then `ViT` and its parts in the order an image meets them,
+then the helpers (cutting images into patches, sizes and costs).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the Hub mixin rebuilds `config` from config.json by
+# reading `ViT.__init__`'s annotation, which must stay the ViTConfig class itself.
 import math
 from dataclasses import MISSING, asdict, dataclass, fields
 
@@ -22,17 +20,9 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 
-def divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def _join(values: list[int]) -> str:
-    return ", ".join(str(v) for v in values)
-
-
 @dataclass(frozen=True)
 class ViTConfig:
-    """Every constructor argument of `ViT`: enough to rebuild the model."""
+    """Every number that fixes a ViT: enough to rebuild the model."""
 
     image_size: int
     patch_size: int
@@ -157,7 +147,7 @@ class ViTConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> ViTConfig:
+    def from_dict(cls, values: dict) -> "ViTConfig":
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -171,31 +161,112 @@ DATASET_FIELDS = ("image_size", "num_classes", "channels")
 SHAPE_FIELDS = tuple(f.name for f in fields(ViTConfig) if f.default is MISSING and f.name not in DATASET_FIELDS)
 
 
-def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """(B, C, H, W) -> (B, num_patches, patch_size * patch_size * C).
+class ViT(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="vit_demo",
+    tags=["image-classification", "vision-transformer", "vit-playground"],
+    license="mit",
+):
+    """The whole model, its parts in the order an image meets them."""
 
-    Patches are numbered row by row (left to right, top to bottom); each patch is
-    flattened pixel by pixel with the channels innermost, the layout of the paper.
-    """
-    b, c, h, w = images.shape
-    p = patch_size
-    x = images.reshape(b, c, h // p, p, w // p, p)
-    x = x.permute(0, 2, 4, 3, 5, 1)  # b, grid_row, grid_col, pixel_row, pixel_col, c
-    return x.reshape(b, (h // p) * (w // p), p * p * c)
+    def __init__(self, config: ViTConfig):
+        super().__init__()
+        self.config = c = config
+        self.patch_to_embedding = nn.Linear(c.patch_dim, c.dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, c.dim))
+        self.pos_embedding = nn.Parameter(torch.zeros(1, c.seq_len, c.dim))
+        self.emb_dropout = nn.Dropout(c.emb_dropout) if c.emb_dropout else nn.Identity()
+        self.transformer = Transformer(c.dim, c.depth, c.heads, c.head_dim, c.mlp_dim, c.dropout)
+        self.to_cls_token = nn.Identity()
+        self.mlp_head = nn.Sequential(
+            nn.LayerNorm(c.dim), nn.Linear(c.dim, c.mlp_dim), nn.GELU(), nn.Linear(c.mlp_dim, c.num_classes)
+        )
+        self.reset_parameters()
+
+    def forward(self, images: torch.Tensor, return_attention: bool = False, use_position: bool = True):
+        """Logits (B, num_classes); with `return_attention`, also each block's attention
+        weights, (B, heads, seq_len, seq_len) each."""
+        self.check_input(images)
+        x, attentions = self.transformer(self.embed(images, use_position), return_attention)
+        logits = self.mlp_head(self.to_cls_token(x[:, 0]))
+        return (logits, attentions) if return_attention else logits
+
+    def embed(self, images: torch.Tensor, use_position: bool = True) -> torch.Tensor:
+        """Images -> the token sequence the transformer reads: (B, num_patches + 1, dim).
+
+        `use_position=False` leaves out `pos_embedding`: the experiment that shows a ViT
+        then sees a bag of patches, blind to where each one was."""
+        tokens = self.patch_to_embedding(patchify(images, self.config.patch_size))
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
+        sequence = torch.cat((cls, tokens), dim=1)
+        if use_position:
+            sequence = sequence + self.pos_embedding
+        return self.emb_dropout(sequence)
+
+    def reset_parameters(self) -> None:
+        # Linear and LayerNorm keep PyTorch's defaults (uniform in +-1/sqrt(fan_in)): from
+        # scratch in a minute they learn far faster than timm's truncated-normal(0.02)
+        # (benchmarks/RESULTS.md). The learned tokens start small: at step 0, position is a hint.
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.LayerNorm)):
+                module.reset_parameters()
+        nn.init.trunc_normal_(self.pos_embedding, std=0.02)
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+
+    def check_input(self, images: torch.Tensor) -> None:
+        c, s = self.config.channels, self.config.image_size
+        if images.ndim != 4 or tuple(images.shape[1:]) != (c, s, s):
+            raise ValueError(
+                f"expected images of shape (batch, {c}, {s}, {s}) "
+                f"({'grey' if c == 1 else f'{c}-channel'} {s}x{s}), got {tuple(images.shape)}"
+            )
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Learnable numbers per component, counted on the live modules."""
+        return {
+            "patch_to_embedding": sum(p.numel() for p in self.patch_to_embedding.parameters()),
+            "pos_embedding": self.pos_embedding.numel(),
+            "cls_token": self.cls_token.numel(),
+            "transformer": sum(p.numel() for p in self.transformer.parameters()),
+            "mlp_head": sum(p.numel() for p in self.mlp_head.parameters()),
+        }
 
 
-def patch_pixels(patches: torch.Tensor, patch_size: int, channels: int) -> torch.Tensor:
-    """(..., p * p * C) flattened as `patchify` flattens -> (..., C, p, p) pictures."""
-    p = patch_size
-    return patches.reshape(*patches.shape[:-1], p, p, channels).movedim(-1, -3)
+class Transformer(nn.Module):
+    def __init__(self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.layers = nn.ModuleList(TransformerBlock(dim, heads, dim_head, mlp_dim, dropout) for _ in range(depth))
+
+    def forward(self, x: torch.Tensor, return_attention: bool = False):
+        """Every block in turn: (tokens, [each block's attention weights, or None]).
+
+        Without attention maps, only the CLS token's output is read (by the classifier), so the
+        last block computes that one token alone, (B, 1, dim): the same logits, most of a
+        block's work less (`ViTConfig.forward_flops`)."""
+        attentions = []
+        for index, block in enumerate(self.layers):
+            last = index == len(self.layers) - 1
+            x, attention = block(x, return_attention, cls_only=last and not return_attention)
+            attentions.append(attention)
+        return x, attentions
 
 
-def unpatchify(patches: torch.Tensor, patch_size: int, channels: int) -> torch.Tensor:
-    """The inverse of `patchify`: (B, N, p * p * C) -> (B, C, H, W) for a square grid."""
-    b, n, _ = patches.shape
-    grid, p = math.isqrt(n), patch_size
-    pictures = patch_pixels(patches, p, channels).reshape(b, grid, grid, channels, p, p)
-    return pictures.permute(0, 3, 1, 4, 2, 5).reshape(b, channels, grid * p, grid * p)
+class TransformerBlock(nn.Module):
+    """Pre-norm block: x + Attention(LN(x)), then x + FeedForward(LN(x))."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int, mlp_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(dim)
+        self.attention = Attention(dim, heads, dim_head, dropout)
+        self.feed_forward_norm = nn.LayerNorm(dim)
+        self.feed_forward = FeedForward(dim, mlp_dim, dropout)
+
+    def forward(self, x: torch.Tensor, return_attention: bool = False, cls_only: bool = False):
+        attended, attention = self.attention(self.attention_norm(x), return_attention, cls_only)
+        x = (x[:, :1] if cls_only else x) + attended
+        x = x + self.feed_forward(self.feed_forward_norm(x))
+        return x, attention
 
 
 class Attention(nn.Module):
@@ -203,9 +274,8 @@ class Attention(nn.Module):
     product instead of three, the same math.
 
     `fused` picks the kernel: True uses `scaled_dot_product_attention`, False the explicit
-    softmax(q k^T / sqrt(d)) v, None (the default) fuses on GPUs only. On a CPU, at the
-    17-65 tokens these models see, the explicit path trains ~1.5x faster per layer
-    (benchmarks/RESULTS.md), while the fused kernel wins on GPUs.
+    softmax(q k^T / sqrt(d)) v, None (the default) fuses on GPUs only: on a CPU, at the
+    17-65 tokens these models see, the explicit path trains faster (benchmarks/RESULTS.md).
     """
 
     def __init__(self, dim: int, heads: int, dim_head: int, dropout: float = 0.0):
@@ -220,8 +290,8 @@ class Attention(nn.Module):
         self.to_out = nn.Linear(inner_dim, dim)
 
     def forward(self, x: torch.Tensor, return_attention: bool = False, cls_only: bool = False):
-        """`cls_only`: only the CLS token asks (queries); every token still answers (keys,
-        values). The output then has one token: (B, 1, dim)."""
+        """(output, attention weights or None). `cls_only`: only the CLS token asks (queries),
+        every token still answers (keys, values), and the output has one token, (B, 1, dim)."""
         b, n, _ = x.shape
         h, d = self.heads, self.dim_head
         if cls_only:
@@ -263,155 +333,42 @@ class FeedForward(nn.Module):
         return self.net(x)
 
 
-class TransformerBlock(nn.Module):
-    """Pre-norm block: x + Attention(LN(x)), then x + FeedForward(LN(x))."""
-
-    def __init__(self, dim: int, heads: int, dim_head: int, mlp_dim: int, dropout: float = 0.0):
-        super().__init__()
-        self.attention_norm = nn.LayerNorm(dim)
-        self.attention = Attention(dim, heads, dim_head, dropout)
-        self.feed_forward_norm = nn.LayerNorm(dim)
-        self.feed_forward = FeedForward(dim, mlp_dim, dropout)
-
-    def forward(self, x: torch.Tensor, return_attention: bool = False, cls_only: bool = False):
-        attended, attention = self.attention(self.attention_norm(x), return_attention, cls_only)
-        x = (x[:, :1] if cls_only else x) + attended
-        x = x + self.feed_forward(self.feed_forward_norm(x))
-        return x, attention
+# ---------------------------------------------------------------- helpers
 
 
-class Transformer(nn.Module):
-    def __init__(self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int, dropout: float = 0.0):
-        super().__init__()
-        self.layers = nn.ModuleList(TransformerBlock(dim, heads, dim_head, mlp_dim, dropout) for _ in range(depth))
+def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, num_patches, patch_size * patch_size * C).
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False, cls_only: bool = False):
-        """`cls_only`: return only the CLS token's output, (B, 1, dim). The classifier reads
-        nothing else, so the last block then computes nothing else: its patch tokens'
-        queries, attention rows and feed-forward would be thrown away. Same logits, most of
-        one block's work less (18 % of the default model's FLOPs, benchmarks/RESULTS.md)."""
-        attentions = []
-        last = len(self.layers) - 1
-        for index, block in enumerate(self.layers):
-            x, attention = block(x, return_attention, cls_only=cls_only and index == last)
-            if return_attention:
-                attentions.append(attention)
-        return x, attentions
+    Patches are numbered row by row (left to right, top to bottom); each patch is
+    flattened pixel by pixel with the channels innermost, the layout of the paper.
+    """
+    b, c, h, w = images.shape
+    p = patch_size
+    x = images.reshape(b, c, h // p, p, w // p, p)
+    x = x.permute(0, 2, 4, 3, 5, 1)  # b, grid_row, grid_col, pixel_row, pixel_col, c
+    return x.reshape(b, (h // p) * (w // p), p * p * c)
 
 
-class ViT(
-    nn.Module,
-    PyTorchModelHubMixin,
-    library_name="vit_demo",
-    tags=["image-classification", "vision-transformer", "vit-playground"],
-    license="mit",
-):
-    def __init__(
-        self,
-        *,
-        image_size: int,
-        patch_size: int,
-        num_classes: int,
-        dim: int,
-        depth: int,
-        heads: int,
-        mlp_dim: int,
-        channels: int = 3,
-        dim_head: int | None = None,
-        dropout: float = 0.0,
-        emb_dropout: float = 0.0,
-    ):
-        super().__init__()
-        config = ViTConfig(
-            image_size=image_size,
-            patch_size=patch_size,
-            num_classes=num_classes,
-            dim=dim,
-            depth=depth,
-            heads=heads,
-            mlp_dim=mlp_dim,
-            channels=channels,
-            dim_head=dim_head,
-            dropout=dropout,
-            emb_dropout=emb_dropout,
-        )
-        self.config = config
-        self.patch_to_embedding = nn.Linear(config.patch_dim, dim)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embedding = nn.Parameter(torch.zeros(1, config.seq_len, dim))
-        self.emb_dropout = nn.Dropout(emb_dropout) if emb_dropout else nn.Identity()
-        self.transformer = Transformer(dim, depth, heads, config.head_dim, mlp_dim, dropout)
-        self.to_cls_token = nn.Identity()
-        self.mlp_head = nn.Sequential(
-            nn.LayerNorm(dim),
-            nn.Linear(dim, mlp_dim),
-            nn.GELU(),
-            nn.Linear(mlp_dim, num_classes),
-        )
-        self.reset_parameters()
+def patch_pixels(patches: torch.Tensor, patch_size: int, channels: int) -> torch.Tensor:
+    """(..., p * p * C) flattened as `patchify` flattens -> (..., C, p, p) pictures."""
+    p = patch_size
+    return patches.reshape(*patches.shape[:-1], p, p, channels).movedim(-1, -3)
 
-    @classmethod
-    def from_config(cls, config: ViTConfig | dict) -> ViT:
-        values = config.to_dict() if isinstance(config, ViTConfig) else ViTConfig.from_dict(config).to_dict()
-        return cls(**values)
 
-    def reset_parameters(self) -> None:
-        # Linear and LayerNorm keep PyTorch's defaults (uniform in +-1/sqrt(fan_in)): in a
-        # 60-second run from scratch they reach 93% on MNIST after one epoch, where timm's
-        # truncated-normal(0.02) weights reach 53% (benchmarks/RESULTS.md). The learned
-        # tokens start small so that, at step 0, position is a hint, not noise.
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.LayerNorm)):
-                module.reset_parameters()
-        nn.init.trunc_normal_(self.pos_embedding, std=0.02)
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
+def unpatchify(patches: torch.Tensor, patch_size: int, channels: int) -> torch.Tensor:
+    """The inverse of `patchify`: (B, N, p * p * C) -> (B, C, H, W) for a square grid."""
+    b, n, _ = patches.shape
+    grid, p = math.isqrt(n), patch_size
+    pictures = patch_pixels(patches, p, channels).reshape(b, grid, grid, channels, p, p)
+    return pictures.permute(0, 3, 1, 4, 2, 5).reshape(b, channels, grid * p, grid * p)
 
-    def check_input(self, images: torch.Tensor) -> None:
-        c, s = self.config.channels, self.config.image_size
-        if images.ndim != 4 or tuple(images.shape[1:]) != (c, s, s):
-            raise ValueError(
-                f"expected images of shape (batch, {c}, {s}, {s}) "
-                f"({'grey' if c == 1 else f'{c}-channel'} {s}x{s}), got {tuple(images.shape)}"
-            )
 
-    def embed(self, images: torch.Tensor, use_position: bool = True) -> torch.Tensor:
-        """Images -> the token sequence the transformer reads: (B, num_patches + 1, dim).
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
 
-        `use_position=False` leaves out `pos_embedding`: the experiment that shows a ViT
-        then sees a bag of patches, blind to where each one was."""
-        tokens = self.patch_to_embedding(patchify(images, self.config.patch_size))
-        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
-        sequence = torch.cat((cls, tokens), dim=1)
-        if use_position:
-            sequence = sequence + self.pos_embedding
-        return self.emb_dropout(sequence)
 
-    def forward(self, images: torch.Tensor, return_attention: bool = False, use_position: bool = True):
-        self.check_input(images)
-        # The attention maps shown by the explain views need every token's row, the
-        # logits only the CLS token's.
-        x, attentions = self.transformer(
-            self.embed(images, use_position), return_attention, cls_only=not return_attention
-        )
-        logits = self.mlp_head(self.to_cls_token(x[:, 0]))
-        if return_attention:
-            return logits, attentions
-        return logits
-
-    def set_fused_attention(self, fused: bool | None) -> None:
-        """True: always the fused kernel; False: always explicit; None: fused on GPUs only."""
-        for block in self.transformer.layers:
-            block.attention.fused = fused
-
-    def parameter_counts(self) -> dict[str, int]:
-        """Learnable numbers per component, counted on the live modules."""
-        return {
-            "patch_to_embedding": sum(p.numel() for p in self.patch_to_embedding.parameters()),
-            "pos_embedding": self.pos_embedding.numel(),
-            "cls_token": self.cls_token.numel(),
-            "transformer": sum(p.numel() for p in self.transformer.parameters()),
-            "mlp_head": sum(p.numel() for p in self.mlp_head.parameters()),
-        }
+def _join(values: list[int]) -> str:
+    return ", ".join(str(v) for v in values)
 
 
 def num_parameters(counts: dict[str, int]) -> int:

@@ -77,6 +77,9 @@ VARIABLES = {
         Variable("VIT_DEMO_MAX_CHECKPOINT_MB", float, 100.0, "the largest checkpoint upload"),
         Variable("VIT_DEMO_LESSON", Path, None, "a lesson file every visitor starts from (see Teaching with it)"),
         Variable("VIT_DEMO_WORK_DIR", Path, None, "the app's own folder: runs, downloads, stop flags"),
+        Variable(
+            "VIT_DEMO_MAX_WORK_MB", float, 2048.0, "the most the app's own folder may hold; the oldest files go first"
+        ),
     )
 }
 
@@ -112,6 +115,7 @@ class AppSettings:
     max_train_seconds: float = VARIABLES["VIT_DEMO_MAX_TRAIN_SECONDS"].default
     max_train_memory_mb: float = VARIABLES["VIT_DEMO_MAX_TRAIN_MEMORY_MB"].default
     max_explores: int = VARIABLES["VIT_DEMO_MAX_EXPLORES"].default
+    max_work_mb: float = VARIABLES["VIT_DEMO_MAX_WORK_MB"].default
     train_limit: int | None = None
     test_limit: int | None = None
     threads: int | None = None
@@ -128,6 +132,7 @@ class AppSettings:
             max_train_seconds=read("VIT_DEMO_MAX_TRAIN_SECONDS"),
             max_train_memory_mb=read("VIT_DEMO_MAX_TRAIN_MEMORY_MB"),
             max_explores=read("VIT_DEMO_MAX_EXPLORES"),
+            max_work_mb=read("VIT_DEMO_MAX_WORK_MB"),
             train_limit=read("VIT_DEMO_TRAIN_LIMIT"),
             test_limit=read("VIT_DEMO_TEST_LIMIT"),
             threads=read("VIT_DEMO_THREADS"),

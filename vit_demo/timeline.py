@@ -45,6 +45,21 @@ class Snapshot:
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
+FILTERS = 8  # first-layer filters a snapshot keeps
+
+
+def snapshot_shapes(config) -> dict[str, tuple[int, ...]]:
+    """The shape of each of a snapshot's tensors for a model of `config` (a ViTConfig)."""
+    g, k = config.grid_size, min(FILTERS, config.dim, config.patch_dim)
+    return {
+        "position_similarity": (g, g, g, g),
+        "attention_distance": (config.depth, config.heads),
+        "filters": (k, config.channels, config.patch_size, config.patch_size),
+        "probe_rollout": (g, g),
+        "probe_probabilities": (config.num_classes,),
+    }
+
+
 @torch.no_grad()
 def take_snapshot(
     model: ViT,
@@ -53,7 +68,7 @@ def take_snapshot(
     epoch: float,
     fraction: float,
     test_accuracy: float | None,
-    filters: int = 8,
+    filters: int = FILTERS,
 ) -> Snapshot:
     """Snapshot `model` as it is now; `probe` is one normalised image (1, C, S, S).
 

@@ -191,7 +191,7 @@ def create_model(dataset: str, seed: int = 0, **hyperparameters) -> ViT:
     hyperparameters.setdefault("image_size", spec.image_size)
     hyperparameters.setdefault("num_classes", spec.num_classes)
     with seeded(seed):
-        model = ViT(channels=channels, **hyperparameters)
+        model = ViT(ViTConfig(channels=channels, **hyperparameters))
     check_model_fits_dataset(model, spec)
     return model
 

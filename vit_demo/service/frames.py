@@ -164,7 +164,6 @@ class TimelineRecord:
     picture: object  # uint8 numpy, (S, S) or (S, S, 3): the first watched picture
     config: ViTConfig
     class_names: tuple[str, ...]
-    _frames: dict = field(default_factory=dict, repr=False)  # (step, dpi) -> drawn frame
 
     def __len__(self) -> int:
         return len(self.timeline)
@@ -179,8 +178,7 @@ class TimelineRecord:
         return summaries.timeline_frame(self.timeline[index], self.class_names)
 
     def draw(self, snapshot: timelines.Snapshot, dpi: int | None = None) -> Image.Image:
-        key = (snapshot.step, snapshot.fraction, dpi)
-        if key not in self._frames:
-            figure = plots.plot_timeline_frame(snapshot, self.picture, self.config)
-            self._frames[key] = plots.figure_to_image(figure) if dpi is None else plots.figure_to_image(figure, dpi=dpi)
-        return self._frames[key]
+        """Drawn each time, never kept: a page keeps its record (Gradio holds a closed page's for
+        an hour), and forty kept frames would be some 60 MB a page."""
+        figure = plots.plot_timeline_frame(snapshot, self.picture, self.config)
+        return plots.figure_to_image(figure) if dpi is None else plots.figure_to_image(figure, dpi=dpi)

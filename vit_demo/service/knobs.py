@@ -4,10 +4,10 @@ comparison table are all derived from `Knobs`' fields and `RANGES`."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from .. import validation
 from ..data import DATASETS, get_spec
 from ..model import SHAPE_FIELDS, ViTConfig
 from ..recipes import Preset, recipe_for
@@ -28,21 +28,7 @@ class Range:
 
     def check(self, name: str, value) -> int | float:
         """`value` as a number of this range, or a ValueError naming the knob, the value and what is allowed."""
-        low, high = (int(self.low), int(self.high)) if self.whole else (f"{self.low:g}", f"{self.high:g}")
-        allowed = f"{name} must be a {'whole number' if self.whole else 'number'} from {low} to {high}"
-        if isinstance(value, bool) or value is None or value == "":
-            raise ValueError(f"{allowed}, got {value!r}")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{allowed}, got {value!r}") from None
-        if not math.isfinite(number) or not self.low <= number <= self.high:
-            raise ValueError(f"{allowed}, got {value!r}")
-        if self.whole:
-            if number != int(number):
-                raise ValueError(f"{allowed}, got {value!r}")
-            return int(number)
-        return number
+        return validation.number(name, value, self.low, self.high, self.whole)
 
 
 # Every number knob: its range, its step on the page, and its label.

@@ -21,14 +21,16 @@ from ..data import Split, get_spec, load_split
 from ..model import num_parameters
 from ..settings import AppSettings
 from ..speed import ThroughputMeter
+from ..training import TrainConfig
 from . import compare
 from .frames import Curves, TimelineRecord, draw_position_similarity
 from .jobs import StopFlag
-from .knobs import Knobs
+from .knobs import APP_REPORT_SECONDS, Knobs
 from .library import MINE, LoadedModel
 from .limits import check_fits_server
 from .producer import Frame, Plan, Producer, RunResult, confusion_frame, merge_frames
 from .shared_runs import RunHub, RunKey, SharedRun
+from .workfolder import WorkFolder
 
 WATCHED = 8  # test pictures whose guesses a page shows while the model learns
 # Pages that may train or wait for a seat at once: a class of 30, and some. Beyond that a page
@@ -105,22 +107,33 @@ class Runs:
         self.settings = settings
         self.meter = meter
         self.machine = machine  # the key's machine: one server trains on one machine
+        self.work = WorkFolder(settings.work_dir, int(settings.max_work_mb * 2**20))
         self.hub = RunHub(settings.work_dir / "runs", merge_frames, _frame_bytes)
         self.producer = Producer(train, queue, meter, self.hub.finished)
+        # The most curve points a run of this server can report: one a second, and its evaluations.
+        self.max_rows = 2 * (int(settings.max_train_seconds / APP_REPORT_SECONDS) + TrainConfig().evaluations) + 8
         self._live: dict[str, LiveRun] = {}  # page -> its run
+        self.gone_hooks: list = []  # called with each page whose files the sweep removed (the UI's state goes too)
         self._live_lock = threading.Lock()
 
     # ------------------------------------------------------------------ a page's files
 
     def stop_flag(self, page: str) -> StopFlag:
-        return StopFlag(self.settings.work_dir / "stop" / page)
+        return StopFlag(self.work.page_path("stop", page))
 
     def page_folder(self, page: str) -> Path:
         """A fresh folder for the page's files (its previous run's were already served)."""
-        folder = self.settings.work_dir / "sessions" / page
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        return folder
+        return self.work.fresh("sessions", page)
+
+    def sweep(self) -> list[str]:
+        """Remove what pages left behind (service/workfolder.py); the pages whose files went."""
+        with self._live_lock:
+            busy = {page for page, run in self._live.items() if not run.finished}
+        gone = self.work.sweep(busy)
+        for page in gone:
+            for hook in self.gone_hooks:
+                hook(page)
+        return gone
 
     # ------------------------------------------------------------------ planning and starting
 
@@ -262,10 +275,12 @@ class Runs:
         self.stop_flag(page).request()
 
     def leave(self, page: str) -> None:
-        """The page was closed: its run (or its place in line) ends, and its live run is let go."""
+        """The page was closed: its run (or its place in line) ends, its live run is let go, and its
+        files go after a grace period."""
         self.stop_flag(page).request()
         with self._live_lock:
             self._live.pop(page, None)
+        self.work.left(page)
 
     def watch_class_run(self, page: str, previous=None) -> bool:
         """A class run's page, every few seconds until it follows one: once the lesson's run has
@@ -294,13 +309,21 @@ class Runs:
         """A run downloaded from the Train tab, brought back: its curves, confusion matrix,
         timeline and comparison, its model for Explore."""
         model, info = checkpoints.load(path)  # a CheckpointError says what is wrong with the file
-        record = run_record.read(path)
+        name = Path(path).name
+        record = run_record.read(path, run_record.Bounds(model.config, self.max_rows))
         if record is None:
             raise ValueError(
-                f"{Path(path).name} is a model without its run: open it in ③ Explore (Upload a checkpoint). "
+                f"{name} is a model without its run: open it in ③ Explore (Upload a checkpoint). "
                 "The file this tab's download makes brings back the curves and the timeline too."
             )
-        knobs = Knobs.read(record.settings)
+        try:
+            knobs = Knobs.read(record.settings)
+        except ValueError as error:
+            raise checkpoints.CheckpointError(f"{name}/{run_record.RECORD_NAME}: settings: {error}") from error
+        if knobs.model_config() != model.config:
+            raise checkpoints.CheckpointError(
+                f"{name}/{run_record.RECORD_NAME}: its settings describe another model than its checkpoint"
+            )
         config, spec, outcome = model.config, get_spec(info["dataset"]), record.result
         folder = self.page_folder(page)
         archive = Path(shutil.copy(path, folder / Path(path).name))

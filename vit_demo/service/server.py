@@ -24,6 +24,7 @@ from .runs import Runs
 from .worker import TrainingProcess
 
 log = logging.getLogger("vit_demo.service")
+SWEEP_SECONDS = 60.0
 
 
 def shapes_to_time() -> list[tuple[str, tuple[Candidate, ...]]]:
@@ -70,6 +71,15 @@ class Service:
         time this machine in the background; estimates rest on the shipped prior meanwhile."""
         self.process.start()
         threading.Thread(target=self._time_machine, name="vit-demo-timing", daemon=True).start()
+        threading.Thread(target=self._sweep, name="vit-demo-sweep", daemon=True).start()
+
+    def _sweep(self) -> None:
+        """Every minute, what pages left behind in the work folder goes (service/workfolder.py)."""
+        while not self.closing.wait(SWEEP_SECONDS):
+            try:
+                self.runs.sweep()
+            except OSError:  # a file that vanished meanwhile: the next sweep sees the rest
+                log.exception("could not sweep the work folder")
 
     def _time_machine(self) -> None:
         try:

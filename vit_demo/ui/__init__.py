@@ -24,10 +24,11 @@ from ..service.server import Service
 from ..settings import AppSettings
 from ..step import configure_threads, server_threads
 from .build_tab import BuildHandlers, render_build_tab, wire_build_tab
-from .explore_tab import ExploreHandlers, render_explore_tab, wire_explore_tab
+from .explore_events import ExploreHandlers, wire_explore_tab
+from .explore_tab import render_explore_tab
 from .gradio_patches import calm_queue, make_gradio_image_cache_atomic, skip_unchanged_outputs
 from .learn import LESSON_TITLES
-from .state import SessionState
+from .state import ClosedPages, SessionState
 from .teacher import TeacherHandlers, wire_teacher
 from .train_events import TrainHandlers, wire_train_tab
 from .train_tab import render_train_tab
@@ -82,7 +83,9 @@ def build_demo(service: Service) -> gr.Blocks:
     make_gradio_image_cache_atomic()  # concurrent identical pictures must not be served half-written
     skip_unchanged_outputs()  # a live run's frames change few of their outputs
     settings = service.settings
-    with gr.Blocks(title="ViT Playground") as demo:
+    # Gradio's own files (uploads, served pictures) in the app's folder too, an hour at most.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.work_dir / "gradio"))
+    with gr.Blocks(title="ViT Playground", delete_cache=(600, 3600)) as demo:
         gr.HTML(HEADER)
         state = SessionState.create()
         with gr.Tabs(elem_id="steps") as steps:
@@ -95,13 +98,14 @@ def build_demo(service: Service) -> gr.Blocks:
                 train = render_train_tab(state)
             with gr.Tab("③ Explore", id="explore") as explore_tab:
                 exploring = ExploreHandlers(service.library, settings.examples_dir)
-                explore = render_explore_tab(exploring, service.library)
+                explore = render_explore_tab(exploring, service.library, state.my_model)
             with gr.Tab("④ Learn", id="learn"):
                 lessons = render_learn_tab()
         wire_build_tab(BuildHandlers(service, build, lessons), demo)
         wire_teacher(TeacherHandlers(build, banner, share_link, train.class_lesson, train.class_watch), demo)
         new_model = wire_train_tab(TrainHandlers(service, train, build), demo, steps)
         wire_explore_tab(exploring, explore, explore_tab, state, new_model, settings.max_explores)
+        demo.unload(ClosedPages(demo, service.runs).closed)
     demo.queue(max_size=128, default_concurrency_limit=settings.max_explores)
     calm_queue(demo)
     return demo
@@ -121,6 +125,9 @@ def render_learn_tab() -> list[gr.Markdown]:
     return lessons
 
 
+SESSIONS_KEPT = 500  # far more pages than a class opens; about 170 MB of Gradio's copies at most
+
+
 def launch_options(settings: AppSettings) -> dict:
     """`demo.launch` keywords: host and port from the environment (Spaces sets them), no
     server-side rendering (Spaces would need Node for it), the theme, the examples folder
@@ -136,6 +143,9 @@ def launch_options(settings: AppSettings) -> dict:
         # Gradio's own cap on any upload; pictures and checkpoints have tighter limits of
         # their own, checked by the library with messages that say what to do.
         "max_file_size": max(checkpoints.max_checkpoint_bytes(), images.max_upload_bytes()),
+        # Gradio keeps a copy of the page's settings for every page it has served, closed or not
+        # (about 350 KB each), until this many: the least recently used go first.
+        "state_session_capacity": SESSIONS_KEPT,
     }
 
 

@@ -69,9 +69,6 @@ class TrainHandlers:
         self.runs.stop(page_key(request))
         return "Stopping after the current step…"
 
-    def leave(self, request: gr.Request) -> None:
-        self.runs.leave(page_key(request))
-
     def watch_class_run(self, values: dict, request: gr.Request) -> dict:
         tab = self.tab
         if not values[tab.class_lesson]:
@@ -82,11 +79,16 @@ class TrainHandlers:
 
     @user_errors
     def restore(self, values: dict, request: gr.Request) -> dict:
+        """A run's zip brought back: its curves, timeline and model; or, for a file that is not
+        one, the sentence that says why, where the status goes (what was on show stays)."""
         tab = self.tab
         path = values[tab.restore]
         if path is None:
             return gr.skip()
-        changes = self.runs.restore(path, page_key(request), values[tab.state.my_runs])
+        try:
+            changes = self.runs.restore(path, page_key(request), values[tab.state.my_runs])
+        except Exception as error:  # noqa: BLE001 - every refusal is a sentence on the page
+            return {tab.status: f"### ⚠️ {as_user_error(error).message}"}
         return {**tab.updates(changes), tab.finished: f"{time.time():.6f}"}
 
     def lock(self) -> dict:
@@ -111,8 +113,7 @@ class TrainHandlers:
         """Every snapshot of the timeline as an animated GIF (a file to download)."""
         if record is None or not len(record):
             raise ValueError("There is no timeline yet: press Start to train a model first")
-        folder = self.settings.work_dir / "timelines" / page_key(request)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self.runs.work.fresh("timelines", page_key(request))
         frames = [record.frame(i, dpi=GIF_DPI) for i in range(len(record))]
         return gr.File(value=str(save_gif(frames, folder / "vit-training-timeline.gif")), visible=True)
 
@@ -175,7 +176,6 @@ def wire_train_tab(handlers: TrainHandlers, demo: gr.Blocks, steps: gr.Tabs) -> 
     tab.class_watch.tick(
         handlers.watch_class_run, {tab.class_lesson, tab.state.my_runs}, {tab.live, tab.class_watch}, **private
     )
-    demo.unload(handlers.leave)
     tab.stop.click(handlers.stop, None, tab.status, api_name="stop", queue=False, show_progress="hidden")
     # Scripts train through one streaming call (gradio_client's submit or predict on "/train").
     api_training = gr.Button(visible=False).click(
