@@ -50,7 +50,6 @@ def per_picture_figures(model: ViT, explanation: explain.Explanation) -> list:
     shown = explanation.preprocessed.display
     maps = explain.cls_attention_maps(explanation.attentions)[0]
     return [
-        plots.plot_predictions(explanation.top_predictions(3)),
         plots.plot_patch_grid(shown, model.config),
         plots.plot_attribution(shown, explanation.rollout, explain.ATTRIBUTIONS["rollout"], "every class"),
         plots.plot_token_attention(shown, maps[-1, 0], layer=model.config.depth - 1, head=0, patch=None),

@@ -122,10 +122,10 @@ def test_datasets_offer_only_patch_sizes_that_divide_their_images(demo):
 @pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
 def test_the_trust_lesson_quotes_the_measured_faithfulness_of_the_datasets_shipped_model(dataset):
     from vit_demo import faithfulness
-    from vit_demo.ui.learn import trust
 
+    config = ViTConfig(image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1)
+    text = lesson(config, get_spec(dataset), 128, 0.003, 60_000)[LESSON_TITLES.index("10 · How far to trust a map")]
     measured = faithfulness.measured(dataset)
-    text = trust(get_spec(dataset))
     assert f"over **{measured['images']:,} test images** of {get_spec(dataset).title}" in text
     for row in measured["methods"].values():
         assert f"| {row['deletion']:.2f} | {row['insertion']:.2f} | **{row['score']:+.2f}** |" in text

@@ -3,8 +3,7 @@
     python tools/render_figures.py OUT_DIR [--checkpoint PATH] [--seconds 60] [--dpi 100]
 
 With --checkpoint the model comes from `vit_demo.checkpoints.load`; without it a small
-MNIST model is trained here for --seconds with the app's own training loop, which also
-gives the training-curves figure real numbers. Each per-image figure is drawn for a
+MNIST model is trained here for --seconds with the app's own training loop. Each per-image figure is drawn for a
 dark "7" drawn on light paper (so the preprocessing has work to do) and, for greyscale
 datasets, for the first test image.
 """
@@ -23,20 +22,13 @@ from vit_demo.step import configure_threads
 from vit_demo.training import TrainConfig, create_model, evaluate, train
 
 
-def train_quick_mnist(seconds: float, data_dir: str | None) -> tuple[ViT, dict, tuple[list, list, list, list]]:
-    """A small MNIST model, its info, and its (loss_steps, losses, accuracy_steps, accuracies)."""
+def train_quick_mnist(seconds: float, data_dir: str | None) -> tuple[ViT, dict]:
+    """A small MNIST model and its info."""
     model = create_model("mnist", seed=0, patch_size=7, dim=64, depth=4, heads=4, mlp_dim=128)
-    history: tuple[list, list, list, list] = ([], [], [], [])
-    final = None
-    for final in train(model, TrainConfig(dataset="mnist", time_budget=seconds, train_limit=20000, data_dir=data_dir)):
-        history[0].append(final.step)
-        history[1].append(final.train_loss)
-        if final.evaluated:
-            history[2].append(final.step)
-            history[3].append(final.test_accuracy)
+    *_, final = train(model, TrainConfig(dataset="mnist", time_budget=seconds, train_limit=20000, data_dir=data_dir))
     info = checkpoints.default_info("mnist")
     info.update(test_accuracy=final.test_accuracy, image_size=28, channels=1)
-    return model, info, history
+    return model, info
 
 
 def drawn_seven(size: int = 280) -> Image.Image:
@@ -46,7 +38,7 @@ def drawn_seven(size: int = 280) -> Image.Image:
     return image
 
 
-def build_figures(model: ViT, info: dict, data_dir: str | None, history=None) -> dict:
+def build_figures(model: ViT, info: dict, data_dir: str | None) -> dict:
     """Every figure the app shows for this model, by file name."""
     config = model.config
     spec = data.get_spec(info["dataset"])
@@ -59,7 +51,6 @@ def build_figures(model: ViT, info: dict, data_dir: str | None, history=None) ->
         explanation = explain.explain(model, info, image)
         shown = explanation.preprocessed.display
         maps = explain.cls_attention_maps(explanation.attentions)[0]
-        figures[f"{name}_predictions"] = plots.plot_predictions(explanation.top_predictions(5))
         figures[f"{name}_patch_grid"] = plots.plot_patch_grid(shown, config)
         figures[f"{name}_rollout"] = plots.plot_attribution(
             shown, explanation.rollout, explain.ATTRIBUTIONS["rollout"], "every class"
@@ -79,8 +70,6 @@ def build_figures(model: ViT, info: dict, data_dir: str | None, history=None) ->
         explain.attention_distance(attentions, config.patch_size), config.patch_size, config.image_size
     )
     figures["confusion_matrix"] = plots.plot_confusion_matrix(confusion, info["class_names"])
-    if history is not None:
-        figures["training_curves"] = plots.plot_training_curves(*history)
     return figures
 
 
@@ -95,11 +84,10 @@ def main() -> None:
     configure_threads()
     if args.checkpoint:
         model, info = checkpoints.load(args.checkpoint)
-        history = None
     else:
-        model, info, history = train_quick_mnist(args.seconds, args.data_dir)
+        model, info = train_quick_mnist(args.seconds, args.data_dir)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    for name, figure in build_figures(model, info, args.data_dir, history).items():
+    for name, figure in build_figures(model, info, args.data_dir).items():
         path = args.out_dir / f"{name}.png"
         plots.figure_to_image(figure, args.dpi).save(path)
         print(path)

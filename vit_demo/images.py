@@ -38,17 +38,7 @@ MIN_SIDE = 4  # below this there is nothing for a model to look at
 
 def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Image.Image:
     """A path or the file's bytes -> a decoded, upright PIL image (first frame of an animation)."""
-    if isinstance(source, (bytes, bytearray)):
-        raw, label = bytes(source), name or "the upload"
-    else:
-        path = Path(source)
-        label = name or path.name
-        if not path.is_file():
-            raise ImageError(f"{label} was not found")
-        size = path.stat().st_size
-        if size > max_upload_bytes():
-            raise ImageError(_too_many_bytes(label, size))
-        raw = path.read_bytes()
+    raw, label = _read_bytes(source, name)
     if len(raw) > max_upload_bytes():
         raise ImageError(_too_many_bytes(label, len(raw)))
     if not raw:
@@ -93,6 +83,20 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
         # Detach from the animation/file object so later frames are never touched.
         upright = image.copy()
     return upright
+
+
+def _read_bytes(source: str | os.PathLike | bytes, name: str | None) -> tuple[bytes, str]:
+    """The file's bytes and what to call it; a file over the upload limit is refused unread."""
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source), name or "the upload"
+    path = Path(source)
+    label = name or path.name
+    if not path.is_file():
+        raise ImageError(f"{label} was not found")
+    size = path.stat().st_size
+    if size > max_upload_bytes():
+        raise ImageError(_too_many_bytes(label, size))
+    return path.read_bytes(), label
 
 
 def _header_size(raw: bytes) -> tuple[int, int] | None:

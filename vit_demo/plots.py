@@ -17,150 +17,42 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import matplotlib
 import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from vit_demo.explain import attention_distance
+from vit_demo.figure_style import (
+    ATTENTION_CMAP,
+    COUNT_CMAP,
+    DEFAULT_DPI,
+    HEAD_PALETTE,
+    HIGHLIGHT_COLOUR,
+    LABEL_SIZE,
+    NOTE_SIZE,
+    OVERLAY_ALPHA,
+    SIMILARITY_CMAP,
+    TICK_SIZE,
+    as_numpy,
+    as_rgba,
+    colourbar,
+    corner_label,
+    grey,
+    head_colour,
+    head_marker,
+    label_tiles,
+    new_figure,
+    overlay,
+    show_image,
+    style,
+    tile_mosaic,
+)
 from vit_demo.model import ViTConfig, patchify
-
-SUPTITLE_SIZE = 15
-TITLE_SIZE = 13
-LABEL_SIZE = 12
-TICK_SIZE = 11
-NOTE_SIZE = 10
-# At 90 dpi the figures (sized in inches, fonts of 10 pt and up) fill the panels of a 1366x768
-# projector without being scaled down much, so their text stays readable from the back of a room.
-DEFAULT_DPI = 90
-
-ATTENTION_CMAP = matplotlib.colormaps["inferno"].with_extremes(bad=(0, 0, 0, 0))
-SIMILARITY_CMAP = matplotlib.colormaps["RdBu_r"].with_extremes(bad=(0, 0, 0, 0))
-COUNT_CMAP = matplotlib.colormaps["Blues"]
-# Okabe & Ito's palette: told apart with every common colour-vision deficiency. Past eight
-# heads the colours repeat with another marker shape (HEAD_MARKERS), so no two heads look alike.
-HEAD_PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
-HEAD_MARKERS = ("o", "s", "^", "D")
-HIGHLIGHT_COLOUR = (0.95, 0.55, 0.1)  # what to look at first: the top prediction, the CLS token, patch borders
-OVERLAY_ALPHA = 0.6
-
-
-def _head_colour(head: int) -> str:
-    return HEAD_PALETTE[head % len(HEAD_PALETTE)]
-
-
-def _head_marker(head: int) -> str:
-    return HEAD_MARKERS[(head // len(HEAD_PALETTE)) % len(HEAD_MARKERS)]
-
-
-def _new_figure(width: float, height: float, title: str) -> Figure:
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    figure.suptitle(title, fontsize=SUPTITLE_SIZE)
-    return figure
-
-
-def _numpy(values) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        return values.detach().float().cpu().numpy()
-    return np.asarray(values)
-
-
-def _style(ax: Axes, title: str | None = None, xlabel: str | None = None, ylabel: str | None = None) -> None:
-    if title:
-        ax.set_title(title, fontsize=TITLE_SIZE)
-    if xlabel:
-        ax.set_xlabel(xlabel, fontsize=LABEL_SIZE)
-    if ylabel:
-        ax.set_ylabel(ylabel, fontsize=LABEL_SIZE)
-    ax.tick_params(labelsize=TICK_SIZE)
-
-
-def _colourbar(figure: Figure, mappable, ax, label: str) -> None:
-    # A fresh, opaque mappable: the bar of a see-through overlay would look washed out.
-    bar = figure.colorbar(ScalarMappable(mappable.norm, mappable.cmap), ax=ax, shrink=0.9)
-    bar.locator = MaxNLocator(nbins=4)  # a few round values read faster than nine, and draw faster
-    bar.set_label(label, fontsize=LABEL_SIZE)
-    bar.ax.tick_params(labelsize=TICK_SIZE)
-
-
-def _rgba(display: np.ndarray) -> np.ndarray:
-    """uint8 (S, S) grey or (S, S, 3) colour -> float RGBA in [0, 1]."""
-    colour = display if display.ndim == 3 else np.repeat(display[..., None], 3, axis=-1)
-    return np.concatenate((colour / 255.0, np.ones((*display.shape[:2], 1))), axis=-1)
-
-
-def _mosaic(tiles: np.ndarray, columns: int, gap: int, fill: float) -> np.ndarray:
-    """(n, h, w[, k]) -> one array of `columns` tiles per row, `gap` pixels of `fill` between.
-
-    Drawing many small maps as one image keeps a figure to one axes: every extra axes
-    brings its own ticks, spines and layout work, which dominate the drawing time.
-    """
-    n, h, w = tiles.shape[:3]
-    rows = math.ceil(n / columns)
-    mosaic = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, *tiles.shape[3:]), fill, dtype=float)
-    for index, tile in enumerate(tiles):
-        r, c = divmod(index, columns)
-        mosaic[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = tile
-    return mosaic
-
-
-def _tile_centres(count: int, size: int, gap: int) -> np.ndarray:
-    return np.arange(count) * (size + gap) + (size - 1) / 2
-
-
-def _label_tiles(ax: Axes, rows: int, columns: int, size: int, gap: int, row_names, column_names) -> None:
-    ax.set_xticks(_tile_centres(columns, size, gap), column_names)
-    ax.set_yticks(_tile_centres(rows, size, gap), row_names)
-    ax.tick_params(length=0, labelsize=TICK_SIZE)
-    ax.spines[:].set_visible(False)
-
-
-def _corner_label(ax: Axes, x: float, y: float, label: str) -> None:
-    """A number in a tile's top-left corner, legible on any pixels below it."""
-    ax.text(
-        x,
-        y,
-        label,
-        ha="left",
-        va="top",
-        fontsize=NOTE_SIZE,
-        color="white",
-        bbox=dict(boxstyle="square,pad=0.15", facecolor="black", alpha=0.6, linewidth=0),
-    )
-
-
-def _show_image(ax: Axes, display: np.ndarray) -> None:
-    ax.imshow(_rgba(display), interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def _grey(display: np.ndarray) -> np.ndarray:
-    """The image without its colours, under a heatmap: then every colour is the heatmap's."""
-    return display if display.ndim == 2 else np.asarray(Image.fromarray(display).convert("L"))
-
-
-def _overlay(ax: Axes, display: np.ndarray, heatmap: np.ndarray, vmax: float):
-    """The image, in grey, with a patch-level heatmap stretched over it (each patch one
-    block: the model has no finer resolution than a patch)."""
-    _show_image(ax, _grey(display))
-    size = display.shape[0]
-    return ax.imshow(
-        heatmap,
-        cmap=ATTENTION_CMAP,
-        vmin=0.0,
-        vmax=vmax,
-        alpha=OVERLAY_ALPHA,
-        extent=(-0.5, size - 0.5, size - 0.5, -0.5),
-        interpolation="nearest",
-    )
 
 
 def figure_to_image(figure: Figure, dpi: int = DEFAULT_DPI) -> Image.Image:
@@ -195,32 +87,13 @@ def grid_cell(area: Sequence[float], rows: int, columns: int, x: float, y: float
 # --------------------------------------------------------------------------- prediction
 
 
-def plot_predictions(predictions: Sequence[tuple[str, float]]) -> Figure:
-    """Horizontal bars of `explain.predict`'s [(class_name, probability), ...], most likely on top."""
-    names = [name for name, _ in predictions]
-    percents = [100.0 * p for _, p in predictions]
-    figure = _new_figure(7, 0.9 + 0.55 * len(predictions), "What the model thinks it is")
-    ax = figure.add_subplot()
-    positions = np.arange(len(predictions))[::-1]
-    colours = [HIGHLIGHT_COLOUR] + ["0.6"] * (len(predictions) - 1)
-    ax.barh(positions, percents, color=colours, height=0.7)
-    for y, percent in zip(positions, percents):
-        ax.text(percent + 1.5, y, f"{percent:.1f}%", va="center", fontsize=LABEL_SIZE)
-    ax.set_yticks(positions, names)
-    ax.set_xlim(0, 115)  # room for the percentage beside a full bar
-    ax.set_xticks([0, 25, 50, 75, 100])
-    _style(ax, xlabel="probability (%)")
-    ax.spines[["top", "right"]].set_visible(False)
-    return figure
-
-
 def plot_confusion_matrix(counts, class_names: Sequence[str]) -> Figure:
     """counts[true, predicted] -> a K x K table of counts, coloured by count."""
-    counts = _numpy(counts).astype(int)
+    counts = as_numpy(counts).astype(int)
     total = counts.sum()
     accuracy = 100.0 * np.trace(counts) / total if total else 0.0
     # Sized for the Train tab's side column, shown at its own size: every count stays readable.
-    figure = _new_figure(5.4, 5.0, f"Confusion matrix: {accuracy:.1f}% right")
+    figure = new_figure(5.4, 5.0, f"Confusion matrix: {accuracy:.1f}% right")
     ax = figure.add_subplot()
     image = ax.imshow(counts, cmap=COUNT_CMAP, vmin=0)
     threshold = counts.max() / 2
@@ -244,62 +117,30 @@ def plot_confusion_matrix(counts, class_names: Sequence[str]) -> Figure:
         rotation_mode="anchor",
     )
     ax.set_yticks(range(k), class_names)
-    _style(ax, xlabel="predicted class", ylabel="true class")
-    _colourbar(figure, image, ax, "number of images")
+    style(ax, xlabel="predicted class", ylabel="true class")
+    colourbar(figure, image, ax, "number of images")
     return figure
-
-
-def plot_training_curves(loss_steps, losses, accuracy_steps=(), accuracies=()) -> Figure:
-    """Training loss per step and (when there is any yet) test accuracy (fractions) per step."""
-    figure = _new_figure(10, 4.2, "Training progress")
-    loss_ax, accuracy_ax = figure.subplots(1, 2)
-    loss_ax.plot(_numpy(loss_steps), _numpy(losses), color="tab:blue", linewidth=1.5)
-    _style(loss_ax, "Loss (lower is better)", "training step", "cross-entropy loss")
-    if len(accuracies):
-        steps, percents = _numpy(accuracy_steps), 100.0 * _numpy(accuracies)
-        accuracy_ax.plot(steps, percents, color="tab:green", marker="o", linewidth=1.5)
-        accuracy_ax.annotate(
-            f"{percents[-1]:.1f}%",
-            (steps[-1], percents[-1]),
-            textcoords="offset points",
-            xytext=(0, 8),
-            ha="right",
-            fontsize=LABEL_SIZE,
-        )
-    else:
-        accuracy_ax.text(
-            0.5, 0.5, "no evaluation yet", transform=accuracy_ax.transAxes, ha="center", fontsize=LABEL_SIZE
-        )
-    accuracy_ax.set_ylim(0, 105)
-    _style(accuracy_ax, "Test accuracy (higher is better)", "training step", "accuracy (%)")
-    for ax in (loss_ax, accuracy_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    return figure
-
-
-# --------------------------------------------------------------------------- patches and positions
 
 
 def plot_patch_grid(display: np.ndarray, config: ViTConfig) -> Figure:
     """The input cut into patches (numbered as tokens: the CLS token is token 0), and the
     sequence the transformer reads: one row per token, a patch's pixels row by row."""
     p, grid, n = config.patch_size, config.grid_size, config.num_patches
-    figure = _new_figure(11, 5.2, "How the image becomes a sequence of tokens")
+    figure = new_figure(11, 5.2, "How the image becomes a sequence of tokens")
     image_ax, tokens_ax = figure.subplots(1, 2, width_ratios=(1, 1.15))
 
-    _show_image(image_ax, display)
+    show_image(image_ax, display)
     edges = np.arange(0, config.image_size + 1, p) - 0.5
     image_ax.vlines(edges, -0.5, config.image_size - 0.5, colors=HIGHLIGHT_COLOUR, linewidth=1.5)
     image_ax.hlines(edges, -0.5, config.image_size - 0.5, colors=HIGHLIGHT_COLOUR, linewidth=1.5)
     for index in range(n):
         row, col = divmod(index, grid)
-        _corner_label(image_ax, col * p - 0.5, row * p - 0.5, str(index + 1))
-    _style(image_ax, f"{grid} × {grid} = {n} patches of {p} × {p} pixels")
+        corner_label(image_ax, col * p - 0.5, row * p - 0.5, str(index + 1))
+    style(image_ax, f"{grid} × {grid} = {n} patches of {p} × {p} pixels")
 
     # Row 0 is the CLS token: learned, no pixels of its own. Rows 1.. are the patches'
     # pixels in patchify's order (pixel row by pixel row; colour channels stay together).
-    rgba = _rgba(display)
+    rgba = as_rgba(display)
     patches = patchify(torch.from_numpy(rgba).permute(2, 0, 1)[None], p)[0].reshape(n, p * p, 4).numpy()
     cls_row = np.broadcast_to(np.array([*HIGHLIGHT_COLOUR, 1.0]), (1, p * p, 4))
     tokens_ax.imshow(np.concatenate((cls_row, patches)), aspect="auto", interpolation="nearest")
@@ -307,7 +148,7 @@ def plot_patch_grid(display: np.ndarray, config: ViTConfig) -> Figure:
     token_ticks = list(range(0, n + 1, label_every))
     tokens_ax.set_yticks(token_ticks, ["CLS" if t == 0 else str(t) for t in token_ticks])
     tokens_ax.set_xticks([0, p * p - 1], ["1", str(p * p)])
-    _style(
+    style(
         tokens_ax,
         f"{n + 1} tokens: the learned CLS, then one per patch",
         xlabel=f"the patch's {p} × {p} pixels, row after row",
@@ -325,23 +166,28 @@ def plot_patch_grid(display: np.ndarray, config: ViTConfig) -> Figure:
 def plot_position_similarity(similarity) -> Figure:
     """`explain.position_similarity` (grid, grid, grid, grid) -> one small map per patch
     position, laid out where that patch sits, on one -1..1 colour scale."""
-    similarity = _numpy(similarity)
-    grid = similarity.shape[0]
-    gap = max(1, grid // 4)
-    mosaic = _mosaic(similarity.reshape(grid * grid, grid, grid), columns=grid, gap=gap, fill=np.nan)
-    figure = _new_figure(7, 6.2, "Which positions the model learned are alike")
+    figure = new_figure(7, 6.2, "Which positions the model learned are alike")
     ax = figure.add_subplot()
-    image = ax.imshow(mosaic, cmap=SIMILARITY_CMAP, vmin=-1, vmax=1, interpolation="nearest")
+    image, grid, gap = _similarity_mosaic(ax, as_numpy(similarity))
     numbers = [str(i + 1) for i in range(grid)]
-    _label_tiles(ax, grid, grid, grid, gap, numbers, numbers)
-    _style(
+    label_tiles(ax, grid, grid, grid, gap, numbers, numbers)
+    style(
         ax,
         "Each small map: one patch's positional embedding\ncompared with every patch's",
         xlabel="input patch column",
         ylabel="input patch row",
     )
-    _colourbar(figure, image, ax, "cosine similarity")
+    colourbar(figure, image, ax, "cosine similarity")
     return figure
+
+
+def _similarity_mosaic(ax: Axes, similarity: np.ndarray):
+    """Each patch position's (grid, grid) map of cosine similarities, laid out where that patch
+    sits: (the image drawn, grid, gap)."""
+    grid = similarity.shape[0]
+    gap = max(1, grid // 4)
+    mosaic = tile_mosaic(similarity.reshape(grid * grid, grid, grid), columns=grid, gap=gap, fill=np.nan)
+    return ax.imshow(mosaic, cmap=SIMILARITY_CMAP, vmin=-1, vmax=1, interpolation="nearest"), grid, gap
 
 
 def _filter_mosaic(filters: np.ndarray, columns: int) -> tuple[np.ndarray, int]:
@@ -356,17 +202,17 @@ def _filter_mosaic(filters: np.ndarray, columns: int) -> tuple[np.ndarray, int]:
         colour = np.repeat(colour, 3, axis=-1)
     tiles = np.concatenate((colour, np.ones((k, p, p, 1))), axis=-1)
     gap = max(1, p // 4)
-    return _mosaic(tiles, columns, gap, fill=0.0), gap
+    return tile_mosaic(tiles, columns, gap, fill=0.0), gap
 
 
 def plot_embedding_filters(filters) -> Figure:
     """`explain.embedding_filters` (k, C, p, p) -> the components as small images."""
-    filters = _numpy(filters)
+    filters = as_numpy(filters)
     k, p = filters.shape[0], filters.shape[2]
     columns = min(k, 7)
     rows = math.ceil(k / columns)
     mosaic, gap = _filter_mosaic(filters, columns)
-    figure = _new_figure(1.3 * columns + 0.6, 1.3 * rows + 1.4, "What the first layer looks for in a patch")
+    figure = new_figure(1.3 * columns + 0.6, 1.3 * rows + 1.4, "What the first layer looks for in a patch")
     ax = figure.add_subplot()
     ax.imshow(mosaic, interpolation="nearest")
     ax.set_xticks([])
@@ -374,8 +220,8 @@ def plot_embedding_filters(filters) -> Figure:
     ax.spines[:].set_visible(False)
     for index in range(k):
         r, c = divmod(index, columns)
-        _corner_label(ax, c * (p + gap) - 0.5, r * (p + gap) - 0.5, str(index + 1))
-    _style(ax, f"Top {k} principal components of the patch-embedding filters")
+        corner_label(ax, c * (p + gap) - 0.5, r * (p + gap) - 0.5, str(index + 1))
+    style(ax, f"Top {k} principal components of the patch-embedding filters")
     ax.set_xlabel("dark = low, light = high; component 1 explains the most", fontsize=LABEL_SIZE)
     return figure
 
@@ -388,30 +234,30 @@ def plot_attribution(display: np.ndarray, saliency, method: str, about: str) -> 
     over the input, scaled so the strongest patch is 1; negative values (occlusion: hiding
     the patch made the class likelier) show as 0. `about`: what the map is of. Sized for half
     of Explore's view, beside `plot_faithfulness`."""
-    values = np.clip(_numpy(saliency), 0.0, None)
+    values = np.clip(as_numpy(saliency), 0.0, None)
     values = values / max(float(values.max()), 1e-12)
-    figure = _new_figure(4.8, 4.6, method)
+    figure = new_figure(4.8, 4.6, method)
     ax = figure.add_subplot()
-    heat = _overlay(ax, display, values, vmax=1.0)
-    _style(ax, about)
-    _colourbar(figure, heat, ax, "share of the strongest patch")
+    heat = overlay(ax, display, values, vmax=1.0)
+    style(ax, about)
+    colourbar(figure, heat, ax, "share of the strongest patch")
     return figure
 
 
 def plot_faithfulness(result, class_name: str) -> Figure:
     """`faithfulness.Faithfulness` curves: the class's probability as the map's top patches
     are deleted (top) or inserted into an empty picture (bottom), beside random orders."""
-    figure = _new_figure(4.8, 4.6, f"Can the map be trusted? ({class_name})")
+    figure = new_figure(4.8, 4.6, f"Can the map be trusted? ({class_name})")
     axes = figure.subplots(2, 1, sharex=True)
     panels = (
         (axes[0], result.deletion, result.random_deletion, "deleting its top patches first: lower is better"),
         (axes[1], result.insertion, result.random_insertion, "inserting its top patches first: higher is better"),
     )
     for ax, curve, random, title in panels:
-        fractions = _numpy(curve.fractions) * 100
+        fractions = as_numpy(curve.fractions) * 100
         ax.plot(
             fractions,
-            _numpy(curve.probabilities),
+            as_numpy(curve.probabilities),
             color=HEAD_PALETTE[0],
             linewidth=2.4,
             marker="o",
@@ -420,18 +266,18 @@ def plot_faithfulness(result, class_name: str) -> Figure:
         )
         ax.plot(
             fractions,
-            _numpy(random.probabilities),
+            as_numpy(random.probabilities),
             color="0.35",
             linewidth=1.8,
             linestyle="--",
             label=f"random ({random.area:.2f})",
         )
-        ax.fill_between(fractions, _numpy(curve.probabilities), color=HEAD_PALETTE[0], alpha=0.12)
+        ax.fill_between(fractions, as_numpy(curve.probabilities), color=HEAD_PALETTE[0], alpha=0.12)
         ax.set_ylim(0, 1.05)
         ax.set_xlim(0, 100)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=NOTE_SIZE, loc="best", frameon=False, title="area", title_fontsize=NOTE_SIZE)
-        _style(ax, title, ylabel="probability")
+        style(ax, title, ylabel="probability")
     axes[1].set_xlabel("% of patches", fontsize=LABEL_SIZE)
     return figure
 
@@ -442,10 +288,10 @@ def plot_token_attention(display: np.ndarray, attention_map, layer: int, head: i
     attention, else that patch's, outlined)."""
     who = "all heads (mean)" if head is None else f"head {head + 1}"
     whose = "CLS attention" if patch is None else f"Patch {patch + 1}'s attention"
-    figure = _new_figure(5.6, 4.8, f"{whose}, layer {layer + 1}, {who}")
+    figure = new_figure(5.6, 4.8, f"{whose}, layer {layer + 1}, {who}")
     ax = figure.add_subplot()
-    values = _numpy(attention_map)
-    heat = _overlay(ax, display, values, vmax=max(float(values.max()), 1e-6))
+    values = as_numpy(attention_map)
+    heat = overlay(ax, display, values, vmax=max(float(values.max()), 1e-6))
     if patch is not None:
         grid = values.shape[0]
         scale = display.shape[0] // grid
@@ -460,7 +306,7 @@ def plot_token_attention(display: np.ndarray, attention_map, layer: int, head: i
                 linewidth=2.5,
             )
         )
-    _colourbar(figure, heat, ax, "attention weight")
+    colourbar(figure, heat, ax, "attention weight")
     return figure
 
 
@@ -468,29 +314,29 @@ def plot_attention_overview(display: np.ndarray, maps, patch: int | None = None)
     """`explain.attention_maps` for one image (layers, heads, grid, grid): every head of every
     layer over the input, on one colour scale. `patch` (0-based): whose attention it is,
     outlined in every tile; None: the CLS token's."""
-    maps = _numpy(maps)
+    maps = as_numpy(maps)
     layers, heads, grid = maps.shape[:3]
     size = display.shape[0]
     scale = size // grid
     blocks = np.repeat(np.repeat(maps.reshape(layers * heads, grid, grid), scale, axis=1), scale, axis=2)
     gap = max(1, size // 14)
     who = "the CLS token" if patch is None else f"patch {patch + 1}"
-    figure = _new_figure(1.7 * heads + 1.8, 1.7 * layers + 1.0, f"Where {who} looks, every layer and head")
+    figure = new_figure(1.7 * heads + 1.8, 1.7 * layers + 1.0, f"Where {who} looks, every layer and head")
     ax = figure.add_subplot()
-    backdrop = _rgba(_grey(display))
+    backdrop = as_rgba(grey(display))
     ax.imshow(
-        _mosaic(np.broadcast_to(backdrop, (layers * heads, *backdrop.shape)), heads, gap, fill=0.0),
+        tile_mosaic(np.broadcast_to(backdrop, (layers * heads, *backdrop.shape)), heads, gap, fill=0.0),
         interpolation="nearest",
     )
     heat = ax.imshow(
-        _mosaic(blocks, heads, gap, fill=np.nan),
+        tile_mosaic(blocks, heads, gap, fill=np.nan),
         cmap=ATTENTION_CMAP,
         vmin=0,
         vmax=max(float(maps.max()), 1e-6),
         alpha=OVERLAY_ALPHA,
         interpolation="nearest",
     )
-    _label_tiles(
+    label_tiles(
         ax, layers, heads, size, gap, [f"layer {i + 1}" for i in range(layers)], [f"head {i + 1}" for i in range(heads)]
     )
     if patch is not None:
@@ -499,19 +345,19 @@ def plot_attention_overview(display: np.ndarray, maps, patch: int | None = None)
             top = (tile // heads) * (size + gap) + row * scale - 0.5
             left = (tile % heads) * (size + gap) + column * scale - 0.5
             ax.add_patch(Rectangle((left, top), scale, scale, fill=False, edgecolor=HIGHLIGHT_COLOUR, linewidth=1.6))
-    _colourbar(figure, heat, ax, "attention weight")
+    colourbar(figure, heat, ax, "attention weight")
     return figure
 
 
 def plot_attention_distance(distances, patch_size: int, image_size: int) -> Figure:
     """`explain.attention_distance` (layers, heads) as dots per head over depth (ViT paper,
     Fig. 7 right), with the distance uniform attention would give for scale."""
-    distances = _numpy(distances)
+    distances = as_numpy(distances)
     layers, heads = distances.shape
     grid = image_size // patch_size
     uniform = torch.full((1, 1, grid * grid + 1, grid * grid + 1), 1.0)
     uniform_distance = float(attention_distance([uniform], patch_size)[0, 0])
-    figure = _new_figure(7.5, 4.8, "How far each head looks, layer by layer")
+    figure = new_figure(7.5, 4.8, "How far each head looks, layer by layer")
     ax = figure.add_subplot()
     offsets = (np.arange(heads) - (heads - 1) / 2) * min(0.08, 0.6 / heads)  # side by side, not on top
     for head in range(heads):
@@ -519,8 +365,8 @@ def plot_attention_distance(distances, patch_size: int, image_size: int) -> Figu
             np.arange(1, layers + 1) + offsets[head],
             distances[:, head],
             s=55,
-            color=_head_colour(head),
-            marker=_head_marker(head),
+            color=head_colour(head),
+            marker=head_marker(head),
             label=f"head {head + 1}",
             zorder=3,
         )
@@ -531,13 +377,13 @@ def plot_attention_distance(distances, patch_size: int, image_size: int) -> Figu
     ax.set_ylim(0, max(farthest, float(distances.max()), 1.0))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=NOTE_SIZE, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    _style(ax, xlabel="layer (depth in the network)", ylabel="mean attention distance (pixels)")
+    style(ax, xlabel="layer (depth in the network)", ylabel="mean attention distance (pixels)")
     return figure
 
 
 def _strip(ax: Axes, values, title: str) -> None:
     """Numbers as one row of coloured cells (red above 0, blue below, white at 0)."""
-    values = _numpy(values).reshape(1, -1)
+    values = as_numpy(values).reshape(1, -1)
     limit = max(float(np.abs(values).max()), 1e-6)
     ax.imshow(values, cmap=SIMILARITY_CMAP, vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
     ax.set_yticks([])
@@ -553,12 +399,12 @@ def plot_patch_maths(maths) -> Figure:
     step a strip of coloured cells (left: becoming a token; right: attending)."""
     n = maths.vector.numel()
     dim, head_dim, tokens = maths.embedding.numel(), maths.query.numel(), maths.weights.numel()
-    figure = _new_figure(
+    figure = new_figure(
         12, 7.4, f"Patch {maths.patch + 1}, layer {maths.layer + 1}, head {maths.head + 1}: the model's own numbers"
     )
     grid = figure.add_gridspec(6, 2, height_ratios=(2.2, 1, 1, 1, 1, 1))
     pixels_ax = figure.add_subplot(grid[0, 0])
-    pixels = _numpy(maths.pixels)
+    pixels = as_numpy(maths.pixels)
     shown = (
         pixels[0] if pixels.shape[0] == 1 else (pixels.transpose(1, 2, 0) - pixels.min()) / max(np.ptp(pixels), 1e-6)
     )
@@ -583,7 +429,7 @@ def plot_patch_maths(maths) -> Figure:
     ):
         ax = figure.add_subplot(grid[row, 1])
         colours = [HIGHLIGHT_COLOUR if i == maths.token_index else colour for i in range(tokens)]
-        ax.bar(range(tokens), _numpy(values), color=colours, width=0.8)
+        ax.bar(range(tokens), as_numpy(values), color=colours, width=0.8)
         ax.axhline(0, color="0.3", linewidth=0.8)
         labels_every = max(1, math.ceil(tokens / 17))
         ax.set_xticks(range(0, tokens, labels_every), token_names[::labels_every])
@@ -607,15 +453,15 @@ def plot_patch_experiment(
 ) -> Figure:
     """Two `experiments.ExperimentView`s side by side: what the model read, its rollout,
     and its top guesses, so the effect of shuffling, hiding or removing position shows."""
-    figure = _new_figure(10, 6.4, "Same model, changed input: what moves?")
+    figure = new_figure(10, 6.4, "Same model, changed input: what moves?")
     axes = figure.subplots(2, 3, gridspec_kw={"width_ratios": [1, 1, 1.25]})
     for row, (view, display) in enumerate(((original, original_display), (changed, changed_display))):
         image_ax, rollout_ax, bars_ax = axes[row]
-        _show_image(image_ax, display)
-        _style(image_ax, view.title.replace(", ", ",\n"))  # one change per line: the axis is narrow
-        heat = _overlay(rollout_ax, display, _numpy(view.rollout), vmax=1.0)
-        _style(rollout_ax, "attention rollout")
-        probabilities = _numpy(view.probabilities)
+        show_image(image_ax, display)
+        style(image_ax, view.title.replace(", ", ",\n"))  # one change per line: the axis is narrow
+        heat = overlay(rollout_ax, display, as_numpy(view.rollout), vmax=1.0)
+        style(rollout_ax, "attention rollout")
+        probabilities = as_numpy(view.probabilities)
         order = np.argsort(probabilities)[::-1][:top_k][::-1]
         bars_ax.barh(range(len(order)), probabilities[order] * 100, color="0.6")
         bars_ax.patches[-1].set_color(HIGHLIGHT_COLOUR)
@@ -625,8 +471,8 @@ def plot_patch_experiment(
             bars_ax.text(
                 min(probabilities[i] * 100 + 2, 80), y, f"{probabilities[i]:.0%}", va="center", fontsize=NOTE_SIZE
             )
-        _style(bars_ax, "top guesses", xlabel="probability (%)")
-    _colourbar(figure, heat, axes[:, 1], "share of the strongest patch")
+        style(bars_ax, "top guesses", xlabel="probability (%)")
+    colourbar(figure, heat, axes[:, 1], "share of the strongest patch")
     return figure
 
 
@@ -635,50 +481,46 @@ def plot_timeline_frame(snapshot, probe_display: np.ndarray, config: ViTConfig) 
     image, the first layer's filters and how far each head looks, as they were at that
     point of training."""
     accuracy = "" if snapshot.test_accuracy is None else f" · test accuracy {snapshot.test_accuracy:.1%}"
-    figure = _new_figure(15, 4.4, f"Step {snapshot.step} · epoch {snapshot.epoch:.2f}{accuracy}")
+    figure = new_figure(15, 4.4, f"Step {snapshot.step} · epoch {snapshot.epoch:.2f}{accuracy}")
     similarity_ax, rollout_ax, filters_ax, distance_ax = figure.subplots(
         1, 4, gridspec_kw={"width_ratios": [1.1, 1, 1, 1.2]}
     )
 
-    similarity = _numpy(snapshot.position_similarity)
-    grid = similarity.shape[0]
-    gap = max(1, grid // 4)
-    mosaic = _mosaic(similarity.reshape(grid * grid, grid, grid), columns=grid, gap=gap, fill=np.nan)
-    image = similarity_ax.imshow(mosaic, cmap=SIMILARITY_CMAP, vmin=-1, vmax=1, interpolation="nearest")
+    image, _, _ = _similarity_mosaic(similarity_ax, as_numpy(snapshot.position_similarity))
     similarity_ax.set_xticks([])
     similarity_ax.set_yticks([])
     similarity_ax.spines[:].set_visible(False)
-    _style(similarity_ax, "position similarity")
-    _colourbar(figure, image, similarity_ax, "cosine")
+    style(similarity_ax, "position similarity")
+    colourbar(figure, image, similarity_ax, "cosine")
 
-    heat = _overlay(rollout_ax, probe_display, _numpy(snapshot.probe_rollout), vmax=1.0)
-    _style(rollout_ax, "rollout on a test image")
+    heat = overlay(rollout_ax, probe_display, as_numpy(snapshot.probe_rollout), vmax=1.0)
+    style(rollout_ax, "rollout on a test image")
     del heat  # the same 0..1 scale as the rollout figure; its colour bar would crowd the frame
 
-    filters = _numpy(snapshot.filters)
+    filters = as_numpy(snapshot.filters)
     filter_mosaic, _ = _filter_mosaic(filters, columns=math.ceil(len(filters) / 2))
     filters_ax.imshow(filter_mosaic, interpolation="nearest")
     filters_ax.set_xticks([])
     filters_ax.set_yticks([])
     filters_ax.spines[:].set_visible(False)
-    _style(filters_ax, "first-layer filters")
+    style(filters_ax, "first-layer filters")
 
-    distances = _numpy(snapshot.attention_distance)
+    distances = as_numpy(snapshot.attention_distance)
     layers, heads = distances.shape
     for head in range(heads):
         distance_ax.scatter(
             np.arange(1, layers + 1),
             distances[:, head],
             s=40,
-            color=_head_colour(head),
-            marker=_head_marker(head),
+            color=head_colour(head),
+            marker=head_marker(head),
             zorder=3,
         )
     distance_ax.set_xticks(range(1, layers + 1))
     distance_ax.set_xlim(0.5, layers + 0.5)
     distance_ax.set_ylim(0, config.patch_size * (config.grid_size - 1) * math.sqrt(2))
     distance_ax.grid(alpha=0.3)
-    _style(distance_ax, "how far each head looks", xlabel="layer", ylabel="pixels")
+    style(distance_ax, "how far each head looks", xlabel="layer", ylabel="pixels")
     return figure
 
 
@@ -695,9 +537,7 @@ __all__ = [
     "plot_embedding_filters",
     "plot_patch_grid",
     "plot_position_similarity",
-    "plot_predictions",
     "plot_token_attention",
     "plot_attribution",
     "plot_faithfulness",
-    "plot_training_curves",
 ]

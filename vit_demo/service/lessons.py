@@ -114,18 +114,7 @@ def parse_lesson(file: Mapping | None = None, link: Mapping | None = None) -> Le
     lesson = Lesson()
     sources = (file or {}, link or {})
     for source, trusted in zip(sources, (True, False)):
-        lesson.problems += list(source.get("problems", [])) if trusted else []
-        if source.get("title") not in (None, ""):
-            lesson.title = _title(source["title"], trusted, lesson.problems) or lesson.title
-        if "class_run" in source:
-            word = str(source["class_run"]).strip().lower()
-            if word in TRUE + FALSE:
-                lesson.class_run = word in TRUE
-            else:
-                lesson.problems.append(f"class_run must be 1 or 0, got {source['class_run']!r}")
-        for key in ("lock", "hide"):
-            if key in source:
-                getattr(lesson, key).update(_names(key, source[key], lesson.problems))
+        _take_framing(lesson, source, trusted)
     for source in sources:  # the dataset first: a preset is one of its dataset's
         if "dataset" in source:
             _take(lesson, "dataset", source["dataset"], None)
@@ -140,6 +129,23 @@ def parse_lesson(file: Mapping | None = None, link: Mapping | None = None) -> Le
                 f"no lesson setting called {', '.join(unknown)} (the settings are {', '.join(KEYS)})"
             )
     return lesson
+
+
+def _take_framing(lesson: Lesson, source: Mapping, trusted: bool) -> None:
+    """What frames the lesson rather than the model: the title, a class run, the controls locked
+    or hidden; and the file's own report of what it could not read."""
+    lesson.problems += list(source.get("problems", [])) if trusted else []
+    if source.get("title") not in (None, ""):
+        lesson.title = _title(source["title"], trusted, lesson.problems) or lesson.title
+    if "class_run" in source:
+        word = str(source["class_run"]).strip().lower()
+        if word in TRUE + FALSE:
+            lesson.class_run = word in TRUE
+        else:
+            lesson.problems.append(f"class_run must be 1 or 0, got {source['class_run']!r}")
+    for key in ("lock", "hide"):
+        if key in source:
+            getattr(lesson, key).update(_names(key, source[key], lesson.problems))
 
 
 def _take(lesson: Lesson, name: str, value, dataset: str | None) -> None:

@@ -163,72 +163,120 @@ def render_train_tab(state: SessionState) -> TrainTab:
     left; what the model has learned so far on the right; the timeline and the comparison below."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            with gr.Row():
-                start = gr.Button("Start training", variant="primary", elem_id="train-start")
-                stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="train-stop")
-                download = gr.DownloadButton("Download the run (.zip)", interactive=False, elem_id="train-download")
-            with gr.Accordion("Bring back a run you downloaded", open=False):
-                restore = gr.File(file_types=[".zip"], show_label=False, height=90, elem_id="train-restore")
-            # The progress bar needs a component of its own that no update rewrites.
-            progress_bar = gr.Markdown("", min_height=70, elem_id="train-progress")
-            # No LaTeX to look for in these two: the metrics line is redrawn every second.
-            status = gr.Markdown(
-                "Press **Start** to train the model you built on the **① Build** tab.",
-                latex_delimiters=[],
-                elem_id="train-status",
-            )
-            metrics = gr.Markdown(latex_delimiters=[], elem_id="train-metrics")
-            with gr.Row():
-                loss = gr.LinePlot(x="step", y="loss", label="Loss (lower is better)", elem_id="train-loss")
-                # A fixed colour map: without it the plot keeps the series of its first update
-                # (train accuracy only; the first test score comes later).
-                accuracy = gr.LinePlot(
-                    x="step",
-                    y="accuracy (%)",
-                    color="series",
-                    y_lim=[0, 100],
-                    color_map={
-                        "train accuracy": "#0072B2",
-                        "test accuracy": "#D55E00",
-                    },  # Okabe & Ito: safe for colour-blind eyes
-                    label="Accuracy (higher is better)",
-                    elem_id="train-accuracy",
-                )
+            run = _run_and_curves()
         with gr.Column(scale=2):
-            with gr.Tabs() as views:
-                with gr.Tab("Positions it has learned", id="positions"):
-                    positions = figure_slot(
-                        "train-positions", 300, "How alike the learned positions are, live during training"
-                    )
-                    positions_summary = gr.Markdown(elem_id="train-positions-summary", latex_delimiters=[])
-                with gr.Tab("Confusion matrix", id="confusion"):
-                    confusion = figure_slot("train-confusion", 450, "Which classes it mixes up, once training ends")
-                    confusion_summary = gr.Markdown(elem_id="train-confusion-summary", latex_delimiters=[])
-                with gr.Tab("Mistakes", id="mistakes") as mistakes_tab:
-                    with gr.Row():
-                        mistake_true = gr.Dropdown(
-                            [], label="True class", interactive=False, min_width=100, elem_id="train-mistake-true"
-                        )
-                        mistake_guess = gr.Dropdown(
-                            [], label="Taken for", interactive=False, min_width=100, elem_id="train-mistake-guess"
-                        )
-                    mistakes_note = gr.Markdown(
-                        "Once training ends: the test images it got wrong, and where it looked.",
-                        elem_id="train-mistakes-note",
-                    )
-                    mistakes_gallery = gr.Gallery(
-                        columns=2,
-                        height=330,
-                        allow_preview=True,
-                        format="png",
-                        object_fit="contain",
-                        show_label=False,
-                        buttons=[],
-                        interactive=False,
-                        elem_id="train-mistakes",
-                        elem_classes=["pixelated"],
-                    )
-            watched = gr.HTML(elem_id="train-watched")
+            learned = _what_it_learned()
+    return TrainTab(
+        **run,
+        **learned,
+        **_timeline(),
+        **_comparison(),
+        confusion_cells=gr.State(None),
+        class_lesson=gr.State(False),
+        class_watch=gr.Timer(CLASS_WATCH_SECONDS, active=False),
+        live=gr.Timer(POLL_SECONDS, active=False),
+        finished=gr.Textbox(visible=False),
+        state=state,
+    )
+
+
+def _run_and_curves() -> dict:
+    """Start, Stop, the download and a run brought back; progress, status and the live curves."""
+    with gr.Row():
+        start = gr.Button("Start training", variant="primary", elem_id="train-start")
+        stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="train-stop")
+        download = gr.DownloadButton("Download the run (.zip)", interactive=False, elem_id="train-download")
+    with gr.Accordion("Bring back a run you downloaded", open=False):
+        restore = gr.File(file_types=[".zip"], show_label=False, height=90, elem_id="train-restore")
+    # The progress bar needs a component of its own that no update rewrites.
+    progress_bar = gr.Markdown("", min_height=70, elem_id="train-progress")
+    # No LaTeX to look for in these two: the metrics line is redrawn every second.
+    status = gr.Markdown(
+        "Press **Start** to train the model you built on the **① Build** tab.",
+        latex_delimiters=[],
+        elem_id="train-status",
+    )
+    metrics = gr.Markdown(latex_delimiters=[], elem_id="train-metrics")
+    with gr.Row():
+        loss = gr.LinePlot(x="step", y="loss", label="Loss (lower is better)", elem_id="train-loss")
+        # A fixed colour map: without it the plot keeps the series of its first update
+        # (train accuracy only; the first test score comes later).
+        accuracy = gr.LinePlot(
+            x="step",
+            y="accuracy (%)",
+            color="series",
+            y_lim=[0, 100],
+            color_map={
+                "train accuracy": "#0072B2",
+                "test accuracy": "#D55E00",
+            },  # Okabe & Ito: safe for colour-blind eyes
+            label="Accuracy (higher is better)",
+            elem_id="train-accuracy",
+        )
+    return dict(
+        start=start,
+        stop=stop,
+        download=download,
+        restore=restore,
+        progress_bar=progress_bar,
+        status=status,
+        metrics=metrics,
+        loss=loss,
+        accuracy=accuracy,
+    )
+
+
+def _what_it_learned() -> dict:
+    """The learned positions, the confusion matrix and the mistakes; the watched guesses."""
+    with gr.Tabs() as views:
+        with gr.Tab("Positions it has learned", id="positions"):
+            positions = figure_slot("train-positions", 300, "How alike the learned positions are, live during training")
+            positions_summary = gr.Markdown(elem_id="train-positions-summary", latex_delimiters=[])
+        with gr.Tab("Confusion matrix", id="confusion"):
+            confusion = figure_slot("train-confusion", 450, "Which classes it mixes up, once training ends")
+            confusion_summary = gr.Markdown(elem_id="train-confusion-summary", latex_delimiters=[])
+        with gr.Tab("Mistakes", id="mistakes") as mistakes_tab:
+            with gr.Row():
+                mistake_true = gr.Dropdown(
+                    [], label="True class", interactive=False, min_width=100, elem_id="train-mistake-true"
+                )
+                mistake_guess = gr.Dropdown(
+                    [], label="Taken for", interactive=False, min_width=100, elem_id="train-mistake-guess"
+                )
+            mistakes_note = gr.Markdown(
+                "Once training ends: the test images it got wrong, and where it looked.",
+                elem_id="train-mistakes-note",
+            )
+            mistakes_gallery = gr.Gallery(
+                columns=2,
+                height=330,
+                allow_preview=True,
+                format="png",
+                object_fit="contain",
+                show_label=False,
+                buttons=[],
+                interactive=False,
+                elem_id="train-mistakes",
+                elem_classes=["pixelated"],
+            )
+    watched = gr.HTML(elem_id="train-watched")
+    return dict(
+        views=views,
+        positions=positions,
+        positions_summary=positions_summary,
+        confusion=confusion,
+        confusion_summary=confusion_summary,
+        mistakes_tab=mistakes_tab,
+        mistake_true=mistake_true,
+        mistake_guess=mistake_guess,
+        mistakes_note=mistakes_note,
+        mistakes_gallery=mistakes_gallery,
+        watched=watched,
+    )
+
+
+def _timeline() -> dict:
+    """The training timeline: a slider over the snapshots, their frame and sentence, and a GIF."""
     with gr.Group(elem_id="train-timeline"):
         gr.Markdown(
             "**Training timeline.** A snapshot at regular points of the run: how alike the learned positions are, "
@@ -258,6 +306,17 @@ def render_train_tab(state: SessionState) -> TrainTab:
             "train-timeline-frame", 400, "The timeline is drawn when a run ends: then drag the slider"
         )
         timeline_summary = gr.Markdown(elem_id="train-timeline-summary", latex_delimiters=[], padding=True)
+    return dict(
+        timeline_slider=timeline_slider,
+        timeline_gif_button=timeline_gif_button,
+        timeline_gif=timeline_gif,
+        timeline_frame=timeline_frame,
+        timeline_summary=timeline_summary,
+    )
+
+
+def _comparison() -> dict:
+    """The last two runs side by side: a table and both runs' curves."""
     with gr.Accordion("Compare your last two runs", open=True, elem_id="train-compare"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300):
@@ -281,39 +340,4 @@ def render_train_tab(state: SessionState) -> TrainTab:
                         label="Test accuracy, both runs",
                         elem_id="train-compare-accuracy",
                     )
-    return TrainTab(
-        start=start,
-        stop=stop,
-        download=download,
-        progress_bar=progress_bar,
-        status=status,
-        metrics=metrics,
-        loss=loss,
-        accuracy=accuracy,
-        positions=positions,
-        positions_summary=positions_summary,
-        watched=watched,
-        confusion=confusion,
-        confusion_summary=confusion_summary,
-        views=views,
-        timeline_slider=timeline_slider,
-        timeline_frame=timeline_frame,
-        timeline_summary=timeline_summary,
-        timeline_gif_button=timeline_gif_button,
-        timeline_gif=timeline_gif,
-        mistakes_tab=mistakes_tab,
-        mistake_true=mistake_true,
-        mistake_guess=mistake_guess,
-        mistakes_note=mistakes_note,
-        mistakes_gallery=mistakes_gallery,
-        compare_table=compare_table,
-        compare_loss=compare_loss,
-        compare_accuracy=compare_accuracy,
-        restore=restore,
-        confusion_cells=gr.State(None),
-        class_lesson=gr.State(False),
-        class_watch=gr.Timer(CLASS_WATCH_SECONDS, active=False),
-        live=gr.Timer(POLL_SECONDS, active=False),
-        finished=gr.Textbox(visible=False),
-        state=state,
-    )
+    return dict(compare_table=compare_table, compare_loss=compare_loss, compare_accuracy=compare_accuracy)
