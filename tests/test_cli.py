@@ -95,3 +95,26 @@ def test_cli_explains_a_missing_dataset(tmp_path):
     assert result.returncode == 1
     assert "Missing files:" in result.stderr and "cifar-10-batches-py/data_batch_1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_plans_a_shape_for_a_time_budget_and_says_which(data_dir, tmp_path):
+    """The README's headline command: no shape given, so one is timed and chosen here."""
+    out = tmp_path / "budget"
+    result = run_cli("--time-budget", "4", "--train-limit", "2000", "--data-dir", str(data_dir), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    plan = result.stdout.splitlines()[0]
+    assert plan.startswith("plan: ") and "candidates timed here" in plan and "images/s" in plan
+    model, _ = checkpoints.load(out)
+    c = model.config  # the model it trained is the one it said it planned
+    assert plan.startswith(f"plan: p{c.patch_size}-d{c.dim}-L{c.depth}-h{c.heads}-m{c.mlp_dim}-")
+
+
+def test_cli_takes_the_plain_step_exactly_as_forced_on_the_cpu(data_dir, tmp_path):
+    out = tmp_path / "plain"
+    result = run_cli(
+        "--epochs", "1", *SMALL_RUN, "--no-compile", "--no-bf16", "--force-step", "--device", "cpu",
+        "--data-dir", str(data_dir), "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    _, info = checkpoints.load(out)
+    assert info["training"]["step_path"] == "eager fp32" and info["training"]["force_step"] is True

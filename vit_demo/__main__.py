@@ -17,7 +17,7 @@ import time
 
 from . import checkpoints, speed
 from .data import DATASETS, DatasetCorruptError, DatasetNotFoundError
-from .model import SHAPE_FIELDS
+from .model import SHAPE_FIELDS, ViT
 from .recipes import Candidate, recipe_for
 from .step import configure_threads
 from .training import TrainConfig, checkpoint_info, create_model, train
@@ -89,9 +89,10 @@ def plan_for_budget(dataset: str, seconds: float, device: str | None) -> tuple[C
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    configure_threads(args.threads)
+def build_run(args: argparse.Namespace) -> tuple[TrainConfig, ViT]:
+    """The training settings and the fresh model the flags ask for (a ValueError says what is
+    wrong): the dataset's recipe, with each flag given in its place; with --time-budget and no
+    shape, the shape that trains best here in that time."""
     recipe = recipe_for(args.dataset)
     shape_given = any(getattr(args, name) is not None for name in (*SHAPE_FIELDS, "batch_size", "lr"))
     if args.time_budget is not None and not shape_given:
@@ -100,40 +101,32 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in {**candidate.shape, "batch_size": candidate.batch_size, "lr": candidate.lr}.items():
             setattr(args, name, value)
     model_settings = {name: getattr(args, name) or recipe.shape[name] for name in SHAPE_FIELDS}
-    overrides = {
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "weight_decay": args.weight_decay,
-        "warmup": args.warmup,
-        "label_smoothing": args.label_smoothing,
-    }
-    training_settings = {**recipe.training, **{k: v for k, v in overrides.items() if v is not None}}
+    given = ("batch_size", "lr", "weight_decay", "warmup", "label_smoothing")
+    training_settings = {**recipe.training, **{k: getattr(args, k) for k in given if getattr(args, k) is not None}}
     epochs = args.epochs if args.epochs is not None or args.time_budget is not None else recipe.epochs
-    try:
-        config = TrainConfig(
-            dataset=args.dataset,
-            epochs=epochs,
-            time_budget=args.time_budget,
-            augment=not args.no_augment,
-            augment_shift=args.augment_shift,
-            augment_flip=args.augment_flip,
-            compile=args.compile,
-            bf16=args.bf16,
-            force_step=args.force_step,
-            seed=args.seed,
-            data_dir=args.data_dir,
-            train_limit=args.train_limit,
-            device=args.device,
-            **training_settings,
-        )
-        model = create_model(args.dataset, seed=args.seed, **model_settings)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    config = TrainConfig(
+        dataset=args.dataset,
+        epochs=epochs,
+        time_budget=args.time_budget,
+        augment=not args.no_augment,
+        augment_shift=args.augment_shift,
+        augment_flip=args.augment_flip,
+        compile=args.compile,
+        bf16=args.bf16,
+        force_step=args.force_step,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        train_limit=args.train_limit,
+        device=args.device,
+        **training_settings,
+    )
+    return config, create_model(args.dataset, seed=args.seed, **model_settings)
 
+
+def follow(model: ViT, config: TrainConfig):
+    """Train, with a progress bar on a terminal (one line per evaluation elsewhere); the last report."""
     from tqdm import tqdm
 
-    started = time.perf_counter()
     bar = tqdm(total=1000, unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", disable=None)
     last = None
     try:
@@ -148,11 +141,25 @@ def main(argv: list[str] | None = None) -> int:
             bar.refresh()
             if bar.disable and last.evaluated:  # not a terminal (a log file, CI): one line per evaluation
                 print(f"{last.fraction:6.1%} {last.elapsed:7.1f}s  {postfix}", flush=True)
-    except (DatasetNotFoundError, DatasetCorruptError, ValueError) as error:
+    finally:
         bar.close()
+    return last
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_threads(args.threads)
+    try:
+        config, model = build_run(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    try:
+        last = follow(model, config)
+    except (DatasetNotFoundError, DatasetCorruptError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    bar.close()
     wall = time.perf_counter() - started
     command = "python -m vit_demo " + " ".join(argv if argv is not None else sys.argv[1:])
     info = checkpoint_info(config, last, seconds=round(wall, 1), command=command)

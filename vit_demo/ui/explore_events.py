@@ -282,6 +282,11 @@ def wire_explore_tab(
     )
     e.show_cls.click(*placed(e, view_inputs, handlers.show_cls), e.outputs(("patch", "heads")), **event)
     wire_experiment_tab(e.experiment, e.explored, e.open_view, **shown)
+    _wire_predict_api(handlers, e, state, exploring)
+
+
+def _wire_predict_api(handlers: ExploreHandlers, e: ExploreControls, state: SessionState, exploring: dict) -> None:
+    """The public "predict" endpoint: a picture file and a model name, every class's probability."""
     # The scripting API's own inputs: any file (so a bad one gets the app's message rather
     # than a file-type refusal) and a model named as in the Explore menu.
     api_image, api_model, api_label = gr.File(visible=False), gr.Textbox(visible=False), gr.Label(visible=False)

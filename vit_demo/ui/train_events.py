@@ -187,6 +187,13 @@ def wire_train_tab(handlers: TrainHandlers, demo: gr.Blocks, steps: gr.Tabs) -> 
         concurrency_id="train",
         concurrency_limit=None,
     )
+    _wire_looking_back(handlers, private)
+    return [tab.finished.change, api_training.success]
+
+
+def _wire_looking_back(handlers: TrainHandlers, private: dict) -> None:
+    """A finished run looked at again: the timeline scrubbed or made a GIF, its mistakes shown."""
+    tab = handlers.tab
     # Scrubbing the timeline: only a person's own moves redraw (the run moves the slider too).
     gr.on(
         [tab.timeline_slider.input, tab.timeline_slider.release],
@@ -216,4 +223,3 @@ def wire_train_tab(handlers: TrainHandlers, demo: gr.Blocks, steps: gr.Tabs) -> 
         api_visibility="private",
         **exploring,
     )
-    return [tab.finished.change, api_training.success]
