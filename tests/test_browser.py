@@ -11,7 +11,7 @@ from gradio_client import Client, handle_file
 from ui_helpers import EXAMPLE, serving_app, settings_for, wait_for
 
 from tools.hostile_files import RUN_EDITS, edited_json
-from vit_demo import plots
+from vit_demo import plots, training_plots
 from vit_demo.harness import VIEWPORT, chromium_path, launch_chromium
 from vit_demo.recipes import recipe_for
 from vit_demo.run_record import RECORD_NAME
@@ -82,7 +82,7 @@ def test_a_student_trains_a_model_and_explores_it(page, shots):
 
     # A click on a cell of the confusion matrix opens its mistakes: true 3, taken for 5.
     _, area = plots.figure_to_image_and_box(
-        plots.plot_confusion_matrix(torch.zeros(10, 10), [str(d) for d in range(10)])
+        training_plots.plot_confusion_matrix(torch.zeros(10, 10), [str(d) for d in range(10)])
     )
     left, top, right, bottom = area
     cell = (right - left) / 10

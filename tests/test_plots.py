@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from PIL import Image
 
-from vit_demo import explain, faithfulness, plots
+from vit_demo import explain, faithfulness, plots, training_plots
 from vit_demo.model import ViT, ViTConfig
 from vit_demo.patch_maths import patch_maths
 
@@ -51,7 +51,7 @@ def all_figures(image_size: int, patch_size: int, channels: int) -> dict[str, Fi
         _, attentions = model(pixels / 255, return_attention=True)
     maps = explain.cls_attention_maps(attentions)[0]
     return {
-        "confusion": plots.plot_confusion_matrix(
+        "confusion": training_plots.plot_confusion_matrix(
             torch.randint(0, 120, (10, 10), generator=torch.Generator().manual_seed(0)), CLASS_NAMES
         ),
         "patch_grid": plots.plot_patch_grid(display, model.config),
@@ -103,7 +103,7 @@ def test_every_figure_has_a_title_readable_text_and_nothing_clipped(image_size, 
 
 
 def test_figure_to_image_renders_at_the_dpi_and_frees_the_figure():
-    figure = plots.plot_confusion_matrix(torch.eye(3), ["a", "b", "c"])
+    figure = training_plots.plot_confusion_matrix(torch.eye(3), ["a", "b", "c"])
     width, height = figure.get_size_inches()
     image = plots.figure_to_image(figure, dpi=50)
     assert isinstance(image, Image.Image) and image.mode == "RGB"

@@ -66,7 +66,8 @@ def test_the_gif_has_one_frame_per_snapshot(tmp_path):
 
 
 def test_a_timeline_frame_renders_with_the_step_in_its_title():
-    from vit_demo.plots import figure_to_image, plot_timeline_frame
+    from vit_demo.plots import figure_to_image
+    from vit_demo.training_plots import plot_timeline_frame
 
     model = create_model("mnist", **TINY).eval()
     snapshot = take_snapshot(model, torch.zeros(1, 1, 28, 28), step=120, epoch=0.5, fraction=0.5, test_accuracy=0.91)

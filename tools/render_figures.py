@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from vit_demo import checkpoints, data, explain, plots
+from vit_demo import checkpoints, data, explain, plots, training_plots
 from vit_demo.model import ViT
 from vit_demo.step import configure_threads
 from vit_demo.training import TrainConfig, create_model, evaluate, train
@@ -69,7 +69,7 @@ def build_figures(model: ViT, info: dict, data_dir: str | None) -> dict:
     figures["attention_distance"] = plots.plot_attention_distance(
         explain.attention_distance(attentions, config.patch_size), config.patch_size, config.image_size
     )
-    figures["confusion_matrix"] = plots.plot_confusion_matrix(confusion, info["class_names"])
+    figures["confusion_matrix"] = training_plots.plot_confusion_matrix(confusion, info["class_names"])
     return figures
 
 

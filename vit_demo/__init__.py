@@ -6,7 +6,8 @@ The map, from the model outwards:
     data.py, training.py     the datasets; the live trainer, a generator of progress reports
     step.py, speed.py        the training step on this machine; how fast it trains each shape
     explain.py, views.py     what the model sees and where it looks; Explore's views of it
-    plots.py, summaries.py   every figure, and the sentence beside it
+    plots.py, training_plots.py, figure_style.py   every figure, and their shared look
+    summaries.py             the sentence beside each figure
     checkpoints.py, run_record.py, validation.py   saving and reading models and runs, bounded
     service/                 the server without gradio: every decision about runs (its map)
     ui/                      the Gradio page: lays out components, places named results on them

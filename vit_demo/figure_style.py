@@ -146,3 +146,27 @@ def overlay(ax: Axes, display: np.ndarray, heatmap: np.ndarray, vmax: float):
         extent=(-0.5, size - 0.5, size - 0.5, -0.5),
         interpolation="nearest",
     )
+
+
+def similarity_mosaic(ax: Axes, similarity: np.ndarray):
+    """Each patch position's (grid, grid) map of cosine similarities, laid out where that patch
+    sits: (the image drawn, grid, gap)."""
+    grid = similarity.shape[0]
+    gap = max(1, grid // 4)
+    mosaic = tile_mosaic(similarity.reshape(grid * grid, grid, grid), columns=grid, gap=gap, fill=np.nan)
+    return ax.imshow(mosaic, cmap=SIMILARITY_CMAP, vmin=-1, vmax=1, interpolation="nearest"), grid, gap
+
+
+def filter_mosaic(filters: np.ndarray, columns: int) -> tuple[np.ndarray, int]:
+    """(k, C, p, p) filters -> one RGBA mosaic of `columns` per row, each filter stretched to
+    its own range (only the pattern matters, not the scale); and the gap between tiles."""
+    k, channels, p = filters.shape[:3]
+    low = filters.min(axis=(1, 2, 3), keepdims=True)
+    high = filters.max(axis=(1, 2, 3), keepdims=True)
+    stretched = (filters - low) / np.where(high > low, high - low, 1.0)
+    colour = stretched.transpose(0, 2, 3, 1)
+    if channels == 1:
+        colour = np.repeat(colour, 3, axis=-1)
+    tiles = np.concatenate((colour, np.ones((k, p, p, 1))), axis=-1)
+    gap = max(1, p // 4)
+    return tile_mosaic(tiles, columns, gap, fill=0.0), gap

@@ -29,7 +29,6 @@ from PIL import Image
 from vit_demo.explain import attention_distance
 from vit_demo.figure_style import (
     ATTENTION_CMAP,
-    COUNT_CMAP,
     DEFAULT_DPI,
     HEAD_PALETTE,
     HIGHLIGHT_COLOUR,
@@ -42,6 +41,7 @@ from vit_demo.figure_style import (
     as_rgba,
     colourbar,
     corner_label,
+    filter_mosaic,
     grey,
     head_colour,
     head_marker,
@@ -49,6 +49,7 @@ from vit_demo.figure_style import (
     new_figure,
     overlay,
     show_image,
+    similarity_mosaic,
     style,
     tile_mosaic,
 )
@@ -85,41 +86,6 @@ def grid_cell(area: Sequence[float], rows: int, columns: int, x: float, y: float
 
 
 # --------------------------------------------------------------------------- prediction
-
-
-def plot_confusion_matrix(counts, class_names: Sequence[str]) -> Figure:
-    """counts[true, predicted] -> a K x K table of counts, coloured by count."""
-    counts = as_numpy(counts).astype(int)
-    total = counts.sum()
-    accuracy = 100.0 * np.trace(counts) / total if total else 0.0
-    # Sized for the Train tab's side column, shown at its own size: every count stays readable.
-    figure = new_figure(5.4, 5.0, f"Confusion matrix: {accuracy:.1f}% right")
-    ax = figure.add_subplot()
-    image = ax.imshow(counts, cmap=COUNT_CMAP, vmin=0)
-    threshold = counts.max() / 2
-    for (true, predicted), count in np.ndenumerate(counts):
-        ax.text(
-            predicted,
-            true,
-            str(count),
-            ha="center",
-            va="center",
-            fontsize=NOTE_SIZE,
-            color="white" if count > threshold else "black",
-        )
-    k = len(class_names)
-    slanted = max(map(len, class_names)) > 2  # words, not digits: slant them so they do not collide
-    ax.set_xticks(
-        range(k),
-        class_names,
-        rotation=45 if slanted else 0,
-        ha="right" if slanted else "center",
-        rotation_mode="anchor",
-    )
-    ax.set_yticks(range(k), class_names)
-    style(ax, xlabel="predicted class", ylabel="true class")
-    colourbar(figure, image, ax, "number of images")
-    return figure
 
 
 def plot_patch_grid(display: np.ndarray, config: ViTConfig) -> Figure:
@@ -168,7 +134,7 @@ def plot_position_similarity(similarity) -> Figure:
     position, laid out where that patch sits, on one -1..1 colour scale."""
     figure = new_figure(7, 6.2, "Which positions the model learned are alike")
     ax = figure.add_subplot()
-    image, grid, gap = _similarity_mosaic(ax, as_numpy(similarity))
+    image, grid, gap = similarity_mosaic(ax, as_numpy(similarity))
     numbers = [str(i + 1) for i in range(grid)]
     label_tiles(ax, grid, grid, grid, gap, numbers, numbers)
     style(
@@ -181,37 +147,13 @@ def plot_position_similarity(similarity) -> Figure:
     return figure
 
 
-def _similarity_mosaic(ax: Axes, similarity: np.ndarray):
-    """Each patch position's (grid, grid) map of cosine similarities, laid out where that patch
-    sits: (the image drawn, grid, gap)."""
-    grid = similarity.shape[0]
-    gap = max(1, grid // 4)
-    mosaic = tile_mosaic(similarity.reshape(grid * grid, grid, grid), columns=grid, gap=gap, fill=np.nan)
-    return ax.imshow(mosaic, cmap=SIMILARITY_CMAP, vmin=-1, vmax=1, interpolation="nearest"), grid, gap
-
-
-def _filter_mosaic(filters: np.ndarray, columns: int) -> tuple[np.ndarray, int]:
-    """(k, C, p, p) filters -> one RGBA mosaic of `columns` per row, each filter stretched to
-    its own range (only the pattern matters, not the scale); and the gap between tiles."""
-    k, channels, p = filters.shape[:3]
-    low = filters.min(axis=(1, 2, 3), keepdims=True)
-    high = filters.max(axis=(1, 2, 3), keepdims=True)
-    stretched = (filters - low) / np.where(high > low, high - low, 1.0)
-    colour = stretched.transpose(0, 2, 3, 1)
-    if channels == 1:
-        colour = np.repeat(colour, 3, axis=-1)
-    tiles = np.concatenate((colour, np.ones((k, p, p, 1))), axis=-1)
-    gap = max(1, p // 4)
-    return tile_mosaic(tiles, columns, gap, fill=0.0), gap
-
-
 def plot_embedding_filters(filters) -> Figure:
     """`explain.embedding_filters` (k, C, p, p) -> the components as small images."""
     filters = as_numpy(filters)
     k, p = filters.shape[0], filters.shape[2]
     columns = min(k, 7)
     rows = math.ceil(k / columns)
-    mosaic, gap = _filter_mosaic(filters, columns)
+    mosaic, gap = filter_mosaic(filters, columns)
     figure = new_figure(1.3 * columns + 0.6, 1.3 * rows + 1.4, "What the first layer looks for in a patch")
     ax = figure.add_subplot()
     ax.imshow(mosaic, interpolation="nearest")
@@ -476,64 +418,14 @@ def plot_patch_experiment(
     return figure
 
 
-def plot_timeline_frame(snapshot, probe_display: np.ndarray, config: ViTConfig) -> Figure:
-    """One `timeline.Snapshot`: positional-embedding similarity, the rollout on the probe
-    image, the first layer's filters and how far each head looks, as they were at that
-    point of training."""
-    accuracy = "" if snapshot.test_accuracy is None else f" · test accuracy {snapshot.test_accuracy:.1%}"
-    figure = new_figure(15, 4.4, f"Step {snapshot.step} · epoch {snapshot.epoch:.2f}{accuracy}")
-    similarity_ax, rollout_ax, filters_ax, distance_ax = figure.subplots(
-        1, 4, gridspec_kw={"width_ratios": [1.1, 1, 1, 1.2]}
-    )
-
-    image, _, _ = _similarity_mosaic(similarity_ax, as_numpy(snapshot.position_similarity))
-    similarity_ax.set_xticks([])
-    similarity_ax.set_yticks([])
-    similarity_ax.spines[:].set_visible(False)
-    style(similarity_ax, "position similarity")
-    colourbar(figure, image, similarity_ax, "cosine")
-
-    heat = overlay(rollout_ax, probe_display, as_numpy(snapshot.probe_rollout), vmax=1.0)
-    style(rollout_ax, "rollout on a test image")
-    del heat  # the same 0..1 scale as the rollout figure; its colour bar would crowd the frame
-
-    filters = as_numpy(snapshot.filters)
-    filter_mosaic, _ = _filter_mosaic(filters, columns=math.ceil(len(filters) / 2))
-    filters_ax.imshow(filter_mosaic, interpolation="nearest")
-    filters_ax.set_xticks([])
-    filters_ax.set_yticks([])
-    filters_ax.spines[:].set_visible(False)
-    style(filters_ax, "first-layer filters")
-
-    distances = as_numpy(snapshot.attention_distance)
-    layers, heads = distances.shape
-    for head in range(heads):
-        distance_ax.scatter(
-            np.arange(1, layers + 1),
-            distances[:, head],
-            s=40,
-            color=head_colour(head),
-            marker=head_marker(head),
-            zorder=3,
-        )
-    distance_ax.set_xticks(range(1, layers + 1))
-    distance_ax.set_xlim(0.5, layers + 0.5)
-    distance_ax.set_ylim(0, config.patch_size * (config.grid_size - 1) * math.sqrt(2))
-    distance_ax.grid(alpha=0.3)
-    style(distance_ax, "how far each head looks", xlabel="layer", ylabel="pixels")
-    return figure
-
-
 __all__ = [
     "figure_to_image",
     "figure_to_image_and_box",
     "grid_cell",
     "plot_patch_experiment",
     "plot_patch_maths",
-    "plot_timeline_frame",
     "plot_attention_distance",
     "plot_attention_overview",
-    "plot_confusion_matrix",
     "plot_embedding_filters",
     "plot_patch_grid",
     "plot_position_similarity",

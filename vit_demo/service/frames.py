@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .. import plots, summaries
+from .. import plots, summaries, training_plots
 from .. import timeline as timelines
 from ..data import DatasetSpec, to_picture
 from ..model import ViTConfig
@@ -180,5 +180,5 @@ class TimelineRecord:
     def draw(self, snapshot: timelines.Snapshot, dpi: int | None = None) -> Image.Image:
         """Drawn each time, never kept: a page keeps its record (Gradio holds a closed page's for
         an hour), and forty kept frames would be some 60 MB a page."""
-        figure = plots.plot_timeline_frame(snapshot, self.picture, self.config)
+        figure = training_plots.plot_timeline_frame(snapshot, self.picture, self.config)
         return plots.figure_to_image(figure) if dpi is None else plots.figure_to_image(figure, dpi=dpi)

@@ -110,9 +110,9 @@ def metrics(p: TrainProgress) -> str:
 
 def confusion_frame(counts: torch.Tensor, class_names) -> dict:
     """The confusion matrix's picture, its sentence, where its cells are, and the Mistakes menus."""
-    from .. import plots
+    from .. import plots, training_plots
 
-    picture, area = plots.figure_to_image_and_box(plots.plot_confusion_matrix(counts, class_names))
+    picture, area = plots.figure_to_image_and_box(training_plots.plot_confusion_matrix(counts, class_names))
     return {
         "confusion": picture,
         "confusion_summary": summaries.confusion(counts, class_names),
