@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save_file
 
 from . import validation
-from .checkpoints import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, read_json, read_tensors, read_zip_members
+from .checkpoints import CheckpointError, read_json, read_tensors, read_zip_members
 from .model import ViTConfig
 from .timeline import CAPACITY, Snapshot, Timeline, snapshot_shapes
 
@@ -83,11 +83,10 @@ ROW_BYTES, CELL_BYTES = 96, 16  # one curve point, one confusion count, written 
 def read(path: str | Path, bounds: Bounds) -> RunRecord | None:
     """The record in a run's zip (as the Train tab's download makes it); None for a zip that is
     a checkpoint alone. A CheckpointError that names the file, the key, the value and what is
-    allowed, for one that is broken or beyond `bounds`."""
+    allowed, for one that is broken or beyond `bounds`. The zip's checkpoint was read already
+    (`checkpoints.load`: its model gives `bounds`), so only the run's own two files are read."""
     path = Path(path)
-    raw = read_zip_members(
-        path, (CONFIG_NAME, WEIGHTS_NAME), (RECORD_NAME, TIMELINE_NAME), limits={RECORD_NAME: bounds.record_bytes}
-    )
+    raw = read_zip_members(path, (), (RECORD_NAME, TIMELINE_NAME), limits={RECORD_NAME: bounds.record_bytes})
     if RECORD_NAME not in raw:
         return None
     if TIMELINE_NAME not in raw:

@@ -49,12 +49,6 @@ def flag(where: str, value) -> bool:
     return value
 
 
-def text(where: str, value, longest: int = 200) -> str:
-    if not isinstance(value, str) or len(value) > longest:
-        raise ValueError(f"{where} must be text of at most {longest} characters, got {_shown(value)}")
-    return value
-
-
 def sequence(where: str, value, longest: int) -> list:
     """`value` as a list of at most `longest` items (counted before anything is done with them)."""
     if not isinstance(value, list):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -183,9 +184,9 @@ class RecentlyShown:
                 self._entries.popitem(last=False)
 
 
-def draw(view: str, explored: Explored, choices: ViewChoices, examples: list[str]) -> Drawing:
-    """One view (see `VIEWS`) of the explored picture. `examples`: the dataset's example
-    pictures (the attention distance is measured over them)."""
+def draw(view: str, explored: Explored, choices: ViewChoices, examples: Callable[[], list[str]]) -> Drawing:
+    """One view (see `VIEWS`) of the explored picture. `examples()`: the dataset's example
+    pictures, listed only when the attention distance is first measured over them."""
     loaded, explanation, config = explored.loaded, explored.explanation, explored.config
     model, display = loaded.model, explanation.preprocessed.display
     if view == "where":
@@ -277,10 +278,10 @@ def _where_it_looks(explored: Explored, choices: ViewChoices) -> Drawing:
     )
 
 
-def _distances(loaded: LoadedModel, fallback: Explanation, examples: list[str]) -> torch.Tensor:
+def _distances(loaded: LoadedModel, fallback: Explanation, examples: Callable[[], list[str]]) -> torch.Tensor:
     """Mean attention distance over the dataset's example pictures (the picture at hand
     when the app ships none): a property of the model more than of one image."""
-    pictures = [open_image(path) for path in examples]
+    pictures = [open_image(path) for path in examples()]
     if pictures:
         batch = torch.cat([explain.preprocess(p, loaded.info).tensor for p in pictures])
         with torch.inference_mode():

@@ -57,13 +57,18 @@ class WorkFolder:
         with self._lock:
             self._left[page] = self.clock()
 
-    def _remove(self, page: str) -> None:
+    def _remove(self, page: str) -> int:
+        """Remove the page's files; the bytes they held."""
+        freed = 0
         for kind in PAGE_KINDS:
             path = self.page_path(kind, page)
             if path.is_dir():
+                freed += folder_bytes(path)
                 shutil.rmtree(path, ignore_errors=True)
-            else:
+            elif path.is_file():
+                freed += path.stat().st_size
                 path.unlink(missing_ok=True)
+        return freed
 
     def sweep(self, busy: set[str] = frozenset()) -> list[str]:
         """Remove what pages left behind; the pages whose files went. `busy`: pages training now."""
@@ -80,8 +85,9 @@ class WorkFolder:
         oldest_first = sorted(
             (name for name in ages if name not in gone and name not in busy), key=ages.get, reverse=True
         )
-        while oldest_first and folder_bytes(self.root) > self.max_bytes:
+        held = folder_bytes(self.root)  # measured once, then less what each removal frees
+        while oldest_first and held > self.max_bytes:
             page = oldest_first.pop(0)
-            self._remove(page)
+            held -= self._remove(page)
             gone.append(page)
         return gone

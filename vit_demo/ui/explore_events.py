@@ -70,7 +70,7 @@ class ExploreHandlers:
         return self.library.resolve(values["model"], values.get("mine"), values.get("uploaded"))
 
     def _draw(self, view: str, explored: Explored, choices: ViewChoices):
-        return draw(view, explored, choices, [path for path, _ in self.examples(explored.loaded)])
+        return draw(view, explored, choices, lambda: [path for path, _ in self.examples(explored.loaded)])
 
     # ------------------------------------------------------------------ the model
 

@@ -82,7 +82,9 @@ def values(config: ViTConfig, spec: DatasetSpec, batch_size: int, lr: float, tra
         "batch_size": batch_size, "lr": f"{lr:g}", "train_images": _n(train_images),
         "steps_per_epoch": _n(-(-train_images // batch_size)), "augmentation": _augmentation(spec),
         "dataset": spec.title, "class_list": ", ".join(spec.class_names),
-        "colour": "grey (one brightness value per pixel)" if c.channels == 1 else "colour (red, green, blue per pixel)",
+        "colour": (
+            "grey (one brightness value per pixel)" if c.channels == 1 else "colour (red, green and blue per pixel)"
+        ),
         "grey_or_colour": "grey" if c.channels == 1 else "colour", "channel_plural": "s" if c.channels > 1 else "",
         "faithfulness_table": faithfulness_table(spec),
     }  # fmt: skip
