@@ -1,6 +1,6 @@
 """Test accuracy of each recipe candidate against the number of images it trained on.
 
-    VIT_DEMO_DATA=../shared/data python benchmarks/accuracy_vs_images.py \\
+    VIT_DEMO_DATA=../shared/data python -m benchmarks.accuracy_vs_images \\
         [--dataset mnist fashion_mnist] [--images 30000 60000 ...] [--seeds 0] [--jobs 2] [--only p7-d64-L2 ...]
 
 How far a short run gets depends on the images it sees; how many images a minute buys
@@ -94,7 +94,7 @@ def main() -> None:
             table["rows"].append(row)
             table["rows"].sort(key=lambda r: (r["dataset"], r["candidate"], r["images"], r["seed"]))
             table["updated"] = date.today().isoformat()
-            table["last_command"] = "python benchmarks/accuracy_vs_images.py " + " ".join(sys.argv[1:])
+            table["last_command"] = "python -m benchmarks.accuracy_vs_images " + " ".join(sys.argv[1:])
             table["last_machine"] = machine
             expectations.write_accuracy_table(table)
 

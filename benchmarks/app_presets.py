@@ -1,6 +1,6 @@
 """Accuracy of the app's presets, trained exactly as the app trains them, without any UI.
 
-    VIT_DEMO_DATA=../shared/data python benchmarks/app_presets.py [--preset standard] [--dataset mnist ...]
+    VIT_DEMO_DATA=../shared/data python -m benchmarks.app_presets [--preset standard] [--dataset mnist ...]
 
 Each preset's knobs become the app's TrainConfig (`Knobs.train_config`: the dataset's recipe,
 the plain eager float32 step) and train with the app's threads (`step.server_threads`: one per

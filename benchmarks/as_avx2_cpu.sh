@@ -7,7 +7,7 @@
 # products, is capped at AVX2 (ONEDNN_MAX_CPU_ISA): no AVX-512, no AVX512-BF16, no AMX, so bfloat16
 # is emulated as it is there. The first argument is the share of the cores' time the command (and
 # every process it starts) may use, enforced by a cgroup-v1 CPU quota over 10 ms periods; choose it
-# so that `python benchmarks/train_throughput.py --no-compile` run the same way gives the slower
+# so that `python -m benchmarks.train_throughput --no-compile` run the same way gives the slower
 # CPU's measured speed. Needs root and /sys/fs/cgroup/cpu (cgroup v1). Not a real EPYC: its caches,
 # memory and clock differ; the speeds and the features a planner sees are what this reproduces.
 set -euo pipefail

@@ -1,7 +1,7 @@
 """A class of 30 against one server: how long until the last student sees their model learn,
 and until everyone has a model, while the class explores meanwhile.
 
-    VIT_DEMO_DATA=../shared/data python benchmarks/classroom.py [--students 30] [--same 24]
+    VIT_DEMO_DATA=../shared/data python -m benchmarks.classroom [--students 30] [--same 24]
         [--epochs 4] [--arrive 60] [--deadline 420] [--app PATH/TO/app.py]
 
 `python app.py` is started on a free loopback port (or another checkout's app.py, `--app`:
@@ -40,7 +40,7 @@ import httpx
 import psutil
 from gradio_client import Client
 
-from vit_demo.harness import REPO, AppProcess, percentile
+from tools.harness import REPO, AppProcess, percentile
 from vit_demo.step import Machine
 
 LESSON = dict(

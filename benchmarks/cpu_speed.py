@@ -2,7 +2,7 @@
 the app's estimates rest on until it has timed the machine it runs on (it serves its first page
 before that).
 
-    python benchmarks/cpu_speed.py [--seconds 2] [--out vit_demo/measured/cpu_speed.json]
+    python -m benchmarks.cpu_speed [--seconds 2] [--out vit_demo/measured/cpu_speed.json]
 
 Every recipe candidate of every dataset shape is timed as the app times it (`speed.measure_speeds`
 in a training process with the app's threads: one per operation on 2 cores, the batch split
@@ -55,7 +55,7 @@ def main() -> None:
                     )
     finally:
         process.close()
-    command = f"python benchmarks/cpu_speed.py --seconds {args.seconds:g}"
+    command = f"python -m benchmarks.cpu_speed --seconds {args.seconds:g}"
     table = {"machine": machine, "threads_per_operation": threads, "command": command, "rows": rows}
     args.out.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
     print(f"written to {args.out}")

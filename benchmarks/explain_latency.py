@@ -1,6 +1,6 @@
 """How long the Explain tab takes for one uploaded picture, end to end.
 
-    python benchmarks/explain_latency.py [--runs 20] [--dpi 100] [--threads 1] [--checkpoint PATH]
+    python -m benchmarks.explain_latency [--runs 20] [--dpi 100] [--threads 1] [--checkpoint PATH]
 
 One run = preprocess + one forward pass with attention + rollout (`explain.explain`); then
 each map alone, for the predicted class (rollout, gradient x attention, occlusion), the
@@ -33,8 +33,8 @@ import time
 import torch
 from PIL import Image, ImageDraw
 
+from tools.harness import percentile
 from vit_demo import checkpoints, experiments, explain, faithfulness, plots
-from vit_demo.harness import percentile
 from vit_demo.model import ViT, ViTConfig
 from vit_demo.patch_maths import patch_maths
 

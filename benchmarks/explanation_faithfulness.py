@@ -1,7 +1,7 @@
 """How faithful each of Explore's maps is, over real test images: deletion and insertion
 curves (vit_demo.faithfulness) of every method, beside random orders, on the shipped models.
 
-    VIT_DEMO_DATA=../shared/data python benchmarks/explanation_faithfulness.py [--images 1000] [--jobs 2]
+    VIT_DEMO_DATA=../shared/data python -m benchmarks.explanation_faithfulness [--images 1000] [--jobs 2]
 
 For each of the first N test images of each shipped model's dataset, every map of
 `explain.ATTRIBUTIONS` is computed for the class the model predicts, and scored: the area
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
+from tools.harness import REPO
 from vit_demo import checkpoints, data, experiments, explain, faithfulness
-from vit_demo.harness import REPO
 from vit_demo.step import Machine, configure_threads
 
 TABLE = faithfulness.MEASURED
@@ -110,7 +110,7 @@ def main() -> None:
     TABLE.parent.mkdir(parents=True, exist_ok=True)
     table = {
         "updated": date.today().isoformat(),
-        "command": "python benchmarks/explanation_faithfulness.py "
+        "command": "python -m benchmarks.explanation_faithfulness "
         + " ".join(
             f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}" for k, v in vars(args).items()
         ),

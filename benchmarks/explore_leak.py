@@ -1,7 +1,7 @@
 """Does a long session leak? 500 Explore/predict requests in a row from one session
 against the app served on 127.0.0.1 in a subprocess, the server's RSS sampled every 50.
 
-    python benchmarks/explore_leak.py [--requests 500] [--every 50]
+    python -m benchmarks.explore_leak [--requests 500] [--every 50]
 
 Every request alternates models and pictures: /explore (one forward pass with attention
 and the rollout figure drawn with matplotlib) four times out of five, /predict (an upload)
@@ -23,7 +23,7 @@ from pathlib import Path
 from gradio_client import Client, handle_file
 from load_test import EXAMPLES, default_data_dir, mb, start_server
 
-from vit_demo.harness import percentile
+from tools.harness import percentile
 
 
 def disk_usage(folder: Path) -> int:

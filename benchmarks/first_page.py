@@ -1,6 +1,6 @@
 """How long `python app.py` takes to answer its first page, as a user (or a Space) starts it.
 
-    VIT_DEMO_DATA=../shared/data python benchmarks/first_page.py [--runs 3]
+    VIT_DEMO_DATA=../shared/data python -m benchmarks.first_page [--runs 3]
 
 Each run starts the app in a process of its own on a free port, asks for the page until it
 answers, and stops it. Printed: the CPU line, each run's seconds from the process's start to the
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from vit_demo.harness import AppProcess
+from tools.harness import AppProcess
 from vit_demo.step import Machine
 
 

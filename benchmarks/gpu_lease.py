@@ -2,7 +2,7 @@
 on the GPU this runs on, and the GPU speeds the app's leases are worked out from
 (vit_demo/measured/gpu_speed.json).
 
-    VIT_DEMO_DATA=/path/to/data python benchmarks/gpu_lease.py [--out vit_demo/measured/gpu_speed.json]
+    VIT_DEMO_DATA=/path/to/data python -m benchmarks.gpu_lease [--out vit_demo/measured/gpu_speed.json]
 
 A lease covers what ZeroGPU's worker does (spaces/zero/wrappers.py): a process forked from the
 server, CUDA started in it, then the whole run (`service.jobs.run_training`: the starting point,
@@ -137,7 +137,7 @@ def main() -> None:
                     "images_per_second": round(speeds[candidate.name]),
                 }
             )
-    table = {"gpu": machine, "command": "python benchmarks/gpu_lease.py", "setup_seconds": 0.0, "rows": rows}
+    table = {"gpu": machine, "command": "python -m benchmarks.gpu_lease", "setup_seconds": 0.0, "rows": rows}
     # Set-up: what a tiny run's lease took beyond what the speeds account for (the fork, CUDA's
     # start, the first kernels), the most of three.
     tiny = TrainingJob(TINY.shape, TINY.train_config(data_dir=args.data_dir, train_limit=1024, test_limit=256), None)

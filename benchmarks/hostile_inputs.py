@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
+from tools.harness import REPO
 from tools.hostile_files import RUN_EDITS, edited_json, lying_zip
 from vit_demo import checkpoints, run_record, settings
-from vit_demo.harness import REPO
 from vit_demo.service.knobs import Knobs
 from vit_demo.service.server import Service
 from vit_demo.settings import AppSettings

@@ -1,6 +1,6 @@
 """A preset trained live in the app, against the same run without the UI, in one session.
 
-    VIT_DEMO_DATA=../shared/data python benchmarks/live_training.py [--dataset mnist] [--preset quick]
+    VIT_DEMO_DATA=../shared/data python -m benchmarks.live_training [--dataset mnist] [--preset quick]
                                                                      [--via client browser] [--rounds 1]
 
 1. The preset's knobs are fixed for both runs below.
@@ -31,7 +31,7 @@ import psutil
 import torch
 from app_presets import app_threads, without_ui
 
-from vit_demo.harness import VIEWPORT, AppProcess, chromium_path, launch_chromium
+from tools.harness import VIEWPORT, AppProcess, chromium_path, launch_chromium
 from vit_demo.recipes import recipe_for
 from vit_demo.service.knobs import Knobs
 from vit_demo.step import Machine, available_cores

@@ -2,7 +2,7 @@
 served on 127.0.0.1 in a subprocess, through gradio_client (one client = one browser
 session). Loopback only; bounded in requests and time.
 
-    python benchmarks/load_test.py [--explorers 25] [--trainers 5] [--seconds 75] [--data-dir DIR]
+    python -m benchmarks.load_test [--explorers 25] [--trainers 5] [--seconds 75] [--data-dir DIR]
 
 The server gets tiny training settings (VIT_DEMO_TRAIN_LIMIT, a few-second time budget,
 VIT_DEMO_MAX_TRAININGS=2 so trainings beyond the cap queue) and two small untrained
@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from gradio_client import Client, handle_file
 
-from vit_demo.harness import REPO, AppProcess, percentile
+from tools.harness import REPO, AppProcess, percentile
 
 EXAMPLES = sorted((REPO / "examples" / "mnist").glob("*.png"))
 TINY = dict(patch_size=7, dim=32, depth=2, heads=4, mlp_dim=64)

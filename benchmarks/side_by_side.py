@@ -2,7 +2,7 @@
 (trainings side by side, service/worker.py) against a single lane (one training at a time, each
 step split over every core), in the same run.
 
-    VIT_DEMO_DATA=../shared/data python benchmarks/side_by_side.py [--runs 3] [--steps 600] [--rounds 2]
+    VIT_DEMO_DATA=../shared/data python -m benchmarks.side_by_side [--runs 3] [--steps 600] [--rounds 2]
 
 Each round starts `--runs` trainings of the class benchmark's lesson shape (MNIST, patch 7,
 dim 64, 2 blocks, batch 128, `--steps` steps, seeds 0, 1, ...) at once in a fresh

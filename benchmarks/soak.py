@@ -2,7 +2,7 @@
 127.0.0.1, in headless Chromium. What a closed tab leaves behind must go: its run, its live
 state and, after the grace period, its files.
 
-    VIT_DEMO_DATA=../shared/data python benchmarks/soak.py [--tabs 200] [--parallel 4]
+    VIT_DEMO_DATA=../shared/data python -m benchmarks.soak [--tabs 200] [--parallel 4]
 
 Each tab opens a lesson link with its own seed (so no two share a run), presses Start, waits
 until its run trains or waits in line, and closes. The server trains on 2,048 images. Printed:
@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from playwright.async_api import async_playwright
 
-from vit_demo.harness import CHROMIUM_FLAGS, VIEWPORT, AppProcess, chromium_path
+from tools.harness import CHROMIUM_FLAGS, VIEWPORT, AppProcess, chromium_path
 from vit_demo.service.workfolder import PAGE_KINDS, folder_bytes
 from vit_demo.step import Machine
 

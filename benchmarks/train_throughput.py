@@ -1,6 +1,6 @@
 """Training throughput of vit_demo's ViT against lucidrains' vit-pytorch, side by side.
 
-    python benchmarks/train_throughput.py [--rounds 5] [--steps 30] [--batch-size 128] [--threads N]
+    python -m benchmarks.train_throughput [--rounds 5] [--steps 30] [--batch-size 128] [--threads N]
                                           [--device cpu|cuda|mps] [--no-compile] [--all-paths] [--profile]
 
 Both models get the same hyperparameters (image 28, patch 7, dim 64, depth 4, heads 4,

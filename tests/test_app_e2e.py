@@ -12,8 +12,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from ui_helpers import EXAMPLE
 
+from tools.harness import AppProcess
 from vit_demo import checkpoints
-from vit_demo.harness import AppProcess
 
 TINY = dict(dataset="mnist", patch_size=7, dim=32, depth=2, heads=4, mlp_dim=64, lr=0.003, batch_size=128, seed=0)
 STATUS, METRICS = 0, 2  # where "/train" returns the status and the metrics line

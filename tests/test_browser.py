@@ -10,9 +10,9 @@ import torch
 from gradio_client import Client, handle_file
 from ui_helpers import EXAMPLE, serving_app, settings_for, wait_for
 
+from tools.harness import VIEWPORT, chromium_path, launch_chromium
 from tools.hostile_files import RUN_EDITS, edited_json
 from vit_demo import plots, training_plots
-from vit_demo.harness import VIEWPORT, chromium_path, launch_chromium
 from vit_demo.recipes import recipe_for
 from vit_demo.run_record import RECORD_NAME
 from vit_demo.service.workfolder import GRACE_SECONDS

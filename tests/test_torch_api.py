@@ -13,5 +13,5 @@ def test_every_torch_name_the_package_uses_was_checked_under_torch_2_11():
     unchecked = sorted(chains_in_use() - checked)
     assert not unchecked, (
         f"not checked under torch 2.11: {', '.join(unchecked)}. In a venv with torch==2.11.0, run "
-        "`python tools/torch_api.py --write tools/torch_api_2.11.txt` (it refuses names 2.11 lacks)."
+        "`python -m tools.torch_api --write tools/torch_api_2.11.txt` (it refuses names 2.11 lacks)."
     )

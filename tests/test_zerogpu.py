@@ -21,8 +21,8 @@ import torch
 from gradio_client import Client
 from zerogpu_standin import Scheduler
 
+from tools.harness import REPO, AppProcess
 from vit_demo import checkpoints
-from vit_demo.harness import REPO, AppProcess
 from vit_demo.service.jobs import TrainingJob
 from vit_demo.service.knobs import Knobs
 from vit_demo.service.zerogpu import GpuLease

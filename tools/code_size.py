@@ -1,7 +1,7 @@
 """How big the package's files and functions are, measured with `ast`: the files over a limit
 of code lines and the functions over a limit of lines, largest first.
 
-    python tools/code_size.py [--file-limit 400] [--function-limit 60] [folder ...]
+    python -m tools.code_size [--file-limit 400] [--function-limit 60] [folder ...]
 
 A file's code lines leave out blank lines, comments and docstrings. A function's lines run
 from its `def` to its last line, docstring included (what a reader has to hold). Exits 1 when

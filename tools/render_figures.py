@@ -1,6 +1,6 @@
 """Render every figure of `vit_demo.plots` for one model into a folder, to look at them.
 
-    python tools/render_figures.py OUT_DIR [--checkpoint PATH] [--seconds 60] [--dpi 100]
+    python -m tools.render_figures OUT_DIR [--checkpoint PATH] [--seconds 60] [--dpi 100]
 
 With --checkpoint the model comes from `vit_demo.checkpoints.load`; without it a small
 MNIST model is trained here for --seconds with the app's own training loop. Each per-image figure is drawn for a

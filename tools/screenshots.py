@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from vit_demo.harness import REPO, AppProcess, launch_chromium
+from tools.harness import REPO, AppProcess, launch_chromium
 
 
 def explore_latency_in_process(runs: int) -> list[float]:

@@ -3,7 +3,7 @@ byte-string keys, `data` a (N, 3072) uint8 array of all red, then green, then bl
 `labels` a list), for what needs CIFAR-10's files where the real ones cannot be fetched: the
 tests (a few pictures) and GPU timings (the real sizes; accuracy on it means nothing).
 
-    python tools/synthetic_cifar.py DATA_DIR [--per-batch 10000]
+    python -m tools.synthetic_cifar DATA_DIR [--per-batch 10000]
 """
 
 from __future__ import annotations

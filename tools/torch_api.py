@@ -5,8 +5,8 @@ the one developed on: code that calls something newer would pass here and fail t
 lists every `torch.…`, `nn.…` and `F.…` attribute chain in vit_demo (read from the source, with
 the module aliases the code uses) and checks that each resolves in the torch it runs under.
 
-    python tools/torch_api.py --check              # every chain resolves in this torch
-    python tools/torch_api.py --write tools/torch_api_2.11.txt   # under torch 2.11: record them
+    python -m tools.torch_api --check              # every chain resolves in this torch
+    python -m tools.torch_api --write tools/torch_api_2.11.txt   # under torch 2.11: record them
 
 tests/test_torch_api.py compares the chains in use with the recorded file: a chain that is not in
 it has not been checked on 2.11, and the test says how to check it.
