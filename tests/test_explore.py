@@ -11,10 +11,10 @@ import torch
 from PIL import Image, ImageDraw
 from ui_helpers import EXAMPLE, explore_values
 
-from vit_demo import checkpoints, explain
+from vit_demo import checkpoints, experiment_view, experiments, explain
+from vit_demo.experiment_view import ExperimentChoices, parse_patches
 from vit_demo.service.library import MINE, UPLOADED, ModelLibrary
 from vit_demo.ui import experiment_tab
-from vit_demo.ui.experiment_tab import parse_patches
 from vit_demo.views import VIEWS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -232,44 +232,42 @@ def test_patch_numbers_are_read_from_a_list_with_ranges():
 def test_patch_experiments_show_what_position_and_patches_do(explore):
     explored = explore.explore(explore_values())["explored"]
     loaded, tensor = explored.loaded, explored.explanation.preprocessed.tensor
-    blind = experiment_tab.run(
-        loaded, tensor, shuffle=True, seed=1, occluded=[], use_position=False, baseline=experiment_tab.TRAINED
-    )
-    assert blind.order_change < 1e-3  # no pos_embedding: the order of the patches does not matter
-    placed = experiment_tab.run(
-        loaded, tensor, shuffle=True, seed=1, occluded=[], use_position=True, baseline=experiment_tab.TRAINED
-    )
-    assert not torch.allclose(placed.original.probabilities, placed.changed.probabilities, atol=1e-6)
-    nothing = experiment_tab.run(
-        loaded, tensor, shuffle=False, seed=0, occluded=[], use_position=True, baseline=experiment_tab.TRAINED
-    )
-    assert nothing.max_logit_change == 0 and nothing.changed.title == "unchanged"
-    hidden = experiment_tab.run(
-        loaded, tensor, shuffle=False, seed=0, occluded=[0, 5], use_position=True, baseline=experiment_tab.TRAINED
-    )
-    assert hidden.changed.title == "2 patches hidden"
 
-    figure, summary = experiment_tab.experiment(explored, True, 1, "", True, experiment_tab.TRAINED)
-    assert isinstance(figure, Image.Image) and figure.width > 600
-    assert "the same guess" in summary and "cannot tell where a patch was" in summary
-    _, summary = experiment_tab.experiment(explored, False, 0, "0-3", False, experiment_tab.UNTRAINED)
-    assert "random weights" in summary
+    def run(**choices):
+        return experiment_view.run_experiment(loaded, tensor, ExperimentChoices(**choices))
+
+    blind = run(shuffle=True, seed=1, drop_position=True)
+    assert blind.order_change < 1e-3  # no pos_embedding: the order of the patches does not matter
+    placed = run(shuffle=True, seed=1)
+    assert not torch.allclose(placed.original.probabilities, placed.changed.probabilities, atol=1e-6)
+    nothing = run(shuffle=False)
+    assert nothing.max_logit_change == 0 and nothing.changed.title == "unchanged"
+    hidden = run(shuffle=False, occlude="0, 5")
+    assert hidden.changed.title == "2 patches hidden"
+    flat = run(shuffle=False, baseline=experiment_view.UNIFORM)
+    assert torch.allclose(flat.original.rollout, flat.original.rollout.flatten()[0])  # flat: every patch alike
+
+    # The page's handlers, by name, as the Experiments view's controls send them.
+    def values(**changes):
+        defaults = {"explored": explored, "open_view": experiment_tab.EXPERIMENT_VIEW, "seed": None, "baseline": None}
+        return {**defaults, "shuffle": True, "occlude": "", "drop_position": False, **changes}
+
+    shown = experiment_tab.experiment(values(seed=1, drop_position=True))
+    assert isinstance(shown["figure"], Image.Image) and shown["figure"].width > 600
+    assert "the same guess" in shown["summary"] and "cannot tell where a patch was" in shown["summary"]
+    shown = experiment_tab.experiment(values(shuffle=False, occlude="0-3", baseline=experiment_view.UNTRAINED))
+    assert "random weights" in shown["summary"]
     twin = loaded.cached("untrained twin", lambda: None)
     assert twin is not loaded.model and twin.config == loaded.model.config
-    flat = experiment_tab.run(
-        loaded, tensor, shuffle=False, seed=0, occluded=[], use_position=True, baseline=experiment_tab.UNIFORM
-    )
-    assert torch.allclose(flat.original.rollout, flat.original.rollout.flatten()[0])  # flat: every patch alike
     with pytest.raises(gr.Error, match="0 to 15"):
-        experiment_tab.experiment(explored, False, 0, "99", False, experiment_tab.TRAINED)
-    assert experiment_tab.experiment(None, True, 0, "", False, experiment_tab.TRAINED)[0] == gr.skip()
+        experiment_tab.experiment(values(occlude="99"))
+    assert experiment_tab.experiment(values(explored=None)) == {
+        "summary": "Choose a picture first: an example, a drawing or an upload."
+    }
     # A new picture redraws the experiment only while its view is open.
-    assert experiment_tab.experiment_if_open("rollout", explored, True, 0, "", False, experiment_tab.TRAINED) == (
-        gr.skip(),
-        gr.skip(),
-    )
-    opened, figure, _ = experiment_tab.open_experiment(explored, True, 0, "", False, experiment_tab.TRAINED)
-    assert opened == experiment_tab.EXPERIMENT_VIEW and isinstance(figure, Image.Image)
+    assert experiment_tab.experiment_if_open(values(open_view="where")) == {}
+    opened = experiment_tab.open_experiment(values(open_view="where"))
+    assert opened["open_view"] == experiment_tab.EXPERIMENT_VIEW and isinstance(opened["figure"], Image.Image)
 
 
 def test_the_shuffle_verdict_is_about_the_order_even_when_dropping_position_changes_the_guess():
@@ -277,16 +275,16 @@ def test_the_shuffle_verdict_is_about_the_order_even_when_dropping_position_chan
     compares against the unshuffled picture without pos_embedding, so it stays 'the same'."""
 
     def view(title, probabilities):
-        return experiment_tab.experiments.ExperimentView(
+        return experiments.ExperimentView(
             title, torch.zeros(1, 1, 4, 4), torch.tensor(probabilities), torch.zeros(2, 2)
         )
 
     original = view("original", [0.7, 0.3])
     blind = view("no pos_embedding", [0.4, 0.6])
     shuffled = view("patches shuffled, no pos_embedding", [0.4, 0.6])
-    result = experiment_tab.ExperimentResult(original, shuffled, max_logit_change=30.0, blind_unshuffled=blind)
+    result = experiment_view.ExperimentResult(original, shuffled, max_logit_change=30.0, blind_unshuffled=blind)
     assert result.order_change == 0
-    summary = experiment_tab.summary(result, ["cat", "dog"], experiment_tab.TRAINED)
+    summary = experiment_view.describe_experiment(result, ["cat", "dog"], experiment_view.TRAINED)
     assert summary.startswith(
         "Without `pos_embedding`, in order **dog** (60%) → shuffled **dog** (60%): the same guess"
     )

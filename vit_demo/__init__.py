@@ -6,6 +6,7 @@ The map, from the model outwards:
     data.py, training.py     the datasets; the live trainer, a generator of progress reports
     step.py, speed.py        the training step on this machine; how fast it trains each shape
     explain.py, views.py     what the model sees and where it looks; Explore's views of it
+    experiment_view.py       Explore's patch experiments (shuffle, hide, no pos_embedding) and baselines
     plots.py, training_plots.py, figure_style.py   every figure, and their shared look
     summaries.py             the sentence beside each figure
     checkpoints.py, run_record.py, validation.py   saving and reading models and runs, bounded

@@ -1,9 +1,14 @@
-"""A public endpoint whose parameters are the knobs by name, however its handler takes them."""
+"""Handlers that take their inputs by name and give their outputs by name, made into what
+Gradio calls: a public endpoint whose parameters are named, and (fn, inputs) pairs."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
+from collections.abc import Callable
+
+import gradio as gr
 
 
 def named(names: tuple[str, ...], handler):
@@ -41,3 +46,14 @@ def named(names: tuple[str, ...], handler):
     by_name.__annotations__ = {p.name: p.annotation for p in special}
     by_name.__name__ = handler.__name__
     return by_name
+
+
+def placed(names: tuple[str, ...], handler, component: Callable, updates: Callable[[dict], dict]) -> tuple:
+    """Gradio's (fn, inputs) for `handler(values by name)`: its inputs the components of those
+    names (`component(name)`), its named results placed on the page by `updates`."""
+
+    @functools.wraps(handler)
+    def fn(values: dict, **special):
+        return updates(handler(values, **special)) or gr.skip()  # Gradio takes no empty dict
+
+    return named(names, fn), [component(name) for name in names]

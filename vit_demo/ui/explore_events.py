@@ -5,7 +5,6 @@ in `views.VIEWS` with its `Drawing`); `ExploreControls.updates` places them on t
 
 from __future__ import annotations
 
-import functools
 from dataclasses import fields
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from ..views import (
     label_values,
     seen_image,
 )
-from .endpoints import named
+from .endpoints import placed as place
 from .errors import user_errors
 from .experiment_tab import wire_experiment_tab
 from .explore_tab import ExploreControls, class_choices, head_choices
@@ -217,14 +216,8 @@ class ExploreHandlers:
 
 
 def placed(e: ExploreControls, names: tuple[str, ...], handler) -> tuple:
-    """Gradio's (fn, inputs) for `handler(values by name)`: its inputs taken from the components
-    of those names, its named results placed on the tab."""
-
-    @functools.wraps(handler)
-    def fn(values: dict, **special):
-        return e.updates(handler(values, **special)) or gr.skip()  # Gradio takes no empty dict
-
-    return named(names, fn), [e.component(name) for name in names]
+    """Gradio's (fn, inputs) for a handler of this tab: its named results placed on it."""
+    return place(names, handler, e.component, e.updates)
 
 
 def wire_explore_tab(
