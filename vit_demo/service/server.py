@@ -4,6 +4,8 @@ for everything; nothing here imports gradio."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import logging
 import threading
@@ -25,6 +27,23 @@ from .worker import TrainingProcess
 
 log = logging.getLogger("vit_demo.service")
 SWEEP_SECONDS = 60.0
+
+
+@functools.cache
+def _libc_malloc_trim():
+    """glibc's malloc_trim, or None (another C library, another system)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def return_freed_memory() -> None:
+    """Hand the heap's freed pages back to the system. glibc keeps what pages freed for reuse,
+    so without this a server's memory never comes down after a class leaves."""
+    trim = _libc_malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def shapes_to_time() -> list[tuple[str, tuple[Candidate, ...]]]:
@@ -77,7 +96,8 @@ class Service:
         """Every minute, what pages left behind in the work folder goes (service/workfolder.py)."""
         while not self.closing.wait(SWEEP_SECONDS):
             try:
-                self.runs.sweep()
+                if self.runs.sweep():
+                    return_freed_memory()
             except OSError:  # a file that vanished meanwhile: the next sweep sees the rest
                 log.exception("could not sweep the work folder")
 

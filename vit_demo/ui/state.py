@@ -3,6 +3,7 @@ and the page's name for the service."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 
@@ -32,21 +33,34 @@ class SessionState:
 class ClosedPages:
     """A page closed (or reloaded): the service lets its run go at once and its files after a
     grace period (`Runs.leave`, `Runs.sweep`). Gradio would keep the page's state (its model,
-    timeline and runs) for an hour: it goes with the files."""
+    timeline and runs) for an hour, and its copy of the page's layout until 500 newer pages
+    pushed it out: both go with the files."""
 
     def __init__(self, demo: gr.Blocks, runs):
         self.demo, self.runs = demo, runs
         self._sessions: dict[str, str] = {}  # page key -> Gradio's session hash
+        self._loop: asyncio.AbstractEventLoop | None = None  # Gradio's, where its sessions are changed
         runs.gone_hooks.append(self.gone)
 
-    def closed(self, request: gr.Request) -> None:
-        """The page's unload event."""
+    async def closed(self, request: gr.Request) -> None:
+        """The page's unload event (on Gradio's event loop: a coroutine runs there)."""
+        self._loop = asyncio.get_running_loop()
         self._sessions[page_key(request)] = request.session_hash
         self.runs.leave(page_key(request))
 
     def gone(self, page: str) -> None:
+        """The sweep removed the page's files (on the sweep's thread): its session goes too."""
         session_hash = self._sessions.pop(page, None)
-        holder = getattr(self.demo, "state_holder", None)
-        session = holder.session_data.get(session_hash) if holder is not None and session_hash else None
-        if session is not None and session.is_closed:
-            session.STATE_TTL_WHEN_CLOSED = 0  # Gradio's own once-a-second clean-up deletes it now
+        if session_hash is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._forget, session_hash)
+
+    def _forget(self, session_hash: str) -> None:
+        # On Gradio's loop, between its own once-a-second clean-ups, which read the same table.
+        holder = self.demo.state_holder
+        session = holder.session_data.get(session_hash)
+        if session is None or not session.is_closed:
+            return
+        holder.delete_state(session_hash)  # the states' delete callbacks (the model's files)
+        with holder.lock:
+            holder.session_data.pop(session_hash, None)
+            holder.time_last_used.pop(session_hash, None)
