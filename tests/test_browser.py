@@ -194,6 +194,32 @@ def test_a_closed_tab_leaves_no_state_behind_once_swept(served):
         service.runs.work.grace = GRACE_SECONDS
 
 
+def test_a_class_run_started_on_the_teachers_page_trains_once_and_shows_on_a_students(url, shots):
+    """Two real pages of one class-run lesson: the teacher's Start trains the run; the student's
+    page, which never pressed Start, follows it live to the same final accuracy."""
+    lesson = "?class_run=1&dataset=mnist&patch_size=7&dim=32&depth=2&heads=4&mlp_dim=64&epochs=3&seed=11"
+    with sync_api.sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        teacher, student = (browser.new_page(viewport=VIEWPORT) for _ in range(2))
+        for page in (teacher, student):
+            page.goto(url + lesson, wait_until="domcontentloaded")
+            page.locator("#lesson-banner").wait_for(timeout=30_000)
+        teacher.locator("#build-start").click()
+        student.get_by_role("tab", name="② Train").click()
+        # The student never presses Start: what trains on their page is the class run.
+        finished = {}
+        for name, page in (("teacher", teacher), ("student", student)):
+            status = page.locator("#train-status")
+            status.get_by_text("Test accuracy:").wait_for(timeout=120_000)
+            finished[name] = status.inner_text().split("Test accuracy:")[1].split()[0]
+        student.screenshot(path=str(shots / "class-run-student.png"))
+        assert finished["student"] == finished["teacher"], finished
+        # The run's model is the student's to explore, as if it were their own.
+        student.get_by_role("tab", name="③ Explore").click()
+        student.locator("#explore-model-note").get_by_text("trained").wait_for(timeout=30_000)
+        browser.close()
+
+
 def test_a_lesson_link_sets_up_the_build_tab_and_nothing_resets_it(url, tmp_path):
     finer = recipe_for("fashion_mnist").preset("finer")
     lesson = "?dataset=fashion_mnist&preset=finer&seed=3&lock=dataset,patch_size&hide=lr"
