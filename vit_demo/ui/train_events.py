@@ -101,12 +101,14 @@ class TrainHandlers:
         return {self.build.start: on, self.tab.start: on, self.tab.stop: gr.Button(interactive=False)}
 
     @user_errors
-    def show_snapshot(self, record: TimelineRecord | None, value) -> tuple:
+    def show_snapshot(self, values: dict) -> dict:
         """The timeline's frame at the slider's position, and its sentence."""
+        tab = self.tab
+        record: TimelineRecord | None = values[tab.state.my_timeline]
         if record is None or not len(record):
-            return gr.skip(), gr.skip()
-        index = record.index(value)
-        return record.frame(index), record.summary(index)
+            return gr.skip()
+        index = record.index(values[tab.timeline_slider])
+        return {tab.timeline_frame: record.frame(index), tab.timeline_summary: record.summary(index)}
 
     @user_errors
     def timeline_gif(self, record: TimelineRecord | None, request: gr.Request) -> gr.File:
@@ -198,8 +200,8 @@ def _wire_looking_back(handlers: TrainHandlers, private: dict) -> None:
     gr.on(
         [tab.timeline_slider.input, tab.timeline_slider.release],
         handlers.show_snapshot,
-        [tab.state.my_timeline, tab.timeline_slider],
-        [tab.timeline_frame, tab.timeline_summary],
+        {tab.state.my_timeline, tab.timeline_slider},
+        {tab.timeline_frame, tab.timeline_summary},
         trigger_mode="always_last",
         **private,
     )
