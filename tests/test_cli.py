@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO, needs_cxx
 
 from vit_demo import checkpoints
@@ -19,6 +20,7 @@ def run_cli(*args, env_data_dir=None):
     )
 
 
+@pytest.mark.slow
 def test_cli_trains_and_saves_a_loadable_checkpoint(data_dir, tmp_path):
     out = tmp_path / "run"
     result = run_cli(
@@ -46,6 +48,7 @@ def test_cli_trains_and_saves_a_loadable_checkpoint(data_dir, tmp_path):
     assert model.config.dim == 32 and model.config.patch_size == 7
 
 
+@pytest.mark.slow
 @needs_cxx
 def test_cli_trains_compiled_in_bf16_with_chosen_augmentation(data_dir, tmp_path):
     out = tmp_path / "fast"
@@ -97,6 +100,7 @@ def test_cli_explains_a_missing_dataset(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_plans_a_shape_for_a_time_budget_and_says_which(data_dir, tmp_path):
     """The README's headline command: no shape given, so one is timed and chosen here."""
     out = tmp_path / "budget"

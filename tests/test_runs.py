@@ -15,7 +15,7 @@ from tools.synthetic_cifar import write_cifar10
 from vit_demo import checkpoints
 from vit_demo.data import load_split
 from vit_demo.recipes import recipe_for
-from vit_demo.service import mistakes
+from vit_demo.service import jobs, mistakes
 from vit_demo.service.frames import TimelineRecord
 from vit_demo.service.jobs import StopFlag, TrainingJob, run_training
 from vit_demo.service.knobs import Knobs
@@ -116,14 +116,32 @@ def test_problems_are_reported_before_anything_trains(tmp_path, tiny_checkpoints
         no_data.close()
 
 
-def test_a_run_ends_at_the_servers_time_limit(data_dir):
+class TickingClock:
+    """jobs.py's clock for a test: 10 ms pass between any two readings, and a reader's wait
+    moves it as much as the test says. The cap then comes out the same on any machine."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        self.now += 0.01
+        return self.now
+
+
+def test_a_run_ends_at_the_servers_time_limit_of_its_own_time(data_dir, monkeypatch):
+    clock = TickingClock()
+    monkeypatch.setattr(jobs, "time", clock)  # jobs.py reads time.monotonic() alone
     config = TrainConfig(dataset="mnist", epochs=100, train_limit=512, test_limit=256, data_dir=str(data_dir))
     watched = load_split("mnist", train=False, data_dir=str(data_dir), limit=4).images
-    updates = list(run_training(TrainingJob(TINY, config, watched, max_seconds=1)))
+    updates = []
+    for update in run_training(TrainingJob(TINY, config, watched, max_seconds=1)):
+        updates.append(update)
+        clock.now += 5  # the training process serving other runs: not this run's own time
     first, last = updates[0], updates[-1]
     assert first.progress is None and 0 <= first.start.test_accuracy <= 1 and first.guesses.shape == (4, 10)
-    # Ended by the server's cap, long before its own 100 epochs (400 steps).
-    assert last.time_limited and last.progress.stopped and last.progress.step < 400
+    # Ended by the server's cap of 1 s of its own time (at most 100 readings of the clock), long
+    # before its own 100 epochs (400 steps); a cap that counted the waits would end it at once.
+    assert last.time_limited and last.progress.stopped and 20 < last.progress.step < 100
     assert set(last.state_dict) >= {"pos_embedding", "cls_token"}
 
 

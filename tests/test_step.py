@@ -3,19 +3,18 @@
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 from conftest import REPO, TINY
 
+from vit_demo import step
 from vit_demo.step import (
     EAGER_FP32,
     FastestStep,
     Machine,
     StepPath,
     TrainingForward,
-    cpu_bf16_units,
     plan_step,
 )
 from vit_demo.training import create_model
@@ -64,24 +63,39 @@ def test_forcing_takes_exactly_what_was_asked():
     assert plan_step(EPYC_AVX2, compile=False, bf16=True, force=True) == ([StepPath(False, True)], [])
 
 
-class Slowed:
-    """A forward that takes `delay` seconds longer than the model's."""
+class TickingClock:
+    """step.py's clock for a test: 1 ms passes between any two readings, and a `Slowed` step
+    adds its delay. The timed choice then comes out the same on any machine, however busy."""
 
-    def __init__(self, forward: TrainingForward, delay: float):
-        self.forward, self.delay, self.compiled, self.name = forward, delay, False, f"slowed {forward.name}"
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.001
+        return self.now
+
+
+class Slowed:
+    """A forward that takes `delay` seconds longer than the model's, on `clock`."""
+
+    def __init__(self, forward: TrainingForward, delay: float, clock: TickingClock):
+        self.forward, self.delay, self.clock = forward, delay, clock
+        self.compiled, self.name = False, f"slowed {forward.name}"
 
     def __call__(self, images):
-        time.sleep(self.delay)
+        self.clock.now += self.delay
         return self.forward(images)
 
     def warm_up(self, images, targets):
         return None
 
 
-def test_the_timed_steps_train_and_the_fastest_path_is_kept(one_thread):
+def test_the_timed_steps_train_and_the_fastest_path_is_kept(one_thread, monkeypatch):
+    clock = TickingClock()
+    monkeypatch.setattr(step, "time", clock)  # step.py reads time.perf_counter() alone
     model = create_model("mnist", seed=0, **TINY).train()
     plain = TrainingForward(model, CPU)
-    stepper = FastestStep([Slowed(plain, 0.25), plain], CPU)  # far slower than any noise on a busy machine
+    stepper = FastestStep([Slowed(plain, 0.25, clock), plain], CPU)
     images, targets = torch.randn(16, 1, 28, 28), torch.arange(16) % 10
     stepper.prepare(images, targets)
     assert stepper.path.startswith("timing ")
@@ -91,14 +105,51 @@ def test_the_timed_steps_train_and_the_fastest_path_is_kept(one_thread):
         logits, loss = stepper(images, targets, 0.0)
         assert logits.shape == (16, 10) and all(p.grad is not None for p in model.parameters())
     assert stepper.chosen is plain and stepper.path == "eager fp32"
-    assert stepper.notes[-1].startswith("fastest step here: eager fp32 (slowed eager fp32 ")
+    # Each step read the clock twice: 1 ms for the plain step, 251 ms for the slowed one.
+    timings = "slowed eager fp32 4.0 steps/s, eager fp32 1,000.0 steps/s"
+    assert stepper.notes[-1] == f"fastest step here: eager fp32 ({timings})"
 
 
-def test_this_cpu_is_described_with_torchs_capability_and_its_bf16_units():
-    machine = Machine.detect(CPU)
-    line = machine.describe()
+def test_a_machine_is_described_in_one_line_with_its_capability_and_bf16_units():
+    assert EPYC_AVX2.describe() == "CPU: AMD EPYC, 2 cores, torch capability AVX2, no native bfloat16"
+    assert XEON_AMX.describe() == "CPU: Intel Xeon, 2 cores, torch capability AVX512, native bfloat16 (AMX)"
+    line = Machine.detect(CPU).describe()  # this machine: the capability is torch's own word
     assert line.startswith("CPU: ") and f"torch capability {torch.backends.cpu.get_cpu_capability()}" in line
-    assert ("native bfloat16" in line) == machine.native_bf16 and machine.bf16_units == cpu_bf16_units()
+
+
+@pytest.fixture
+def cpu_facts(monkeypatch):
+    """Sets what a CPU offers (its flags, torch's kernel capability, oneDNN's bf16) for Machine.detect."""
+
+    def facts(flags: set[str], capability: str, onednn_bf16: bool) -> None:
+        monkeypatch.setattr(step, "_cpu_flags", lambda: set(flags))
+        monkeypatch.setattr(step, "cpu_capability", lambda: capability)
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: onednn_bf16)
+        monkeypatch.setattr(step.platform, "machine", lambda: "x86_64")
+        step.cpu_bf16_units.cache_clear()
+
+    yield facts
+    step.cpu_bf16_units.cache_clear()  # this machine's own answer again
+
+
+@pytest.mark.parametrize(
+    "flags, capability, onednn_bf16, units",
+    [
+        ({"avx2"}, "AVX2", False, ""),  # the EPYC: bfloat16 emulated, ~10x slower than fp32
+        ({"avx512f", "avx512_bf16"}, "AVX512", True, "AVX512-BF16"),
+        ({"avx512f", "avx512_bf16", "amx_bf16"}, "AVX512", True, "AMX"),  # the faster of the two
+        ({"avx512f", "avx512_bf16", "amx_bf16"}, "AVX2", True, ""),  # torch's kernels capped at AVX2
+        ({"avx512f", "avx512_bf16"}, "AVX512", False, ""),  # oneDNN will not use them
+        ({"avx512f"}, "AVX512", True, ""),  # AVX-512 without its bfloat16 instructions
+    ],
+)
+def test_native_bf16_needs_the_cpus_units_and_torchs_kernels_allowed_to_use_them(
+    cpu_facts, flags, capability, onednn_bf16, units
+):
+    cpu_facts(flags, capability, onednn_bf16)
+    machine = Machine.detect(CPU)
+    assert (machine.bf16_units, machine.native_bf16) == (units, bool(units))
+    assert machine.describe().endswith(f"native bfloat16 ({units})" if units else "no native bfloat16")
 
 
 def test_capped_at_avx2_this_cpu_reports_no_native_bf16():

@@ -1,12 +1,12 @@
 import contextlib
 import math
 import threading
-import time
 
 import pytest
 import torch
 from conftest import TINY, needs_cxx
 
+from vit_demo import training
 from vit_demo.data import DATASETS, Split
 from vit_demo.step import (
     BatchSplitter,
@@ -119,38 +119,63 @@ def test_a_report_comes_after_the_first_step_whenever_report_every_has_passed_an
     assert [round(r.fraction, 2) for r in evaluations] == [0.25, 0.5, 0.75, 1.0]
 
 
-def test_a_reader_that_holds_each_report_does_not_make_every_later_step_a_report(data_dir):
+class StepClock:
+    """training.py's clock, moved only as a test says: `tick` seconds for each training step
+    (`before_step` is `train`'s should_stop, asked just before each step) and whatever a
+    reader holds a report for. A test on it says the same on any machine, however busy."""
+
+    def __init__(self, tick: float):
+        self.now, self.tick, self.steps = 0.0, tick, 0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def before_step(self) -> bool:
+        self.now += self.tick
+        self.steps += 1
+        return self.steps > 1000  # a deadline: a run that would never end is stopped (and fails)
+
+
+@pytest.fixture
+def clock(monkeypatch) -> StepClock:
+    clock = StepClock(tick=1 / 16)  # binary fractions: the sums below are exact
+    monkeypatch.setattr(training, "time", clock)  # training.py reads time.perf_counter() alone
+    return clock
+
+
+def test_a_reader_that_holds_each_report_does_not_make_every_later_step_a_report(data_dir, clock):
     # The training process holds a run at each report while it gives other runs their turns:
     # the next report is due after `report_every` of the run's own work, not of the wait.
     config = TrainConfig(
         dataset="mnist",
         steps=40,
         evaluations=1,
-        report_every=0.2,
+        report_every=0.25,  # 4 steps of the clock's 1/16 s
         train_limit=2000,
         test_limit=200,
         data_dir=str(data_dir),
         compile=False,
     )
     steps = []
-    for report in train(create_model("mnist", seed=0, **TINY), config):
+    for report in train(create_model("mnist", seed=0, **TINY), config, clock.before_step):
         steps.append(report.step)
-        time.sleep(0.3)  # longer than report_every: the other runs' turns
-    assert steps[-1] == 40
-    assert len(steps) <= 10, steps  # each report a step of its own would be 41
+        clock.now += 0.5  # held for longer than report_every: the other runs' turns
+    # The first step at once, then every 4 steps of its own work, and the end (one report a
+    # step would be 41).
+    assert steps == [1, 5, 9, 13, 17, 21, 25, 29, 33, 37, 40]
 
 
-def test_a_time_budget_sets_the_length_of_the_run(data_dir):
-    model = create_model("mnist", seed=0, **TINY)
-    config = TrainConfig(dataset="mnist", time_budget=3, train_limit=4000, test_limit=500, data_dir=str(data_dir))
-    reports = list(train(model, config))
+def test_a_time_budget_sets_the_length_of_the_run(data_dir, clock):
+    config = TrainConfig(
+        dataset="mnist", time_budget=1, train_limit=4000, test_limit=500, data_dir=str(data_dir), compile=False
+    )
+    reports = list(train(create_model("mnist", seed=0, **TINY), config, clock.before_step))
     final = reports[-1]
-    assert final.total_steps is None and final.fraction == 1.0 and final.step > 10
-    assert final.lr == pytest.approx(0.0, abs=1e-4)  # the schedule ran to its end
-    # The run ends at the first step after the budget: over it by less than a few steps' time
-    # (a step, and an evaluation of the 500-image slice at most), however slow the machine is.
-    step_time = final.elapsed / final.step
-    assert config.time_budget <= final.elapsed < config.time_budget + 5 * step_time
+    assert final.done and not final.stopped and final.total_steps is None
+    # Steps of 1/16 s: the run ends at the step that reaches the budget, in the first epoch of
+    # 32 steps, with the learning-rate schedule at its end.
+    assert final.step == 16 and final.elapsed == 1.0 and final.fraction == 1.0
+    assert final.lr == pytest.approx(0.0, abs=1e-12)
     assert all(r.elapsed < config.time_budget for r in reports[:-1])
 
 

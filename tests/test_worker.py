@@ -1,9 +1,11 @@
 """Trainings in a spawned process: what they yield comes back, a stop crosses over, and a
 process that dies is reported and replaced."""
 
+import collections
+import itertools
 import os
 import signal
-import time
+import threading
 
 import pytest
 import torch
@@ -94,6 +96,7 @@ def test_runs_in_one_process_take_turns_report_by_report(process, data_dir):
     assert not torch.equal(rest_first[-1].state_dict["pos_embedding"], rest_second[-1].state_dict["pos_embedding"])
 
 
+@pytest.mark.slow
 def test_a_process_killed_mid_run_is_reported_and_replaced(data_dir, tmp_path):
     worker = TrainingProcess(threads=1)
     try:
@@ -111,11 +114,40 @@ def test_a_process_killed_mid_run_is_reported_and_replaced(data_dir, tmp_path):
         worker.close()
 
 
-def turns(count: int):
-    """A job of `count` turns of 2 ms, each yielding when it was taken (the process's clock)."""
-    for _ in range(count):
-        time.sleep(0.002)
-        yield time.perf_counter_ns()
+# The jobs below run in the training process, and meet there through this module's state (the
+# process imports this module to run them). They wait on events, never on the clock: each wait
+# has a deadline only so that a scheduler that never lets the event happen fails the test.
+DEADLINE_SECONDS = 60.0
+_events = threading.Condition()
+_arrived: set[str] = set()  # jobs whose start has reached the process
+_in_turn: collections.Counter = collections.Counter()  # jobs in a turn now, by name (2: a job in two lanes)
+_order = itertools.count()  # turns in the order they were taken
+_met: dict[str, int] = {"seen": 0, "single turns": 0, "missed": 0}
+
+
+def _wait(condition) -> bool:
+    """Until `condition()` holds (under `_events`); False, and no waiting from then on, if the deadline passed."""
+    met = _events.wait_for(lambda: _met["missed"] or condition(), DEADLINE_SECONDS) and not _met["missed"]
+    _met["missed"] += not met
+    return met
+
+
+def turns(name: str, count: int, after: str | None = None):
+    """A job of `count` turns, each yielding its place in the order of all turns. Called when
+    its start reaches the process; `after`: a job it waits for after its first turn (so both
+    are there before either has run far)."""
+    with _events:
+        _arrived.add(name)
+        _events.notify_all()
+    return _turns(count, after)
+
+
+def _turns(count: int, after: str | None):
+    for turn in range(count):
+        if after and turn == 1:
+            with _events:
+                assert _wait(lambda: after in _arrived), f"{after} never started"
+        yield next(_order)
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +160,8 @@ def one_lane():
 def test_a_jobs_turns_are_weighted_by_its_share_after_its_first_reports(one_lane, tmp_path):
     followed = Followers(tmp_path / "followers")
     followed.set(3)  # three pages follow this run, one the other
-    shared = one_lane.run(turns, 200, share=followed)
-    alone = one_lane.run(turns, 200)
+    shared = one_lane.run(turns, "shared", 200, after="alone", share=followed)
+    alone = one_lane.run(turns, "alone", 200)
     firsts = [(next(shared), "shared"), (next(alone), "alone")]  # both running
     taken = sorted(firsts + [(when, "shared") for when in shared] + [(when, "alone") for when in alone])
     order = [name for _, name in taken]
@@ -142,37 +174,72 @@ def test_a_jobs_turns_are_weighted_by_its_share_after_its_first_reports(one_lane
     assert abs(window.count("shared") - 3 * window.count("alone")) <= 3, "".join(n[0] for n in window)
 
 
-def timed_turns(count: int):
-    """A job of `count` turns of 20 ms, each yielding (start, end, trainings side by side in it)."""
+def _enter(name: str) -> bool:
+    """Into a turn of `name` (under `_events`); whether that job was in a turn already."""
+    _in_turn[name] += 1
+    _events.notify_all()
+    return _in_turn[name] > 1
+
+
+def class_turns(count: int, single_turns: int):
+    """The class's run: each turn lasts until a single student's run has found it there, in a
+    turn beside it (or until all `single_turns` of theirs are done)."""
+    for _ in range(count):
+        with _events:
+            twice = _enter("class")
+            seen = _met["seen"]
+            met = _wait(lambda seen=seen: _met["seen"] > seen or _met["single turns"] == single_turns)
+            _in_turn["class"] -= 1
+        yield met, twice, None
+
+
+def single_turns(name: str, count: int):
+    """A run one student follows: from its first turn after the newcomers' head start, each
+    turn waits until the class's run is in a turn too, and counts the trainings side by side."""
+    from vit_demo.service.worker import FIRST_REPORTS
     from vit_demo.step import trainings_side_by_side
 
-    for _ in range(count):
-        started = time.perf_counter_ns()
-        time.sleep(0.01)
-        beside = trainings_side_by_side()
-        time.sleep(0.01)
-        yield started, time.perf_counter_ns(), beside
+    for turn in range(count):
+        with _events:
+            twice, met, beside = _enter(name), True, None
+            # A newcomer's first reports go first, and its next turn may still come before the
+            # class's (its turns count from the class's level when it started).
+            if turn > FIRST_REPORTS:
+                met = _wait(lambda: _in_turn["class"] > 0)
+                beside = trainings_side_by_side()
+                _met["seen"] += 1
+            _in_turn[name] -= 1
+            _met["single turns"] += 1
+            _events.notify_all()
+        yield met, twice, beside
 
 
-def test_two_lanes_run_two_jobs_side_by_side_and_each_knows_the_other_is_there(tmp_path):
+def read_at_once(jobs: dict) -> dict[str, list]:
+    """Every value of each job, the jobs started and read at once, each on a thread of its own
+    (a job's start reaches the process when its reader first asks)."""
+    values: dict[str, list] = {}
+    readers = [threading.Thread(target=lambda n=n, j=j: values.update({n: list(j)})) for n, j in jobs.items()]
+    [reader.start() for reader in readers]
+    [reader.join(timeout=4 * DEADLINE_SECONDS) for reader in readers]
+    assert len(values) == len(jobs), f"only {sorted(values)} ended"
+    return {name: values[name] for name in jobs}
+
+
+def test_two_lanes_run_two_jobs_side_by_side_and_the_class_run_keeps_a_lane(tmp_path):
     worker = TrainingProcess(threads=1, lanes=2)
     try:
         followed = Followers(tmp_path / "followers")
         followed.set(24)  # a class's run
-        jobs = {"class": worker.run(timed_turns, 60, share=followed)}
-        jobs |= {name: worker.run(timed_turns, 20) for name in ("first", "second")}
-        firsts = {name: next(job) for name, job in jobs.items()}  # all three running
-        turns_of = {name: [firsts[name], *job] for name, job in jobs.items()}
+        jobs = {"class": worker.run(class_turns, 60, 40, share=followed)}
+        jobs |= {name: worker.run(single_turns, name, 20) for name in ("first", "second")}
+        turns_of = read_at_once(jobs)
     finally:
         worker.close()
-    assert all(len(taken) == n for taken, n in zip(turns_of.values(), (60, 20, 20)))
-    everyone = sorted((start, end, name) for name, taken in turns_of.items() for start, end, _ in taken)
-    overlapping = [(a, b) for a, b in zip(everyone, everyone[1:]) if b[0] < a[1]]
-    assert overlapping and all(a[2] != b[2] for a, b in overlapping)  # side by side, never a job twice at once
-    assert all(beside <= 2 for taken in turns_of.values() for _, _, beside in taken)
-    assert any(beside == 2 for taken in turns_of.values() for _, _, beside in taken)
-    # The class's run keeps a lane to itself, and the two others share the other: they end
-    # before it (their 40 turns against its 60). In one lane they would get a turn for each 24
-    # of the class's, and end after it.
-    ends = {name: taken[-1][1] for name, taken in turns_of.items()}
-    assert max(ends["first"], ends["second"]) < ends["class"]
+    assert [len(taken) for taken in turns_of.values()] == [60, 20, 20]
+    assert not any(twice for taken in turns_of.values() for _, twice, _ in taken)  # never a job in two lanes
+    # Each of the single students' runs found the class's run in a turn beside it, every time:
+    # the class's run keeps a lane to itself and they share the other (in one lane, or with
+    # the lanes given to the two of them, these waits would end at their deadline).
+    assert all(met for taken in turns_of.values() for met, _, _ in taken)
+    besides = [beside for name in ("first", "second") for _, _, beside in turns_of[name] if beside is not None]
+    assert besides == [2] * 34  # two trainings side by side, each knowing the other is there
