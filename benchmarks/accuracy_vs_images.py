@@ -26,8 +26,8 @@ from datetime import date
 
 from vit_demo import expectations
 from vit_demo.data import get_spec
+from vit_demo.machine import Machine, configure_threads
 from vit_demo.recipes import recipe_for
-from vit_demo.step import Machine, configure_threads
 from vit_demo.training import TrainConfig, create_model, run_to_completion
 
 DEFAULT_IMAGES = (30_000, 60_000, 120_000, 240_000, 480_000)

@@ -17,9 +17,9 @@ import time
 import torch
 
 from vit_demo import settings
+from vit_demo.machine import Machine, configure_threads, server_threads
 from vit_demo.recipes import RECIPES, recipe_for
 from vit_demo.service.knobs import Knobs
-from vit_demo.step import Machine, configure_threads, server_threads
 from vit_demo.training import TrainProgress, create_model, run_to_completion
 
 

@@ -41,7 +41,7 @@ import psutil
 from gradio_client import Client
 
 from tools.harness import REPO, AppProcess, percentile
-from vit_demo.step import Machine
+from vit_demo.machine import Machine
 
 LESSON = dict(
     dataset="mnist",

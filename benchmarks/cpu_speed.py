@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 
 from vit_demo import settings
+from vit_demo.machine import Machine, server_threads
 from vit_demo.recipes import recipe_for
 from vit_demo.service.server import shapes_to_time
 from vit_demo.service.worker import TrainingProcess
 from vit_demo.speed import PRIOR, measure_speeds
-from vit_demo.step import Machine, server_threads
 
 
 def main() -> None:

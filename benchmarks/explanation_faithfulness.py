@@ -28,7 +28,7 @@ import torch
 
 from tools.harness import REPO
 from vit_demo import checkpoints, data, experiments, explain, faithfulness
-from vit_demo.step import Machine, configure_threads
+from vit_demo.machine import Machine, configure_threads
 
 TABLE = faithfulness.MEASURED
 RANDOM = "random"

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from tools.harness import AppProcess
-from vit_demo.step import Machine
+from vit_demo.machine import Machine
 
 
 def main() -> None:

@@ -31,13 +31,13 @@ from pathlib import Path
 import torch
 
 from vit_demo.data import load_split
+from vit_demo.machine import Machine
 from vit_demo.recipes import recipe_for
 from vit_demo.service.jobs import TrainingJob, run_training
 from vit_demo.service.knobs import Knobs
 from vit_demo.service.server import shapes_to_time
 from vit_demo.service.zerogpu import GPU_PRIOR, GpuLease
 from vit_demo.speed import measure_speeds
-from vit_demo.step import Machine
 
 
 def _forked(target, *args):

@@ -29,10 +29,10 @@ import torch
 from tools.harness import REPO
 from tools.hostile_files import RUN_EDITS, edited_json, lying_zip
 from vit_demo import checkpoints, run_record, settings
+from vit_demo.machine import Machine
 from vit_demo.service.knobs import Knobs
 from vit_demo.service.server import Service
 from vit_demo.settings import AppSettings
-from vit_demo.step import Machine
 from vit_demo.ui.explore_events import ExploreHandlers
 
 EXAMPLE = REPO / "examples" / "mnist" / "7-7-00000.png"

@@ -32,9 +32,9 @@ import torch
 from app_presets import app_threads, without_ui
 
 from tools.harness import VIEWPORT, AppProcess, chromium_path, launch_chromium
+from vit_demo.machine import Machine, available_cores
 from vit_demo.recipes import recipe_for
 from vit_demo.service.knobs import Knobs
-from vit_demo.step import Machine, available_cores
 
 STATUS, METRICS = 0, 2  # where "/train" returns the status and the metrics line
 

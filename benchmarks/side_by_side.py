@@ -23,9 +23,9 @@ import time
 import torch
 
 from vit_demo.data import load_split
+from vit_demo.machine import Machine, server_threads
 from vit_demo.service.jobs import TrainingJob, run_training
 from vit_demo.service.worker import TrainingProcess, lanes_for
-from vit_demo.step import Machine, server_threads
 from vit_demo.training import TrainConfig
 
 LESSON_SHAPE = dict(patch_size=7, dim=64, depth=2, heads=4, mlp_dim=128)

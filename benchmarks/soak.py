@@ -26,8 +26,8 @@ import torch
 from playwright.async_api import async_playwright
 
 from tools.harness import CHROMIUM_FLAGS, VIEWPORT, AppProcess, chromium_path
+from vit_demo.machine import Machine
 from vit_demo.service.workfolder import PAGE_KINDS, folder_bytes
-from vit_demo.step import Machine
 
 # what #train-status says once a run trains or waits its turn (or, on a fast machine, has ended)
 STARTED = re.compile("Training|in line|Test accuracy")

@@ -44,18 +44,9 @@ from dataclasses import dataclass
 import torch
 
 from vit_demo.data import DATASETS, DatasetNotFoundError, load_split, normalize
+from vit_demo.machine import Machine, configure_threads, synchronize
 from vit_demo.model import ViT, ViTConfig
-from vit_demo.step import (
-    EAGER_FP32,
-    BatchSplitter,
-    Machine,
-    StepPath,
-    TrainingForward,
-    configure_threads,
-    forward_backward,
-    plan_step,
-    synchronize,
-)
+from vit_demo.step import EAGER_FP32, BatchSplitter, StepPath, TrainingForward, forward_backward, plan_step
 
 HYPERPARAMETERS = dict(image_size=28, patch_size=7, num_classes=10, dim=64, depth=4, heads=4, mlp_dim=128, channels=1)
 OURS, THEIRS = "vit_demo", "vit-pytorch"

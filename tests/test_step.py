@@ -8,15 +8,9 @@ import pytest
 import torch
 from conftest import REPO, TINY
 
-from vit_demo import step
-from vit_demo.step import (
-    EAGER_FP32,
-    FastestStep,
-    Machine,
-    StepPath,
-    TrainingForward,
-    plan_step,
-)
+from vit_demo import machine, step
+from vit_demo.machine import Machine
+from vit_demo.step import EAGER_FP32, FastestStep, StepPath, TrainingForward, plan_step
 from vit_demo.training import create_model
 
 CPU = torch.device("cpu")
@@ -122,14 +116,14 @@ def cpu_facts(monkeypatch):
     """Sets what a CPU offers (its flags, torch's kernel capability, oneDNN's bf16) for Machine.detect."""
 
     def facts(flags: set[str], capability: str, onednn_bf16: bool) -> None:
-        monkeypatch.setattr(step, "_cpu_flags", lambda: set(flags))
-        monkeypatch.setattr(step, "cpu_capability", lambda: capability)
+        monkeypatch.setattr(machine, "_cpu_flags", lambda: set(flags))
+        monkeypatch.setattr(machine, "cpu_capability", lambda: capability)
         monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: onednn_bf16)
-        monkeypatch.setattr(step.platform, "machine", lambda: "x86_64")
-        step.cpu_bf16_units.cache_clear()
+        monkeypatch.setattr(machine.platform, "machine", lambda: "x86_64")
+        machine.cpu_bf16_units.cache_clear()
 
     yield facts
-    step.cpu_bf16_units.cache_clear()  # this machine's own answer again
+    machine.cpu_bf16_units.cache_clear()  # this machine's own answer again
 
 
 @pytest.mark.parametrize(
@@ -153,7 +147,7 @@ def test_native_bf16_needs_the_cpus_units_and_torchs_kernels_allowed_to_use_them
 
 
 def test_capped_at_avx2_this_cpu_reports_no_native_bf16():
-    code = "from vit_demo.step import Machine; m = Machine.detect(); print(m.cpu_capability, m.native_bf16)"
+    code = "from vit_demo.machine import Machine; m = Machine.detect(); print(m.cpu_capability, m.native_bf16)"
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO,

@@ -8,10 +8,10 @@ from conftest import TINY, needs_cxx
 
 from vit_demo import training
 from vit_demo.data import DATASETS, Split
+from vit_demo.machine import available_cores
 from vit_demo.step import (
     BatchSplitter,
     TrainingForward,
-    available_cores,
     forward_backward,
     training_on_this_thread,
     trainings_side_by_side,

@@ -17,8 +17,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from vit_demo import checkpoints, data, explain, plots, training_plots
+from vit_demo.machine import configure_threads
 from vit_demo.model import ViT
-from vit_demo.step import configure_threads
 from vit_demo.training import TrainConfig, create_model, evaluate, train
 
 

@@ -4,7 +4,8 @@ The map, from the model outwards:
 
     model.py                 the ViT (config in, modules in forward order, helpers after)
     data.py, training.py     the datasets; the live trainer, a generator of progress reports
-    step.py, speed.py        the training step on this machine; how fast it trains each shape
+    machine.py, step.py      the machine's features and cores; the training step (the CLI's faster paths too)
+    speed.py                 how fast this machine trains each shape
     explain.py, views.py     what the model sees and where it looks; Explore's views of it
     experiment_view.py       Explore's patch experiments (shuffle, hide, no pos_embedding) and baselines
     plots.py, training_plots.py, figure_style.py   every figure, and their shared look

@@ -17,9 +17,9 @@ import time
 
 from . import checkpoints, speed
 from .data import DATASETS, DatasetCorruptError, DatasetNotFoundError
+from .machine import configure_threads
 from .model import SHAPE_FIELDS, ViT
 from .recipes import Candidate, recipe_for
-from .step import configure_threads
 from .training import TrainConfig, checkpoint_info, create_model, train
 
 

@@ -21,9 +21,10 @@ import torch
 
 from .data import augment, get_spec, normalize
 from .expectations import AccuracyTable, Expectation, default_table
+from .machine import pick_device, synchronize
 from .model import ViTConfig
 from .recipes import Candidate
-from .step import BatchSplitter, forward_backward, pick_device, synchronize
+from .step import BatchSplitter, forward_backward
 from .training import STARTING_POINT_IMAGES, TrainConfig, config_for, create_model, make_optimizer
 
 TRAINING_FLOPS_PER_FORWARD = 3  # a training step costs about a forward pass and a backward twice as dear

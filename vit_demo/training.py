@@ -30,8 +30,9 @@ from torch import nn
 from . import checkpoints
 from .data import DatasetSpec, Split, augment, get_spec, load_split, normalize
 from .forking import ForkSafeLock
+from .machine import Machine, pick_device
 from .model import ViT, ViTConfig
-from .step import BatchSplitter, FastestStep, Machine, eager_step_seconds, pick_device, plan_step
+from .step import BatchSplitter, FastestStep, eager_step_seconds, plan_step
 
 # Test images scored at each evaluation during a run (the full test set scores the end).
 EVAL_SUBSET = 2000

@@ -13,10 +13,10 @@ import threading
 import torch
 
 from ..data import DATASETS
+from ..machine import Machine, server_threads
 from ..recipes import Candidate, recipe_for
 from ..settings import AppSettings
 from ..speed import ThroughputMeter, measure_speeds
-from ..step import Machine, server_threads
 from .estimates import Estimate, estimate
 from .jobs import run_training
 from .knobs import Knobs

@@ -37,7 +37,7 @@ class RunKey:
     dataset: str
     model: tuple  # (name, value) pairs of the model's settings, sorted
     training: tuple  # (name, value) pairs of the TrainConfig fields that shape the result, sorted
-    machine: str  # the training device, as `step.Machine.describe()` says it
+    machine: str  # the training device, as `machine.Machine.describe()` says it
     max_seconds: float | None  # the server's cap on one run
 
     @classmethod

@@ -75,7 +75,7 @@ class TrainingProcessDied(RuntimeError):
 def lanes_for(threads: int) -> int:
     """The lanes a training process takes by default: as many as the cores hold at `threads`
     threads per operation."""
-    from ..step import available_cores
+    from ..machine import available_cores
 
     return max(1, available_cores() // threads)
 
@@ -88,7 +88,7 @@ def _serve(connection: Connection, threads: int | None, lanes: int | None, nicen
         os.nice(niceness)
     import torch
 
-    from ..step import configure_threads
+    from ..machine import configure_threads
 
     configure_threads(threads)
     threads = torch.get_num_threads()
@@ -178,7 +178,8 @@ class _Lanes:
 
     def lane(self, threads: int) -> None:
         """One lane: take the next job's turn, send what it yields, and on to the next."""
-        from ..step import training_on_this_thread, use_threads_on_this_thread
+        from ..machine import use_threads_on_this_thread
+        from ..step import training_on_this_thread
 
         use_threads_on_this_thread(threads)
         while True:

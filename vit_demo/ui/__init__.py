@@ -20,9 +20,9 @@ import os
 import gradio as gr
 
 from .. import checkpoints, images
+from ..machine import configure_threads, server_threads
 from ..service.server import Service
 from ..settings import AppSettings
-from ..step import configure_threads, server_threads
 from .build_tab import BuildHandlers, render_build_tab, wire_build_tab
 from .explore_events import ExploreHandlers, wire_explore_tab
 from .explore_tab import render_explore_tab
