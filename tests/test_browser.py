@@ -212,6 +212,9 @@ def test_a_class_run_started_on_the_teachers_page_trains_once_and_shows_on_a_stu
             status = page.locator("#train-status")
             status.get_by_text("Test accuracy:").wait_for(timeout=120_000)
             finished[name] = status.inner_text().split("Test accuracy:")[1].split()[0]
+        # The student's page says whose run it is, to the end.
+        assert "Your teacher's class run" in student.locator("#train-status").inner_text()
+        assert "class run" not in teacher.locator("#train-status").inner_text()
         student.screenshot(path=str(shots / "class-run-student.png"))
         assert finished["student"] == finished["teacher"], finished
         # The run's model is the student's to explore, as if it were their own.

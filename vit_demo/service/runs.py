@@ -37,6 +37,7 @@ WATCHED = 8  # test pictures whose guesses a page shows while the model learns
 # is told to try again.
 MAX_PAGES_TRAINING = 32
 SHARING = "**Same settings as a run already on this server: sharing its result.**\n\n"
+CLASS_RUN = "**Your teacher's class run**, followed live on this page.\n\n"
 
 
 class BusyError(ValueError):
@@ -178,7 +179,7 @@ class Runs:
         if class_lesson:
             self.hub.class_run = run
         try:
-            yield from self._follow(run, shared, plan, previous, stop, page)
+            yield from self._follow(run, SHARING if shared else "", plan, previous, stop, page)
         finally:
             self.hub.leave(run)
             stop.clear()
@@ -188,9 +189,9 @@ class Runs:
         scripts taking every report would cost it five times what thirty polling pages do."""
         return paced(self.open(knobs, page, previous), pace)
 
-    def _follow(self, run: SharedRun, shared: bool, plan: Plan, previous, stop: StopFlag, page: str):
+    def _follow(self, run: SharedRun, heading: str, plan: Plan, previous, stop: StopFlag, page: str):
         """The frames of `run` for this page: the shared ones, then this page's own end (its copy
-        of the model, its comparison with its last run)."""
+        of the model, its comparison with its last run). `heading`: what every status starts with."""
         stopping = False
         for item in run.follow():
             if stop() and not stopping:
@@ -211,8 +212,8 @@ class Runs:
             if item is None:
                 continue
             changes = dict(item.changes)
-            if shared and "status" in changes:
-                changes["status"] = SHARING + changes["status"]
+            if heading and "status" in changes:
+                changes["status"] = heading + changes["status"]
             if item.result is not None:
                 changes.update(self._own_copy(plan, item.result, page), **self._compare(previous, plan, item.result))
             yield changes
@@ -297,8 +298,8 @@ class Runs:
         stop = self.stop_flag(page)
         stop.clear()
         try:
-            yield {"status": "**Your teacher's class run:** watching it live.", "view": "positions"}
-            yield from self._follow(run, False, plan, previous, stop, page)
+            yield {"status": CLASS_RUN + "Watching it live.", "view": "positions"}
+            yield from self._follow(run, CLASS_RUN, plan, previous, stop, page)
         finally:
             self.hub.leave(run)
             stop.clear()

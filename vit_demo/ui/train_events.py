@@ -40,7 +40,9 @@ class TrainHandlers:
         tab = self.tab
         previous, class_lesson = values[tab.state.my_runs], values[tab.class_lesson]
         first = self.runs.start_live(self._knobs(values), page_key(request), previous, class_lesson)
-        return {**tab.updates(first), tab.live: gr.Timer(active=True)}
+        # A page that starts a run of its own stops looking for the class run (the teacher's
+        # page would otherwise follow its own run again once it ended).
+        return {**tab.updates(first), tab.live: gr.Timer(active=True), tab.class_watch: gr.Timer(active=False)}
 
     def poll(self, request: gr.Request) -> dict:
         """The timer's tick: what changed; once the run has ended, also the timer off, the buttons
@@ -165,7 +167,7 @@ def wire_train_tab(handlers: TrainHandlers, demo: gr.Blocks, steps: gr.Tabs) -> 
     starting = gr.on([build.start.click, tab.start.click], handlers.lock, None, buttons, queue=False, **private).then(
         handlers.start,
         {*knobs, tab.state.my_runs, tab.class_lesson},
-        {*tab.outputs(), tab.live},
+        {*tab.outputs(), tab.live, tab.class_watch},
         concurrency_id="train-start",
         concurrency_limit=None,
         **private,
