@@ -37,7 +37,7 @@ from vit_demo.service.library import MINE
 from vit_demo.service.runs import paced
 from vit_demo.service.server import Service
 from vit_demo.settings import AppSettings
-from vit_demo.summaries import format_size
+from vit_demo.summaries import format_bytes
 from vit_demo.training import config_for
 from vit_demo.ui import build_demo
 from vit_demo.ui.errors import as_user_error
@@ -100,10 +100,10 @@ HUGE = dict(dataset="cifar10", patch_size=2, dim=512, depth=12, heads=16, mlp_di
 
 def test_a_model_too_big_for_the_servers_memory_says_how_big_and_what_to_lower(service):
     knobs = tiny_knobs(**HUGE)
-    needed = estimated_training_memory_bytes(config_for("cifar10", knobs.shape), 128) / 2**20
+    needed = estimated_training_memory_bytes(config_for("cifar10", knobs.shape), 128)
     assert refused(lambda: next(service.runs.open(knobs, "page"))) == (
-        f"This model is too big for this server: training it with batch_size 128 needs about {format_size(needed)} "
-        "of memory, over the 2.0 GB limit (VIT_DEMO_MAX_TRAIN_MEMORY_MB). To fit, raise patch_size (now 2: 256 "
+        f"This model is too big for this server: training it with batch_size 128 needs about {format_bytes(needed)} "
+        "of memory, over the 2 GB limit (VIT_DEMO_MAX_TRAIN_MEMORY_MB). To fit, raise patch_size (now 2: 256 "
         "patches; 4, 8, 16, 32 also divide 32), or lower batch_size (now 128), depth (now 12), dim (now 512), "
         "mlp_dim (now 2048)."
     )

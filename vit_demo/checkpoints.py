@@ -35,6 +35,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from . import settings, validation
 from .data import get_spec
 from .model import ViT, ViTConfig, estimated_training_memory_bytes
+from .summaries import format_bytes
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -178,7 +179,7 @@ def _read_limited(path: Path) -> bytes:
 
 def _too_big(name: str, size: int) -> str:
     return (
-        f"{name} is {_size(size)}, over the {_size(max_checkpoint_bytes())} limit for checkpoints "
+        f"{name} is {format_bytes(size)}, over the {format_bytes(max_checkpoint_bytes())} limit for checkpoints "
         f"(set VIT_DEMO_MAX_CHECKPOINT_MB to allow more)"
     )
 
@@ -229,21 +230,17 @@ def read_zip_members(
         raise CheckpointError(f"{path.name} is not a readable zip file ({error})") from error
 
 
-def _size(count: int) -> str:
-    return f"{count / 2**20:,.1f}".removesuffix(".0") + " MB" if count >= 2**20 else f"{count / 2**10:,.0f} KB"
-
-
 def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, archive_name: str, limit: int) -> bytes:
     """A member's bytes, refused if it declares more than `limit`, and inflated a chunk at a time.
     zipfile reads no further than a member declares: one that holds more fails its checksum there."""
     where = f"{archive_name}/{Path(member.filename).name}"
-    allowed = f"the {_size(limit)} limit " + (
+    allowed = f"the {format_bytes(limit)} limit " + (
         "for checkpoints (set VIT_DEMO_MAX_CHECKPOINT_MB to allow more)"
         if limit == max_checkpoint_bytes()
         else "for that file"
     )
     if member.file_size > limit:  # what it declares: refused before inflating anything
-        raise CheckpointError(f"{where} is {_size(member.file_size)} unpacked, over {allowed}")
+        raise CheckpointError(f"{where} is {format_bytes(member.file_size)} unpacked, over {allowed}")
     data = bytearray()
     with archive.open(member) as file:  # in chunks: a read's buffers stay the chunk's size
         while chunk := file.read(CHUNK):
@@ -329,15 +326,15 @@ def _check_size(config: ViTConfig) -> None:
     if 4 * parameters > max_checkpoint_bytes():
         raise CheckpointError(
             f"the checkpoint's config declares a model of {parameters:,} parameters "
-            f"({_size(4 * parameters)}), over the {_size(max_checkpoint_bytes())} limit for "
+            f"({format_bytes(4 * parameters)}), over the {format_bytes(max_checkpoint_bytes())} limit for "
             "checkpoints (VIT_DEMO_MAX_CHECKPOINT_MB)"
         )
     memory = estimated_training_memory_bytes(config, batch_size=1)
     allowed = settings.megabytes("VIT_DEMO_MAX_TRAIN_MEMORY_MB")
     if memory > allowed:
         raise CheckpointError(
-            f"the checkpoint's config declares a model that needs about {memory / 2**20:,.0f} MB for one picture, "
-            f"over the {_size(allowed)} limit (VIT_DEMO_MAX_TRAIN_MEMORY_MB)"
+            f"the checkpoint's config declares a model that needs about {format_bytes(memory)} for one picture, "
+            f"over the {format_bytes(allowed)} limit (VIT_DEMO_MAX_TRAIN_MEMORY_MB)"
         )
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import settings
+from .summaries import format_bytes
 
 
 class ImageError(ValueError):
@@ -124,7 +125,7 @@ def _undecodable(label: str, error: Exception) -> str:
 
 def _too_many_bytes(label: str, size: int) -> str:
     return (
-        f"{label} is {size / 2**20:.1f} MB, over the {max_upload_bytes() / 2**20:.0f} MB upload limit: "
+        f"{label} is {format_bytes(size)}, over the {format_bytes(max_upload_bytes())} upload limit: "
         f"save a smaller copy (the model only sees a 28x28 or 32x32 version anyway)"
     )
 

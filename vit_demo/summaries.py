@@ -23,8 +23,13 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def format_size(megabytes: float) -> str:
-    return f"{megabytes / 1024:,.1f} GB" if megabytes >= 1024 else f"{megabytes:,.0f} MB"
+def format_bytes(count: float) -> str:
+    """A size as people say it: 291 KB, 22.9 MB, 231 MB, 2 GB (a decimal only below 100 of a unit)."""
+    for unit, size in (("GB", 2**30), ("MB", 2**20)):
+        if count >= size:
+            value = count / size
+            return (f"{value:,.1f}".removesuffix(".0") if value < 100 else f"{value:,.0f}") + f" {unit}"
+    return f"{count / 2**10:,.0f} KB"
 
 
 def _where(patch: int, grid: int) -> str:

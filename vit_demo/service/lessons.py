@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..data import DATASETS
 from ..recipes import recipe_for
+from ..summaries import format_bytes
 from .knobs import KNOBS, RANGES
 
 CONTROLS = ("dataset", "preset", *KNOBS[1:])  # what a lesson may set, lock or hide
@@ -55,7 +56,9 @@ def read_lesson_file(path: str | os.PathLike | None) -> dict:
     name = Path(path).name
     try:
         if Path(path).stat().st_size > MAX_LESSON_FILE_BYTES:
-            return {"problems": [f"the lesson file {name} is over {MAX_LESSON_FILE_BYTES // 1024} KB: it was not read"]}
+            return {
+                "problems": [f"the lesson file {name} is over {format_bytes(MAX_LESSON_FILE_BYTES)}: it was not read"]
+            }
         values = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         return {"problems": [f"the lesson file {name} could not be read ({error})"]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..model import ViTConfig, divisors, estimated_training_memory_bytes
 from ..speed import ThroughputMeter
-from ..summaries import format_duration, format_size
+from ..summaries import format_bytes, format_duration
 from ..training import EVAL_SUBSET, STARTING_POINT_IMAGES
 
 # The least a run must manage within the server's time limit to show anything: this many
@@ -36,11 +36,11 @@ def what_to_lower(config: ViTConfig, batch_size: int) -> str:
 def check_memory(config: ViTConfig, batch_size: int, max_memory_mb: float, what: str = "This model") -> None:
     """A ValueError that says how big and what to lower, when training `config` would need more
     than `max_memory_mb` (estimated from its shape: nothing is built)."""
-    memory_mb = estimated_training_memory_bytes(config, batch_size) / 2**20
-    if memory_mb > max_memory_mb:
+    memory = estimated_training_memory_bytes(config, batch_size)
+    if memory > max_memory_mb * 2**20:
         raise ValueError(
             f"{what} is too big for this server: training it with batch_size {batch_size} needs about "
-            f"{format_size(memory_mb)} of memory, over the {format_size(max_memory_mb)} limit "
+            f"{format_bytes(memory)} of memory, over the {format_bytes(max_memory_mb * 2**20)} limit "
             f"(VIT_DEMO_MAX_TRAIN_MEMORY_MB). To fit, {what_to_lower(config, batch_size)}."
         )
 
