@@ -45,8 +45,9 @@ class ClosedPages:
     async def closed(self, request: gr.Request) -> None:
         """The page's unload event (on Gradio's event loop: a coroutine runs there)."""
         self._loop = asyncio.get_running_loop()
-        self._sessions[page_key(request)] = request.session_hash
-        self.runs.leave(page_key(request))
+        page = page_key(request)
+        self._sessions[page] = request.session_hash
+        self.runs.leave(page)
 
     def gone(self, page: str) -> None:
         """The sweep removed the page's files (on the sweep's thread): its session goes too."""
