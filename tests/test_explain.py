@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageOps
 
-from vit_demo import data, explain
+from vit_demo import data, explain, pictures
 from vit_demo.model import ViT, ViTConfig, patchify
 
 MNIST_INFO = {
@@ -303,7 +303,7 @@ def test_patch_grid_rejects_indivisible_sizes():
 
 
 def test_dark_digit_on_paper_becomes_an_mnist_digit():
-    shown = explain.preprocess(drawn_seven(), MNIST_INFO)
+    shown = pictures.preprocess(drawn_seven(), MNIST_INFO)
     assert shown.tensor.shape == (1, 1, 28, 28) and shown.tensor.dtype == torch.float32
     assert shown.display.shape == (28, 28) and shown.display.dtype == np.uint8
     pixels = shown.display
@@ -317,21 +317,21 @@ def test_dark_digit_on_paper_becomes_an_mnist_digit():
 
 
 def test_light_digit_on_dark_paper_is_not_inverted():
-    light = explain.preprocess(drawn_seven(ink=255, paper=0), MNIST_INFO).display
-    dark = explain.preprocess(drawn_seven(), MNIST_INFO).display
+    light = pictures.preprocess(drawn_seven(ink=255, paper=0), MNIST_INFO).display
+    dark = pictures.preprocess(drawn_seven(), MNIST_INFO).display
     np.testing.assert_array_equal(light, dark)
 
 
 def test_grey_paper_and_grey_ink_are_stretched_to_black_and_white():
-    photo = explain.preprocess(drawn_seven(ink=90, paper=200), MNIST_INFO).display
-    clean = explain.preprocess(drawn_seven(), MNIST_INFO).display
+    photo = pictures.preprocess(drawn_seven(ink=90, paper=200), MNIST_INFO).display
+    clean = pictures.preprocess(drawn_seven(), MNIST_INFO).display
     assert np.abs(photo.astype(int) - clean).max() <= 2
 
 
 def test_noise_on_the_paper_does_not_move_the_bounding_box():
     page = np.asarray(drawn_seven(), dtype=float)
     noisy = page + np.random.default_rng(0).normal(0, 8, page.shape)
-    shown = explain.preprocess(Image.fromarray(noisy.clip(0, 255).astype(np.uint8)), MNIST_INFO).display
+    shown = pictures.preprocess(Image.fromarray(noisy.clip(0, 255).astype(np.uint8)), MNIST_INFO).display
     assert max(bounding_box_size(shown > 64)) in (19, 20)
 
 
@@ -339,19 +339,19 @@ def test_an_mnist_digit_passes_unchanged():
     # A small digit on black, already 28x28: it must not be blown up to the 20x20 box.
     digit = Image.new("L", (28, 28), 0)
     ImageDraw.Draw(digit).line([(11, 9), (17, 9), (13, 19)], fill=255, width=2)
-    np.testing.assert_array_equal(explain.preprocess(digit, MNIST_INFO).display, np.asarray(digit))
+    np.testing.assert_array_equal(pictures.preprocess(digit, MNIST_INFO).display, np.asarray(digit))
 
 
 def test_real_mnist_digits_pass_unchanged(data_dir):
     split = data.load_split("mnist", train=False, data_dir=data_dir, limit=50, download=False)
     for image in split.images[:, 0].numpy():
-        np.testing.assert_array_equal(explain.preprocess(Image.fromarray(image), MNIST_INFO).display, image)
+        np.testing.assert_array_equal(pictures.preprocess(Image.fromarray(image), MNIST_INFO).display, image)
 
 
 def test_an_inverted_mnist_sized_digit_is_inverted():
     digit = Image.new("L", (28, 28), 255)
     ImageDraw.Draw(digit).line([(8, 4), (20, 4), (12, 24)], fill=0, width=2)
-    shown = explain.preprocess(digit, MNIST_INFO).display
+    shown = pictures.preprocess(digit, MNIST_INFO).display
     assert shown[0].max() == 0 and shown.max() >= 250
 
 
@@ -368,8 +368,8 @@ def rgba_strokes(colour: tuple[int, int, int], background_colour: tuple[int, int
     "stroke, hidden", [((0, 0, 0), (0, 0, 0)), ((255, 255, 255), (255, 255, 255)), ((20, 20, 200), (255, 255, 255))]
 )
 def test_strokes_on_a_transparent_canvas_are_read_whatever_their_colour(stroke, hidden):
-    expected = explain.preprocess(drawn_seven(), MNIST_INFO).display
-    shown = explain.preprocess(rgba_strokes(stroke, hidden), MNIST_INFO).display
+    expected = pictures.preprocess(drawn_seven(), MNIST_INFO).display
+    shown = pictures.preprocess(rgba_strokes(stroke, hidden), MNIST_INFO).display
     assert np.abs(shown.astype(int) - expected).max() <= 2
 
 
@@ -400,8 +400,8 @@ def as_mode(mode: str) -> Image.Image:
 def test_every_image_mode_gives_the_same_digit(mode):
     image = as_mode(mode)
     assert image.mode == {"P-transparent": "P"}.get(mode, mode)
-    expected = explain.preprocess(drawn_seven(), MNIST_INFO).display
-    shown = explain.preprocess(image, MNIST_INFO).display
+    expected = pictures.preprocess(drawn_seven(), MNIST_INFO).display
+    shown = pictures.preprocess(image, MNIST_INFO).display
     assert np.abs(shown.astype(int) - expected).max() <= (40 if mode == "1" else 2)  # "1" loses the anti-aliasing
 
 
@@ -410,7 +410,7 @@ def test_every_image_mode_gives_the_same_digit(mode):
 )
 def test_high_bit_depth_is_scaled_not_clipped(mode, value, expected):
     image = Image.new(mode, (40, 48), value)
-    shown = explain.preprocess(image, CIFAR_INFO).display
+    shown = pictures.preprocess(image, CIFAR_INFO).display
     assert shown.shape == (32, 32, 3)
     assert np.all(shown == expected)
 
@@ -421,7 +421,7 @@ def test_exif_rotation_is_applied():
     exif[0x0112] = 6  # orientation: the stored pixels must be turned 90 degrees clockwise to view
     stored = save_and_reopen(upright.transpose(Image.Transpose.ROTATE_90), exif=exif)
     np.testing.assert_array_equal(
-        explain.preprocess(stored, MNIST_INFO).display, explain.preprocess(upright, MNIST_INFO).display
+        pictures.preprocess(stored, MNIST_INFO).display, pictures.preprocess(upright, MNIST_INFO).display
     )
 
 
@@ -437,19 +437,19 @@ def test_exif_rotation_is_applied():
 )
 @pytest.mark.parametrize("info", [MNIST_INFO, FASHION_INFO])
 def test_a_blank_page_gives_a_blank_input(blank, info):
-    shown = explain.preprocess(blank, info)
+    shown = pictures.preprocess(blank, info)
     np.testing.assert_array_equal(shown.display, np.zeros((28, 28), np.uint8))
 
 
 def test_a_blank_photo_stays_one_colour():
-    shown = explain.preprocess(Image.new("RGB", (50, 40), (10, 200, 30)), CIFAR_INFO).display
+    shown = pictures.preprocess(Image.new("RGB", (50, 40), (10, 200, 30)), CIFAR_INFO).display
     np.testing.assert_array_equal(shown, np.broadcast_to(np.array([10, 200, 30], np.uint8), (32, 32, 3)))
 
 
 def test_a_very_wide_image_is_scaled_into_the_box():
     wide = Image.new("L", (4000, 100), 255)
     ImageDraw.Draw(wide).line([(100, 50), (3900, 50)], fill=0, width=20)
-    shown = explain.preprocess(wide, MNIST_INFO).display
+    shown = pictures.preprocess(wide, MNIST_INFO).display
     height, width = bounding_box_size(shown)
     assert width in (19, 20) and height <= 2
 
@@ -457,7 +457,7 @@ def test_a_very_wide_image_is_scaled_into_the_box():
 def test_fashion_item_fills_the_frame_centred():
     page = Image.new("L", (300, 300), 250)
     ImageDraw.Draw(page).rectangle([(20, 40), (90, 249)], fill=30)  # 71 x 210: a trouser leg off to the left
-    shown = explain.preprocess(page, FASHION_INFO).display
+    shown = pictures.preprocess(page, FASHION_INFO).display
     rows, cols = np.nonzero(shown > 128)
     assert rows.min() == 0 and rows.max() == 27
     assert abs((cols.min() + cols.max()) / 2 - 13.5) <= 0.5
@@ -469,25 +469,25 @@ def test_natural_photo_is_resized_on_its_short_side_and_centre_cropped():
     photo[:, :50] = (255, 0, 0)
     photo[:, 50:] = (0, 0, 255)
     photo[:, :25] = (0, 255, 0)  # cropped away: 25 of 100 columns become 16 of 64
-    shown = explain.preprocess(Image.fromarray(photo), CIFAR_INFO).display
+    shown = pictures.preprocess(Image.fromarray(photo), CIFAR_INFO).display
     assert shown.shape == (32, 32, 3)
     # Away from the colour edges (where the resize blends neighbours) the colours are exact.
     np.testing.assert_array_equal(shown[:, 2:14], np.broadcast_to([255, 0, 0], (32, 12, 3)))
     np.testing.assert_array_equal(shown[:, 18:30], np.broadcast_to([0, 0, 255], (32, 12, 3)))
-    assert explain.preprocess(Image.fromarray(photo), CIFAR_INFO).tensor.shape == (1, 3, 32, 32)
+    assert pictures.preprocess(Image.fromarray(photo), CIFAR_INFO).tensor.shape == (1, 3, 32, 32)
 
 
 def test_preprocess_rejects_non_images_and_empty_ones():
     with pytest.raises(TypeError, match="PIL image"):
-        explain.preprocess(np.zeros((28, 28)), MNIST_INFO)
+        pictures.preprocess(np.zeros((28, 28)), MNIST_INFO)
     with pytest.raises(ValueError, match="no pixels"):
-        explain.preprocess(Image.new("L", (0, 0)), MNIST_INFO)
+        pictures.preprocess(Image.new("L", (0, 0)), MNIST_INFO)
 
 
 def test_image_size_and_channels_default_to_the_dataset():
     info = {key: MNIST_INFO[key] for key in ("dataset", "class_names", "mean", "std")}
     np.testing.assert_array_equal(
-        explain.preprocess(drawn_seven(), info).display, explain.preprocess(drawn_seven(), MNIST_INFO).display
+        pictures.preprocess(drawn_seven(), info).display, pictures.preprocess(drawn_seven(), MNIST_INFO).display
     )
 
 
@@ -498,7 +498,7 @@ def test_predict_ranks_the_softmax_of_the_preprocessed_input():
     model = tiny_model()
     image = drawn_seven()
     with torch.no_grad():
-        probabilities = torch.softmax(model(explain.preprocess(image, MNIST_INFO).tensor)[0], dim=-1)
+        probabilities = torch.softmax(model(pictures.preprocess(image, MNIST_INFO).tensor)[0], dim=-1)
     predictions = explain.predict(model, MNIST_INFO, image, top_k=3)
     assert [name for name, _ in predictions] == [str(int(i)) for i in probabilities.argsort(descending=True)[:3]]
     torch.testing.assert_close(

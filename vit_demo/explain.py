@@ -14,43 +14,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import NamedTuple
+from dataclasses import dataclass
 
-import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
-from vit_demo import data
 from vit_demo.model import ViT, patch_pixels, patchify
+from vit_demo.pictures import Preprocessed, preprocess
 
-# A phone photo has ~12 MP and the model reads 784 pixels: shrinking early keeps the
-# numpy work below fast without changing what survives the final resize.
-MAX_WORKING_SIDE = 1024
-# MNIST digits fill a 20x20 box inside the 28x28 frame (LeCun et al.); scaled for other sizes.
-DIGIT_BOX_FRACTION = 20 / 28
-# Ink is what is brighter than this fraction of the stretched range; fainter pixels (paper
-# texture, JPEG noise) still show but do not stretch the bounding box.
-INK_THRESHOLD = 0.25
-# Less contrast than this (grey levels of 255) between the paper and the darkest stroke is
-# taken as a blank page, not as ink to stretch.
-MIN_INK_CONTRAST = 16
 HEAD_FUSIONS = ("mean", "max", "min")
-
-# Halfway between black (0) and white (255): which side a picture's background is on.
-MID_GREY = 127.5
-
-
-class Preprocessed(NamedTuple):
-    """What the model sees.
-
-    tensor: float (1, C, S, S), normalised with the model's mean/std, ready for `model(...)`.
-    display: uint8 numpy array, (S, S) for greyscale or (S, S, 3) for colour: the same
-        pixels before normalisation, for showing on screen.
-    """
-
-    tensor: torch.Tensor
-    display: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -70,165 +42,6 @@ class Explanation:
 
     def top_predictions(self, top_k: int = 3) -> list[tuple[str, float]]:
         return _ranked(self.probabilities, self.class_names, top_k)
-
-
-# --------------------------------------------------------------------------- preprocessing
-
-
-def preprocess(image: Image.Image, info: dict) -> Preprocessed:
-    """Any PIL image -> what a model trained on `info["dataset"]` expects.
-
-    The recipe follows how the dataset itself was made (`DatasetSpec.style`):
-    - "digit" (MNIST): dark ink on light paper is inverted, the paper's grey level is
-      removed and the ink stretched to full white; the ink's bounding box is scaled to fit
-      a 20x20 box (aspect kept) and placed in 28x28 with its centre of mass at the centre
-      (LeCun et al.'s recipe).
-    - "fashion" (Fashion-MNIST): the same clean-up, but the item's longer side fills the
-      frame and it is centred by its bounding box.
-    - "natural" (CIFAR-10): the shorter side is resized to the model's size and the centre
-      cropped.
-    An image that already has the model's size and a dark background (an image from the
-    dataset itself) is used as it is by the greyscale styles. A blank image gives a blank
-    (black, for greyscale styles) input rather than an error.
-    """
-    if not isinstance(image, Image.Image):
-        raise TypeError(f"preprocess expects a PIL image, got {type(image).__name__}")
-    if 0 in image.size:
-        raise ValueError(f"the image has no pixels ({image.size[0]}x{image.size[1]})")
-    spec = data.get_spec(info["dataset"])
-    size, channels = int(info.get("image_size", spec.image_size)), int(info.get("channels", spec.channels))
-    pixels = _flatten_transparency(*_colour_and_opacity(ImageOps.exif_transpose(image)))
-    if channels == 1:
-        pixels = _luminance(pixels)[..., None]
-    if spec.style == "natural":
-        pixels = _resize_and_centre_crop(pixels, size)
-    else:
-        pixels = _greyscale_object(pixels[..., 0], size, spec.style)[..., None]
-    display = np.rint(pixels).clip(0, 255).astype(np.uint8)
-    uint8_batch = torch.from_numpy(np.ascontiguousarray(display.transpose(2, 0, 1)))[None]
-    # data.normalize is the training code's own arithmetic; only the statistics come from info.
-    model_spec = replace(spec, mean=tuple(info["mean"]), std=tuple(info["std"]))
-    tensor = data.normalize(uint8_batch, model_spec)
-    return Preprocessed(tensor, display[..., 0] if channels == 1 else display)
-
-
-def _colour_and_opacity(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """-> (H, W, 3) float32 colour in 0..255 and (H, W) opacity in 0..1 (None when opaque)."""
-    if image.mode.startswith(("I", "F")):
-        grey = _high_bit_depth_to_8bit(np.asarray(image, dtype=np.float64), image.mode).astype(np.float32)
-        return np.repeat(grey[..., None], 3, axis=-1), None
-    has_alpha = image.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in image.info
-    image = image.convert("RGBA" if has_alpha else "RGB")
-    image.thumbnail((MAX_WORKING_SIDE, MAX_WORKING_SIDE), Image.Resampling.BILINEAR)
-    values = np.asarray(image, dtype=np.float32)
-    if not has_alpha:
-        return values, None
-    return values[..., :3], values[..., 3] / 255.0
-
-
-def _high_bit_depth_to_8bit(values: np.ndarray, mode: str) -> np.ndarray:
-    """16-bit, 32-bit integer and float pixels -> 0..255, scaled (never clipped) by the
-    full scale their mode and range imply: 65535 for "I;16", else the smallest of 1 (float
-    images only), 255 and 65535 that holds every value, else the image's own min..max."""
-    low, high = float(values.min()), float(values.max())
-    if mode.startswith("I;16"):
-        return values * (255.0 / 65535.0)
-    if low >= 0:
-        candidates = (1.0, 255.0, 65535.0) if mode == "F" else (255.0, 65535.0)
-        for full_scale in candidates:
-            if high <= full_scale:
-                return values * (255.0 / full_scale)
-    if high == low:
-        return np.zeros_like(values)
-    return (values - low) * (255.0 / (high - low))
-
-
-def _flatten_transparency(colour: np.ndarray, opacity: np.ndarray | None) -> np.ndarray:
-    """Composite onto the background that contrasts with what is drawn: white behind dark
-    strokes (then inverted like paper), black behind light strokes (a canvas drawn in white)."""
-    if opacity is None:
-        return colour
-    coverage = float(opacity.sum())
-    stroke_brightness = float((_luminance(colour) * opacity).sum() / coverage) if coverage else 0.0
-    background = 0.0 if stroke_brightness > MID_GREY else 255.0
-    return colour * opacity[..., None] + background * (1.0 - opacity[..., None])
-
-
-def _luminance(colour: np.ndarray) -> np.ndarray:
-    """ITU-R 601 weights, as PIL's own RGB -> "L" conversion."""
-    return colour @ np.array([0.299, 0.587, 0.114], dtype=colour.dtype)
-
-
-def _resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Float (H, W) or (H, W, C) -> (height, width[, C]). Bilinear, antialiased when
-    shrinking (as torchvision's Resize): no ringing to clip, no aliasing of thin strokes."""
-    planes = pixels if pixels.ndim == 3 else pixels[..., None]
-    resized = []
-    for c in range(planes.shape[-1]):
-        plane = Image.fromarray(np.ascontiguousarray(planes[..., c], dtype=np.float32), mode="F")
-        resized.append(np.asarray(plane.resize((width, height), Image.Resampling.BILINEAR)))
-    stacked = np.stack(resized, axis=-1)
-    return stacked if pixels.ndim == 3 else stacked[..., 0]
-
-
-def _resize_and_centre_crop(pixels: np.ndarray, size: int) -> np.ndarray:
-    height, width = pixels.shape[:2]
-    scale = size / min(height, width)
-    new_width, new_height = max(size, round(width * scale)), max(size, round(height * scale))
-    resized = _resize(pixels, new_width, new_height)
-    top, left = (new_height - size) // 2, (new_width - size) // 2
-    return resized[top : top + size, left : left + size]
-
-
-def _border(pixels: np.ndarray) -> np.ndarray:
-    return np.concatenate((pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]))
-
-
-def _ink(grey: np.ndarray) -> np.ndarray | None:
-    """Light-on-dark ink with the paper at 0 and the strongest stroke at 255; None when blank.
-
-    The paper's level is taken from the image's outermost pixels: their median decides
-    whether to invert, and their 75th percentile (paper plus most of its noise) becomes
-    black. A higher percentile would let a digit that touches the edge (more than a few
-    percent of the border) set the paper level, and the whole picture would read as blank.
-    """
-    border = _border(grey)
-    if np.median(border) > MID_GREY:
-        grey, border = 255.0 - grey, 255.0 - border
-    paper = float(np.percentile(border, 75))
-    strongest = float(grey.max())
-    if strongest - paper < MIN_INK_CONTRAST:
-        return None
-    return np.clip((grey - paper) * (255.0 / (strongest - paper)), 0.0, 255.0)
-
-
-def _greyscale_object(grey: np.ndarray, size: int, style: str) -> np.ndarray:
-    """The "digit" and "fashion" recipes: (H, W) float -> (size, size) float."""
-    if grey.shape == (size, size) and np.median(_border(grey)) <= MID_GREY:
-        return grey  # already a dataset image: re-cropping would change its scale
-    ink = _ink(grey)
-    if ink is None:
-        return np.zeros((size, size), dtype=np.float32)
-    rows = np.flatnonzero((ink > INK_THRESHOLD * 255).any(axis=1))
-    cols = np.flatnonzero((ink > INK_THRESHOLD * 255).any(axis=0))
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    box = round(size * DIGIT_BOX_FRACTION) if style == "digit" else size
-    scale = box / max(crop.shape)
-    height, width = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
-    scaled = _resize(crop, width, height)
-    if style == "digit":
-        mass = float(scaled.sum())
-        centre_row = float((scaled.sum(axis=1) * np.arange(height)).sum() / mass)
-        centre_col = float((scaled.sum(axis=0) * np.arange(width)).sum() / mass)
-        # MNIST's centres of mass sit at pixel (14, 14) of 28: size / 2 in index coordinates.
-        top, left = round(size / 2 - centre_row), round(size / 2 - centre_col)
-    else:
-        top, left = (size - height) // 2, (size - width) // 2
-    # Keep the whole object in frame even when its mass sits near one edge of its box.
-    top, left = min(max(top, 0), size - height), min(max(left, 0), size - width)
-    canvas = np.zeros((size, size), dtype=np.float32)
-    canvas[top : top + height, left : left + width] = scaled
-    return canvas
 
 
 # --------------------------------------------------------------------------- prediction

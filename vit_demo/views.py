@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image, ImageOps
 
-from . import experiments, explain, faithfulness, plots, summaries
+from . import experiments, explain, faithfulness, pictures, plots, summaries
 from .explain import ATTRIBUTIONS, CLASS_SPECIFIC, Explanation
 from .images import open_image
 from .patch_maths import patch_maths
@@ -281,9 +281,9 @@ def _where_it_looks(explored: Explored, choices: ViewChoices) -> Drawing:
 def _distances(loaded: LoadedModel, fallback: Explanation, examples: Callable[[], list[str]]) -> torch.Tensor:
     """Mean attention distance over the dataset's example pictures (the picture at hand
     when the app ships none): a property of the model more than of one image."""
-    pictures = [open_image(path) for path in examples()]
-    if pictures:
-        batch = torch.cat([explain.preprocess(p, loaded.info).tensor for p in pictures])
+    examples_seen = [open_image(path) for path in examples()]
+    if examples_seen:
+        batch = torch.cat([pictures.preprocess(p, loaded.info).tensor for p in examples_seen])
         with torch.inference_mode():
             _, attentions = loaded.model(batch.to(next(loaded.model.parameters()).device), return_attention=True)
     else:
