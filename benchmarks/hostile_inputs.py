@@ -6,8 +6,10 @@ student's predictions are served.
 In one process, as the app handles them: a valid run's zip brought back on the Train tab
 (`Runs.restore`) and every hostile edit of it (tools/hostile_files.py), a valid checkpoint
 uploaded to Explore and hostile ones (a zip that lies about its size, a config declaring a huge
-model). Each is handled `--repeat` times while another thread asks Explore for a prediction every
-50 ms (each case lasts until two more have been served). Printed per file: the median seconds,
+model), and a person's own dataset zip (`own_data.read_archive`, not yet behind a page), valid and
+hostile (tools/hostile_files.py: zip bombs, climbing paths, links, bad pictures). Each is handled
+`--repeat` times while another thread asks Explore for a prediction every 50 ms (each case lasts
+until two more have been served). Printed per file: the median seconds,
 the peak Python memory (tracemalloc, MB), the slowest prediction served meanwhile, and the start
 of the sentence the person reads.
 """
@@ -27,8 +29,8 @@ from pathlib import Path
 import torch
 
 from tools.harness import REPO
-from tools.hostile_files import RUN_EDITS, edited_json, lying_zip
-from vit_demo import checkpoints, run_record, settings
+from tools.hostile_files import RUN_EDITS, dataset_zip, edited_json, hostile_dataset_zips, lying_zip
+from vit_demo import checkpoints, own_data, run_record, settings
 from vit_demo.machine import Machine
 from vit_demo.service.knobs import Knobs
 from vit_demo.service.server import Service
@@ -112,6 +114,9 @@ def cases(service: Service, explore: ExploreHandlers, folder: Path) -> dict:
     (huge / "config.json").write_text(json.dumps(config))
     huge_zip = checkpoints.zip_checkpoint(huge, folder / "huge.zip")
     found["checkpoint: a 1 KB config declaring 37 GB"] = upload(huge_zip)
+    datasets = {"valid": dataset_zip(folder), **hostile_dataset_zips(folder / "datasets")}
+    for name, path in datasets.items():
+        found[f"dataset zip: {name}"] = lambda path=path: own_data.read_archive(path)
     return found
 
 
