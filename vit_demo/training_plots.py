@@ -11,6 +11,8 @@ from matplotlib.figure import Figure
 
 from vit_demo.figure_style import (
     COUNT_CMAP,
+    HEAD_PALETTE,
+    LABEL_SIZE,
     NOTE_SIZE,
     as_numpy,
     colourbar,
@@ -105,4 +107,45 @@ def plot_timeline_frame(snapshot, probe_display: np.ndarray, config: ViTConfig) 
     distance_ax.set_ylim(0, config.patch_size * (config.grid_size - 1) * math.sqrt(2))
     distance_ax.grid(alpha=0.3)
     style(distance_ax, "how far each head looks", xlabel="layer", ylabel="pixels")
+    return figure
+
+
+def plot_class_knob(points: Sequence[tuple], knob: str) -> Figure:
+    """The teacher's "what did this knob do?": one dot per finished student run, test accuracy
+    against `knob`, a bar at each value's mean; a guessed accuracy is a hollow diamond joined to
+    its run's dot. `points`: (knob value, accuracy %, student, guess % or None)."""
+    figure = new_figure(6.4, 4.4, f"Test accuracy against {knob}")
+    ax = figure.add_subplot()
+    values = sorted({value for value, *_ in points})
+    if not values:
+        ax.text(0.5, 0.5, "No finished runs yet", ha="center", va="center", fontsize=LABEL_SIZE, transform=ax.transAxes)
+        ax.set_axis_off()
+        return figure
+    position = {value: i for i, value in enumerate(values)}  # evenly spaced: lr and depth alike
+    counts: dict = {}
+    for value, accuracy, name, guess in points:
+        # Runs of one value side by side, not on top of each other: 24 identical runs are 24 dots.
+        seen = counts[value] = counts.get(value, 0) + 1
+        x = position[value] + 0.08 * ((seen // 2) * (1 if seen % 2 else -1))
+        ax.plot(x, accuracy, "o", color=HEAD_PALETTE[0], markersize=9, alpha=0.8)
+        if guess is not None:
+            ax.plot([x, x], [guess, accuracy], color=HEAD_PALETTE[1], linewidth=1, alpha=0.7)
+            ax.plot(x, guess, "D", markerfacecolor="none", markeredgecolor=HEAD_PALETTE[1], markersize=8)
+        if len(points) <= 10:
+            ax.annotate(name.replace("$", r"\$"), (x, accuracy), (6, 4), textcoords="offset points", fontsize=NOTE_SIZE)
+    for value in values:
+        mean = float(np.mean([a for v, a, *_ in points if v == value]))
+        ax.hlines(mean, position[value] - 0.3, position[value] + 0.3, color="black", linewidth=2.5)
+        ax.annotate(f"{mean:.1f}%  n={counts[value]}", (position[value], mean), (0, -16), textcoords="offset points",
+                    ha="center", fontsize=NOTE_SIZE)  # fmt: skip
+    ax.set_xticks(range(len(values)), [f"{v:g}" for v in values])
+    ax.set_xlim(-0.6, len(values) - 0.4)
+    accuracies = [a for _, a, *_ in points] + [g for *_, g in points if g is not None]
+    ax.set_ylim(max(0.0, min(accuracies) - 8), min(100.0, max(accuracies) + 4))
+    ax.grid(axis="y", alpha=0.3)
+    if any(g is not None for *_, g in points):
+        ax.plot([], [], "o", color=HEAD_PALETTE[0], label="a run's result")
+        ax.plot([], [], "D", markerfacecolor="none", markeredgecolor=HEAD_PALETTE[1], label="its student's guess")
+        ax.legend(fontsize=NOTE_SIZE, loc="best")
+    style(ax, xlabel=knob, ylabel="test accuracy (%)")
     return figure

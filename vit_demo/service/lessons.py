@@ -6,7 +6,9 @@ same place.
 
 A lesson file holds the same keys as JSON, lists for `lock` and `hide`, and an optional
 `title`. `class_run` makes it a class run: the first page of the lesson to press Start (the
-teacher's) starts the lesson's run, and every page of the lesson shows it. A link's values win
+teacher's) starts the lesson's run, and every page of the lesson shows it. `predict` asks each
+student for a guess before Start (`Prediction`). Only the file may hold `teacher_key`, the
+secret that opens the teacher's view of the class (ui/class_view.py). A link's values win
 over the file's. Every value is checked as the knobs are (`knobs.RANGES`): one that does not
 fit is left out and named in the lesson's banner with what is allowed, never an error. A
 link's title is shown as plain text: only the server owner's file may put Markdown (a link)
@@ -15,6 +17,7 @@ in the banner.
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 from collections.abc import Mapping
@@ -24,14 +27,56 @@ from pathlib import Path
 from ..data import DATASETS
 from ..recipes import recipe_for
 from ..summaries import format_bytes
-from .knobs import KNOBS, RANGES
+from .knobs import KNOBS, RANGES, Range
 
 CONTROLS = ("dataset", "preset", *KNOBS[1:])  # what a lesson may set, lock or hide
 MAX_LESSON_FILE_BYTES = 64 * 1024
 MAX_TITLE = 120  # characters
 TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no")
-KEYS = (*CONTROLS, "lock", "hide", "title", "class_run")  # every key a lesson may hold
-IGNORED = ("problems", "view")  # keys that are not the lesson's: the file's own report, and Gradio's ?view=api
+# Every key a lesson may hold.
+KEYS = (*CONTROLS, "lock", "hide", "title", "class_run", "predict", "a", "b", "teacher_key")
+# Keys that are not the lesson's: the file's own report, Gradio's ?view=api, the teacher's ?teacher=KEY.
+IGNORED = ("problems", "view", "teacher")
+GUESS_RANGE = Range(0, 100, 0.1, False, "your guess (test accuracy, %)")
+MIN_KEY = 8  # characters: a teacher key short enough to guess opens nothing
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a lesson asks each student to guess before Start: the test accuracy their settings
+    will reach ("accuracy"), or which of two settings will reach the higher one ("which": `a`
+    and `b` are (knob, value) pairs)."""
+
+    kind: str
+    a: tuple = ()
+    b: tuple = ()
+
+    @staticmethod
+    def describe(setting: tuple) -> str:
+        return ", ".join(f"{name} {value:g}" for name, value in setting)
+
+    @property
+    def question(self) -> str:
+        if self.kind == "accuracy":
+            return "Before you press Start: what test accuracy will your settings reach?"
+        return (
+            f"Before you press Start: which will reach the higher test accuracy, "
+            f"A ({self.describe(self.a)}) or B ({self.describe(self.b)})?"
+        )
+
+    @property
+    def choices(self) -> list[str]:
+        """The answers of a "which" question, as the page offers them."""
+        return [f"A ({self.describe(self.a)})", f"B ({self.describe(self.b)})"] if self.kind == "which" else []
+
+    def read_guess(self, value) -> float | str:
+        """A student's guess: a percentage, or "A" / "B"; a ValueError says what is allowed."""
+        if self.kind == "accuracy":
+            return GUESS_RANGE.check("your guess (%)", value)
+        word = str(value or "").strip()[:1].upper()
+        if word not in ("A", "B"):
+            raise ValueError(f"your guess must be A or B, got {value!r}")
+        return word
 
 
 @dataclass
@@ -41,11 +86,15 @@ class Lesson:
     hide: set = field(default_factory=set)
     title: str | None = None  # Markdown: escaped unless the server owner's file set it
     class_run: bool = False  # every page of the lesson follows the lesson's run
+    predict: Prediction | None = None  # the guess asked for before Start
+    teacher_key: str | None = field(default=None, repr=False)  # the file's secret: never shown, never from a link
     problems: list = field(default_factory=list)  # a sentence per value left out
 
     @property
     def active(self) -> bool:
-        return bool(self.values or self.lock or self.hide or self.title or self.class_run)
+        return bool(
+            self.values or self.lock or self.hide or self.title or self.class_run or self.predict or self.teacher_key
+        )
 
 
 def read_lesson_file(path: str | os.PathLike | None) -> dict:
@@ -67,7 +116,7 @@ def read_lesson_file(path: str | os.PathLike | None) -> dict:
     return values
 
 
-def _escape_markdown(text: str) -> str:
+def escape_markdown(text: str) -> str:
     """Plain text in a Markdown banner: no links, images, HTML or emphasis from a link's title."""
     special = "\\`*_{}[]<>()#+-.!|~"
     return "".join("\\" + c if c in special else c for c in text)
@@ -108,7 +157,7 @@ def _title(value, trusted: bool, problems: list) -> str | None:
         problems.append(f"title must be text, got {value!r}")
         return None
     text = " ".join(str(value).split())[:MAX_TITLE]
-    return text if trusted else _escape_markdown(text)
+    return text if trusted else escape_markdown(text)
 
 
 def parse_lesson(file: Mapping | None = None, link: Mapping | None = None) -> Lesson:
@@ -149,6 +198,72 @@ def _take_framing(lesson: Lesson, source: Mapping, trusted: bool) -> None:
     for key in ("lock", "hide"):
         if key in source:
             getattr(lesson, key).update(_names(key, source[key], lesson.problems))
+    if "predict" in source:
+        lesson.predict = _prediction(source, lesson.problems) or lesson.predict
+    if "teacher_key" in source:
+        lesson.teacher_key = _teacher_key(source["teacher_key"], trusted, lesson.problems) or lesson.teacher_key
+
+
+def _teacher_key(value, trusted: bool, problems: list) -> str | None:
+    """The file's teacher key; a link's is refused (anyone could set the key and open the view).
+    The sentences never repeat the value: the banner is every student's."""
+    if not trusted:
+        problems.append("teacher_key can be set only in the server's lesson file, never by a link")
+        return None
+    if not isinstance(value, str) or len(value.strip()) < MIN_KEY:
+        problems.append(f"teacher_key must be text of at least {MIN_KEY} characters: the teacher's view stays closed")
+        return None
+    return value.strip()
+
+
+def _setting(key: str, value, problems: list) -> tuple | None:
+    """One side of a "which" question: {"depth": 1} (a file) or "depth:1,dim:32" (a link)."""
+    if isinstance(value, str):
+        value = dict(item.partition(":")[::2] for item in value.split(",") if item.strip())
+    if not isinstance(value, Mapping) or not value:
+        problems.append(f'{key} must name the knobs of a setting, like {{"depth": 4}}, got {value!r}')
+        return None
+    try:
+        return tuple((name.strip(), _checked_knob(name.strip(), v)) for name, v in sorted(value.items()))
+    except ValueError as error:
+        problems.append(f"{key}: {error}")
+        return None
+
+
+def _checked_knob(name: str, value):
+    if name not in RANGES:
+        raise ValueError(f"no knob called {name!r} (the knobs are {', '.join(RANGES)})")
+    return RANGES[name].check(name, value)
+
+
+def _prediction(source: Mapping, problems: list) -> Prediction | None:
+    kind = str(source["predict"]).strip().lower()
+    if kind == "accuracy":
+        return Prediction("accuracy")
+    if kind != "which":
+        problems.append(f"predict must be accuracy or which, got {source['predict']!r}")
+        return None
+    a, b = (_setting(key, source.get(key), problems) for key in ("a", "b"))
+    if a is None or b is None:
+        return None
+    if a == b:
+        problems.append("predict: a and b are the same setting")
+        return None
+    return Prediction("which", a, b)
+
+
+def teacher_key(environment_key: str | None, file: Mapping) -> str | None:
+    """The key that opens the teacher's view: VIT_DEMO_TEACHER_KEY, else the lesson file's."""
+    if environment_key and len(environment_key.strip()) >= MIN_KEY:
+        return environment_key.strip()
+    return parse_lesson(file).teacher_key
+
+
+def key_opens(given, key: str | None) -> bool:
+    """`given` is the teacher key (compared in constant time: no guessing it letter by letter)."""
+    if not key or not isinstance(given, str) or not given:
+        return False
+    return hmac.compare_digest(given.encode(), key.encode())
 
 
 def _take(lesson: Lesson, name: str, value, dataset: str | None) -> None:
@@ -168,5 +283,5 @@ def banner_text(lesson: Lesson) -> str:
             "its model is yours to explore when it ends."
         )
     if lesson.problems:
-        lines.append("⚠️ Left out of the lesson: " + "; ".join(_escape_markdown(p) for p in lesson.problems) + ".")
+        lines.append("⚠️ Left out of the lesson: " + "; ".join(escape_markdown(p) for p in lesson.problems) + ".")
     return "\n\n".join(lines)

@@ -149,6 +149,11 @@ class SharedRun:
                 return
 
 
+def _followable(run: SharedRun) -> bool:
+    """A page may follow `run`: it is going, or it ran to its end."""
+    return run.complete or not (run.done or run.stop_requested)
+
+
 class RunHub:
     """The runs of one server, by key: at most one per key. Finished, complete runs stay for
     later requests until the cache's bounds push the least recently used out."""
@@ -192,9 +197,18 @@ class RunHub:
         """One more follower for `run` (a page shown a run it did not ask for: a class run);
         False when the run is no longer to be followed (stopped, or failed)."""
         with self._lock:
-            if not (run.complete or not (run.done or run.stop_requested)):
+            if not _followable(run):
                 return False
             self._count(run, +1)
+            return True
+
+    def choose_class_run(self, run: SharedRun | None) -> bool:
+        """Make `run` the class run (the teacher's choice); False when it can no longer be
+        followed (stopped, failed, or out of the cache with its files)."""
+        with self._lock:
+            if run is None or self._runs.get(run.key) is not run or not _followable(run):
+                return False
+            self.class_run = run
             return True
 
     def leave(self, run: SharedRun) -> int:
