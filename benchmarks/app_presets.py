@@ -17,8 +17,9 @@ import time
 import torch
 
 from vit_demo import settings
+from vit_demo.data import DATASETS
 from vit_demo.machine import Machine, configure_threads, server_threads
-from vit_demo.recipes import RECIPES, recipe_for
+from vit_demo.recipes import recipe_for
 from vit_demo.service.knobs import Knobs
 from vit_demo.training import TrainProgress, create_model, run_to_completion
 
@@ -39,7 +40,7 @@ def without_ui(knobs: Knobs) -> tuple[TrainProgress, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="standard", help="a preset's name (default: standard)")
-    parser.add_argument("--dataset", nargs="+", default=["mnist", "fashion_mnist"], choices=sorted(RECIPES))
+    parser.add_argument("--dataset", nargs="+", default=["mnist", "fashion_mnist"], choices=sorted(DATASETS))
     args = parser.parse_args()
     print(Machine.detect(torch.device("cpu")).describe())
     for dataset in args.dataset:

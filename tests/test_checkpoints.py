@@ -197,7 +197,7 @@ def test_saving_with_only_the_dataset_fills_in_what_it_implies(model, tmp_path):
         ({}, "the checkpoint's config is missing: dataset, class_names, mean, std"),
         ({"dataset": "imagenet"}, "the checkpoint's config names"),
         ({"dataset": "mnist", "class_names": ["zero", "one"]}, "class_names must be a list of 10 names"),
-        ({"dataset": "cifar10"}, "model must take 3-channel 32x32 images"),
+        ({"dataset": "mnist", "mean": [0.1, 0.2, 0.3]}, "mean must be a list of 1 numbers"),
     ],
 )
 def test_saving_what_load_would_refuse_is_refused_before_writing(model, tmp_path, info, message):

@@ -3,19 +3,25 @@ a link or a lesson file can send is checked, and a bad one is named with what is
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
+import torch
 from markdown_it import MarkdownIt
 
 from vit_demo.recipes import recipe_for
 from vit_demo.service.knobs import KNOBS, RANGES, Knobs
 from vit_demo.service.lessons import CONTROLS, banner_text, parse_lesson, read_lesson_file
+from vit_demo.training import create_model, run_to_completion
 
 GOOD = Knobs.of_preset("mnist", recipe_for("mnist").presets[0]).values
 
 
 def test_the_knobs_are_the_models_shape_and_how_it_trains_each_named_once():
-    assert KNOBS == ("dataset", "patch_size", "dim", "depth", "heads", "mlp_dim", "lr", "batch_size", "epochs", "seed")
+    assert KNOBS == (
+        "dataset", "image_size", "channels", "patch_size", "dim", "depth", "heads", "mlp_dim", "lr", "batch_size",
+        "epochs", "seed",
+    )  # fmt: skip
     assert set(RANGES) == set(KNOBS) - {"dataset"} and CONTROLS == ("dataset", "preset", *KNOBS[1:])
     knobs = Knobs.read(GOOD)
     assert knobs.values == GOOD and Knobs.read({**GOOD, "depth": "3", "lr": "0.003"}) == knobs  # text from a form
@@ -23,6 +29,33 @@ def test_the_knobs_are_the_models_shape_and_how_it_trains_each_named_once():
     # Counted in epochs: the same knobs are the same run on any machine, the plain eager float32 step.
     assert training.epochs == 4 and training.time_budget is None and (training.compile, training.bf16) == (False, False)
     assert knobs.train_config() == training
+
+
+def test_image_size_and_channels_shape_the_model_and_the_pictures_it_trains_on(data_dir):
+    older = {name: value for name, value in GOOD.items() if name not in ("image_size", "channels")}
+    assert Knobs.read(older) == Knobs.read(GOOD)  # a lesson or an older run record: the dataset's own
+    knobs = Knobs.read({**GOOD, "image_size": 14, "channels": 3, "patch_size": 7})
+    config = knobs.model_config()
+    assert (config.image_size, config.channels, config.num_patches, config.patch_dim) == (14, 3, 4, 147)
+    training = replace(knobs.train_config(data_dir, train_limit=256, test_limit=64), epochs=2)
+    pictures = training.split(train=True)
+    assert pictures.images.shape == (256, 3, 14, 14) and training.spec.mean == (0.1307,) * 3
+    # Grey repeated into colour: the three planes are the same picture.
+    assert torch.equal(pictures.images[:, 0], pictures.images[:, 2]) and pictures.images.float().mean() > 10
+    model = create_model(knobs.spec, seed=0, **knobs.shape)
+    final = run_to_completion(model, training)
+    assert final.done and final.test_accuracy > 0.2  # it learnt from 14x14 colour pictures (chance: 0.1)
+
+
+def test_pictures_that_would_not_fit_in_memory_are_refused_with_what_to_change():
+    with pytest.raises(ValueError, match=r"at 64x64 in colour would hold .* choose a smaller image_size or channels 1"):
+        Knobs.read({**GOOD, "image_size": 64, "channels": 3, "patch_size": 8})
+    with pytest.raises(ValueError, match="channels must be 1 \\(grey\\) or 3 \\(colour\\), got 2"):
+        Knobs.read({**GOOD, "channels": 2})
+    with pytest.raises(
+        ValueError, match="image_size 30 is not divisible by patch_size 7: choose a patch_size that divides 30"
+    ):
+        Knobs.read({**GOOD, "image_size": 30}).model_config()
 
 
 @pytest.mark.parametrize(
@@ -38,7 +71,11 @@ def test_the_knobs_are_the_models_shape_and_how_it_trains_each_named_once():
         ("dim", True, "dim must be a whole number"),
         ("heads", None, "heads must be a whole number from 1 to 16, got None"),
         ("patch_size", "seven", "got 'seven'"),
-        ("dataset", "imagenet", "dataset must be one of mnist, fashion_mnist, cifar10, got 'imagenet'"),
+        (
+            "dataset",
+            "imagenet",
+            "dataset must be one of mnist, fashion_mnist, cifar10 or your own pictures, got 'imagenet'",
+        ),
     ],
 )
 def test_a_knob_that_does_not_fit_is_named_with_its_value_and_what_is_allowed(name, value, says):

@@ -177,11 +177,11 @@ def test_heads_need_not_divide_dim_when_dim_head_is_given():
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
-def test_bundled_datasets_need_one_or_three_channels():
-    with pytest.raises(ValueError, match=r"channels must be 1 \(grey\) or 3 \(RGB\) for the bundled datasets, got 2"):
+def test_a_dataset_can_be_prepared_at_another_size_in_grey_or_colour_only():
+    with pytest.raises(ValueError, match=r"channels must be 1 \(grey\) or 3 \(RGB\), got 2"):
         create_model("mnist", channels=2, patch_size=7, dim=32, depth=1, heads=2, mlp_dim=32)
-    with pytest.raises(ValueError, match="use channels=3"):
-        create_model("cifar10", channels=1, patch_size=8, dim=32, depth=1, heads=2, mlp_dim=32)
+    grey = create_model("cifar10", channels=1, image_size=16, patch_size=8, dim=32, depth=1, heads=2, mlp_dim=32)
+    assert (grey.config.channels, grey.config.image_size, grey.config.patch_dim) == (1, 16, 64)
 
 
 def test_the_model_itself_accepts_any_channel_count():

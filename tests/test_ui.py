@@ -39,7 +39,7 @@ def handlers_of(demo: gr.Blocks, name: str):
 
 def test_the_interface_builds_with_its_public_endpoints_named_after_the_knobs(demo):
     public = {fn.api_name: fn for fn in demo.fns.values() if fn.api_visibility == "public"}
-    assert set(public) == {"describe", "train", "stop", "explore", "predict"}
+    assert set(public) == {"describe", "train", "stop", "explore", "predict", "class_view", "join_lesson"}
     api = demo.get_api_info()["named_endpoints"]
     for endpoint in ("/train", "/describe"):
         assert [p["parameter_name"] for p in api[endpoint]["parameters"]] == list(KNOBS)
@@ -110,11 +110,11 @@ def test_a_model_that_cannot_be_built_or_trained_here_says_why(service, demo):
 
 def test_datasets_offer_only_patch_sizes_that_divide_their_images(demo):
     build = handlers_of(demo, "choose_dataset")
-    assert patch_sizes("mnist") == [2, 4, 7, 14, 28] and patch_sizes("cifar10") == [2, 4, 8, 16, 32]
+    assert patch_sizes(28) == [2, 4, 7, 14, 28] and patch_sizes(32) == [2, 4, 8, 16, 32]
     tab = build.tab
     updates = build.choose_dataset({tab.dataset: "cifar10"})
     assert updates[tab.preset].choices == [(p.label, p.name) for p in recipe_for("cifar10").presets]
-    assert "`channels` 3" in updates[tab.fixed_by_dataset]
+    assert "32×32 in colour" in updates[tab.fixed_by_dataset]
     patch = updates[tab.knobs["patch_size"]]
     assert [value for _, value in patch.choices] == [2, 4, 8, 16, 32] and patch.value == 8
 
@@ -202,9 +202,11 @@ def test_a_lesson_sets_the_build_tab_on_page_load_and_the_settings_become_a_link
     class_run = teacher.start(FakeRequest({"class_run": "1"}))
     assert class_run[teacher.class_lesson] is True and class_run[teacher.class_watch].active
 
-    values = {teacher.control(n): v for n, v in zip(CONTROLS, ("mnist", "quick", 7, 64, 3, 4, 128, 0.003, 128, 4.0, 3))}
+    chosen = ("mnist", "quick", 28, 1, 7, 64, 3, 4, 128, 0.003, 128, 4.0, 3)
+    values = {teacher.control(n): v for n, v in zip(CONTROLS, chosen, strict=True)}
     link = teacher.share_link(values, FakeRequest({}, referer="http://host:7860/?old=1"))
-    assert link.startswith("http://host:7860/?dataset=mnist&preset=quick&patch_size=7") and "epochs=4&seed=3" in link
+    assert link.startswith("http://host:7860/?dataset=mnist&preset=quick&image_size=28&channels=1&patch_size=7")
+    assert "epochs=4&seed=3" in link
     from urllib.parse import parse_qsl, urlsplit
 
     back = teacher.start(FakeRequest(dict(parse_qsl(urlsplit(link).query))))

@@ -33,7 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 
 from . import settings, validation
-from .data import get_spec
+from .data import OWN_PREFIX, get_spec, spec_of
 from .model import ViT, ViTConfig, estimated_training_memory_bytes
 from .summaries import format_bytes
 
@@ -57,7 +57,8 @@ def max_checkpoint_bytes() -> int:
     return settings.megabytes("VIT_DEMO_MAX_CHECKPOINT_MB")
 
 
-def default_info(dataset: str) -> dict:
+def default_info(dataset) -> dict:
+    """`dataset`: a name, or a spec at its image_size and channels (its statistics are those)."""
     spec = get_spec(dataset)
     return {
         "dataset": spec.key,
@@ -65,6 +66,7 @@ def default_info(dataset: str) -> dict:
         "mean": list(spec.mean),
         "std": list(spec.std),
         "test_accuracy": None,
+        **({"title": spec.title} if spec.key.startswith(OWN_PREFIX) else {}),
     }
 
 
@@ -81,7 +83,7 @@ def save(model: ViT, path: str | os.PathLike, info: dict | None = None) -> Path:
     if clashing:
         raise ValueError(f"info may not override model settings: {', '.join(clashing)}")
     if "dataset" in info:
-        info = {**default_info(_dataset_spec(info).key), **info}
+        info = {**default_info(_dataset_spec(info).at(model.config.image_size, model.config.channels)), **info}
     _require(info, REQUIRED_INFO)
     _check_info({**info}, model.config)
     config = {**info, **model.config.to_dict()}
@@ -346,18 +348,19 @@ def _require(config: dict, names: tuple[str, ...]) -> None:
 
 def _dataset_spec(info: dict):
     try:
-        return get_spec(str(info["dataset"]))
-    except ValueError as error:
+        return spec_of(info)
+    except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"the checkpoint's config names {error}") from error
 
 
 def _check_info(info: dict, model_config: ViTConfig) -> None:
     spec = _dataset_spec(info)
     info["dataset"] = spec.key
-    if (model_config.channels, model_config.image_size) != (spec.channels, spec.image_size):
+    if model_config.channels not in (1, 3):
+        # Any image_size fits (the dataset is prepared at it); pictures are grey or colour.
         raise CheckpointError(
-            f"a {spec.title} model must take {spec.channels}-channel {spec.image_size}x{spec.image_size} images, "
-            f"this config says {model_config.channels}-channel {model_config.image_size}x{model_config.image_size}"
+            f"a {spec.title} model must take grey (1-channel) or colour (3-channel) pictures, "
+            f"this config says {model_config.channels} channels"
         )
     names, mean, std = info["class_names"], info["mean"], info["std"]
     if (

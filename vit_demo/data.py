@@ -11,12 +11,13 @@ re-reading 60,000 images each time.
 
 from __future__ import annotations
 
+import collections
 import io
 import math
 import os
 import pickle
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,30 @@ class DatasetSpec:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def at(self, image_size: int | None = None, channels: int | None = None) -> DatasetSpec:
+        """The dataset prepared at another `image_size` and number of `channels` (None: its own):
+        its statistics follow the channels (grey repeated, colour weighed as PIL weighs it) and
+        its shift augmentation the size."""
+        size, channels = image_size or self.image_size, channels or self.channels
+        if (size, channels) == (self.image_size, self.channels):
+            return self
+        mean, std = self.mean, self.std
+        if channels == 3 and len(mean) == 1:
+            mean, std = mean * 3, std * 3
+        elif channels == 1 and len(mean) == 3:
+            mean, std = (_weighed(mean),), (_weighed(std),)
+        shift = max(1, round(self.augment_shift * size / self.image_size)) if self.augment_shift else 0
+        return replace(self, image_size=size, channels=channels, mean=mean, std=std, augment_shift=shift)
+
+    @property
+    def native(self) -> bool:
+        """The dataset as it is stored (not resized or recoloured)."""
+        stored = DATASETS.get(self.key) or get_spec(self.key)
+        return (stored.image_size, stored.channels) == (self.image_size, self.channels)
+
+
+LUMINANCE = (0.299, 0.587, 0.114)  # ITU-R 601, as PIL's own RGB -> "L"
+SOURCE_SHIFT = 4  # pixels a person's own 64x64 pictures are shifted by (scaled with image_size)
 
 _MNIST_FILES = (
     "raw/train-images-idx3-ubyte",
@@ -127,6 +152,73 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+# --------------------------------------------------------------------------- a person's own
+
+
+OWN_PREFIX = "own-"
+OWN_GONE = "these pictures are no longer on this server: add your own pictures again on the Build tab"
+MAX_OWN_DATASETS = 16  # the newest kept in memory; a page whose set was let go is asked again
+
+
+def register_own(key: str, title: str, class_names: tuple[str, ...], train: Split, test: Split) -> DatasetSpec:
+    """Keep a person's own pictures (uint8 (N, 3, S, S), `own_data.py`) in this process under
+    `key` (OWN_PREFIX + their digest), so a run names them as it names a bundled set."""
+    pictures = train.images.float() / 255.0
+    spec = DatasetSpec(
+        key=key,
+        title=title,
+        class_names=tuple(class_names),
+        channels=train.images.shape[1],
+        image_size=train.images.shape[-1],
+        mean=tuple(pictures.mean(dim=(0, 2, 3)).tolist()),
+        std=tuple(pictures.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist()),
+        folder="",
+        files=(),
+        style="natural",
+        augment_shift=SOURCE_SHIFT,
+        augment_flip=False,  # drawn letters and digits read differently mirrored
+        train_images=len(train),
+        test_images=len(test),
+    )
+    with _cache_lock:
+        _own[key] = (spec, train, test)
+        _own.move_to_end(key)
+        while len(_own) > MAX_OWN_DATASETS:
+            _own.popitem(last=False)
+    return spec
+
+
+def own_pictures(key: str) -> tuple | None:
+    """What `register_own` was given for `key` (None for a bundled dataset): a training
+    process or a ZeroGPU worker registers it again on its side."""
+    with _cache_lock:
+        own = _own.get(key)
+    if own is None:
+        return None
+    spec, train, test = own
+    return key, spec.title, spec.class_names, train, test
+
+
+def spec_of(info: dict) -> DatasetSpec:
+    """The dataset a trained model's `info` (checkpoints.py) describes, at its size and channels.
+    A person's own dataset that this server does not hold is described from the info alone:
+    enough to show pictures to the model, not to train it."""
+    key = str(info["dataset"])
+    if key.startswith(OWN_PREFIX) and own_pictures(key) is None:
+        channels = int(info.get("channels", 3))
+        return DatasetSpec(
+            key=key, title=str(info.get("title", "your pictures")), class_names=tuple(info["class_names"]),
+            channels=channels, image_size=int(info.get("image_size", 64)), mean=tuple(info["mean"]),
+            std=tuple(info["std"]), folder="", files=(), style="natural", augment_shift=0, augment_flip=False,
+            train_images=0, test_images=0,
+        )  # fmt: skip
+    return get_spec(key).at(info.get("image_size"), info.get("channels"))
+
+
+def _weighed(values: tuple[float, ...]) -> float:
+    return sum(w * v for w, v in zip(LUMINANCE, values))
+
+
 class DatasetNotFoundError(FileNotFoundError):
     """The dataset's files are not on disk and could not be downloaded."""
 
@@ -135,7 +227,17 @@ class DatasetCorruptError(RuntimeError):
     """The dataset's files are on disk but cannot be read (half-downloaded, truncated...)."""
 
 
-def get_spec(name: str) -> DatasetSpec:
+def get_spec(name: str | DatasetSpec) -> DatasetSpec:
+    """A bundled dataset by its name, a person's own by its key (`register_own`); a spec (one
+    prepared at another size, say) as it is."""
+    if isinstance(name, DatasetSpec):
+        return name
+    if str(name).startswith(OWN_PREFIX):
+        with _cache_lock:
+            own = _own.get(name)
+        if own is None:
+            raise ValueError(f"{OWN_GONE} ({name})")
+        return own[0]
     key = name.lower().replace("-", "_")
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
@@ -279,11 +381,14 @@ def _read_cifar10(spec: DatasetSpec, root: Path, train: bool) -> Split:
 
 
 _cache: dict[tuple[str, str, bool], Split] = {}
+_own: collections.OrderedDict[str, tuple[DatasetSpec, Split, Split]] = collections.OrderedDict()
+# One prepared variant per split at a time: MNIST at 64x64 in colour alone is 0.7 GB.
+_variants: dict[tuple[str, str, bool], tuple[tuple[int, int], Split]] = {}
 _cache_lock = ForkSafeLock()  # a ZeroGPU worker is forked from the server: see forking.py
 
 
 def load_split(
-    name: str,
+    name: str | DatasetSpec,
     train: bool,
     data_dir: str | os.PathLike | None = None,
     limit: int | None = None,
@@ -291,18 +396,48 @@ def load_split(
 ) -> Split:
     """One split as in-memory tensors; decoded once per process, then served from memory.
 
-    `limit` keeps the first `limit` images (tests and quick demos).
-    `download` defaults to `downloads_allowed()`.
+    A spec at another size or number of channels (`DatasetSpec.at`) gets the split prepared
+    so, as `pictures.resize_split` prepares it. `limit` keeps the first `limit` images (tests
+    and quick demos). `download` defaults to `downloads_allowed()`.
     """
     spec = get_spec(name)
+    if spec.key.startswith(OWN_PREFIX):
+        return _own_split(spec, train).subset(limit)
+    stored = DATASETS[spec.key]
     root = resolve_data_dir(data_dir)
     key = (spec.key, str(root.resolve()), train)
     with _cache_lock:
         split = _cache.get(key)
         if split is None:
-            split = _read_split(spec, root, train, downloads_allowed() if download is None else download)
+            split = _read_split(stored, root, train, downloads_allowed() if download is None else download)
             _cache[key] = split
+        if not spec.native:
+            split = _variant(key, split, spec.image_size, spec.channels)
     return split.subset(limit)
+
+
+def _own_split(spec: DatasetSpec, train: bool) -> Split:
+    """A person's pictures at the spec's size: prepared afresh each time (they are few)."""
+    from .pictures import resize_split
+
+    with _cache_lock:
+        own = _own.get(spec.key)
+    if own is None:
+        raise ValueError(OWN_GONE)
+    split = own[1] if train else own[2]
+    if spec.native:
+        return split
+    return Split(resize_split(split.images, spec.image_size, spec.channels), split.labels)
+
+
+def _variant(key: tuple, split: Split, size: int, channels: int) -> Split:
+    from .pictures import resize_split  # pictures reads the datasets' specs: imported when needed
+
+    made = _variants.get(key)
+    if made is None or made[0] != (size, channels):
+        made = (size, channels), Split(resize_split(split.images, size, channels), split.labels)
+        _variants[key] = made
+    return made[1]
 
 
 def _read_split(spec: DatasetSpec, root: Path, train: bool, download: bool) -> Split:

@@ -31,6 +31,14 @@ MIN_INK_CONTRAST = 16
 
 # Halfway between black (0) and white (255): which side a picture's background is on.
 MID_GREY = 127.5
+# How every picture is shrunk or enlarged (benchmarks/picture_preparation.py compares filters).
+RESAMPLING = Image.Resampling.BILINEAR
+# Paper plus most of its noise: paper is at least this share of a page (or of its border).
+PAPER_PERCENTILE = 75
+# Handwriting's paper is judged on a copy this small, opened (a min then a max filter) with
+# this window: strokes are narrower than the window there, so what is left is the light
+# across the page, and ink that runs off the edge or lies in shadow still rises above it.
+LIGHT_SIDE, LIGHT_WINDOW = 24, 7
 
 
 class Preprocessed(NamedTuple):
@@ -65,8 +73,8 @@ def preprocess(image: Image.Image, info: dict) -> Preprocessed:
         raise TypeError(f"preprocess expects a PIL image, got {type(image).__name__}")
     if 0 in image.size:
         raise ValueError(f"the image has no pixels ({image.size[0]}x{image.size[1]})")
-    spec = data.get_spec(info["dataset"])
-    size, channels = int(info.get("image_size", spec.image_size)), int(info.get("channels", spec.channels))
+    spec = data.spec_of(info)
+    size, channels = spec.image_size, spec.channels
     display = prepare(image, info.get("style", spec.style), size, channels)
     uint8_batch = torch.from_numpy(np.ascontiguousarray(display.transpose(2, 0, 1)))[None]
     # data.normalize is the training code's own arithmetic; only the statistics come from info.
@@ -110,7 +118,7 @@ def _colour_and_opacity(image: Image.Image) -> tuple[np.ndarray, np.ndarray | No
         return np.repeat(grey[..., None], 3, axis=-1), None
     has_alpha = image.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in image.info
     image = image.convert("RGBA" if has_alpha else "RGB")
-    image.thumbnail((MAX_WORKING_SIDE, MAX_WORKING_SIDE), Image.Resampling.BILINEAR)
+    image.thumbnail((MAX_WORKING_SIDE, MAX_WORKING_SIDE), RESAMPLING)
     values = np.asarray(image, dtype=np.float32)
     if not has_alpha:
         return values, None
@@ -151,13 +159,13 @@ def _luminance(colour: np.ndarray) -> np.ndarray:
 
 
 def _resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Float (H, W) or (H, W, C) -> (height, width[, C]). Bilinear, antialiased when
-    shrinking (as torchvision's Resize): no ringing to clip, no aliasing of thin strokes."""
+    """Float (H, W) or (H, W, C) -> (height, width[, C]) with `RESAMPLING`, antialiased
+    when shrinking (as torchvision's Resize): no aliasing of thin strokes."""
     planes = pixels if pixels.ndim == 3 else pixels[..., None]
     resized = []
     for c in range(planes.shape[-1]):
         plane = Image.fromarray(np.ascontiguousarray(planes[..., c], dtype=np.float32), mode="F")
-        resized.append(np.asarray(plane.resize((width, height), Image.Resampling.BILINEAR)))
+        resized.append(np.asarray(plane.resize((width, height), RESAMPLING)))
     stacked = np.stack(resized, axis=-1)
     return stacked if pixels.ndim == 3 else stacked[..., 0]
 
@@ -175,29 +183,53 @@ def _border(pixels: np.ndarray) -> np.ndarray:
     return np.concatenate((pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]))
 
 
-def _ink(grey: np.ndarray) -> np.ndarray | None:
+def _ink(grey: np.ndarray, style: str) -> np.ndarray | None:
     """Light-on-dark ink with the paper at 0 and the strongest stroke at 255; None when blank.
 
-    The paper's level is taken from the image's outermost pixels: their median decides
-    whether to invert, and their 75th percentile (paper plus most of its noise) becomes
-    black. A higher percentile would let a digit that touches the edge (more than a few
-    percent of the border) set the paper level, and the whole picture would read as blank.
+    Handwriting ("digit"): the whole picture, mostly paper, decides whether to invert, and
+    the light across the page (`_light`) is taken away before the paper's level is read, so
+    a digit that touches the edge or a page lit unevenly keeps its strokes. Other objects are
+    too broad to tell from the light: the outermost pixels' median decides whether to invert,
+    and their `PAPER_PERCENTILE` becomes black (a higher one would let an object touching the
+    edge set the paper level, and the picture would read as blank).
     """
-    border = _border(grey)
-    if np.median(border) > MID_GREY:
-        grey, border = 255.0 - grey, 255.0 - border
-    paper = float(np.percentile(border, 75))
+    if style == "digit":
+        if np.median(grey) > MID_GREY:
+            grey = 255.0 - grey
+        grey = grey - _light(grey)
+        paper = float(np.percentile(grey, PAPER_PERCENTILE))
+    else:
+        border = _border(grey)
+        if np.median(border) > MID_GREY:
+            grey, border = 255.0 - grey, 255.0 - border
+        paper = float(np.percentile(border, PAPER_PERCENTILE))
     strongest = float(grey.max())
     if strongest - paper < MIN_INK_CONTRAST:
         return None
     return np.clip((grey - paper) * (255.0 / (strongest - paper)), 0.0, 255.0)
 
 
+def _light(grey: np.ndarray) -> np.ndarray:
+    """The paper's level under each pixel of light-on-dark `grey`: a grey opening (the
+    darkest, then the lightest, of each window) of a `LIGHT_SIDE` copy, enlarged back."""
+    height, width = grey.shape
+    scale = LIGHT_SIDE / max(height, width)
+    small = _resize(grey, max(1, round(width * scale)), max(1, round(height * scale)))
+    opened = _window_extreme(_window_extreme(small, np.min), np.max)
+    return _resize(opened, width, height)
+
+
+def _window_extreme(pixels: np.ndarray, extreme) -> np.ndarray:
+    """`extreme` (np.min or np.max) of each `LIGHT_WINDOW` square around each pixel."""
+    padded = np.pad(pixels, LIGHT_WINDOW // 2, mode="edge")
+    return extreme(np.lib.stride_tricks.sliding_window_view(padded, (LIGHT_WINDOW, LIGHT_WINDOW)), axis=(-2, -1))
+
+
 def _greyscale_object(grey: np.ndarray, size: int, style: str) -> np.ndarray:
     """The "digit" and "fashion" recipes: (H, W) float -> (size, size) float."""
     if grey.shape == (size, size) and np.median(_border(grey)) <= MID_GREY:
         return grey  # already a dataset image: re-cropping would change its scale
-    ink = _ink(grey)
+    ink = _ink(grey, style)
     if ink is None:
         return np.zeros((size, size), dtype=np.float32)
     rows = np.flatnonzero((ink > INK_THRESHOLD * 255).any(axis=1))

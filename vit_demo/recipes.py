@@ -105,6 +105,11 @@ def _grey_presets() -> tuple[Preset, ...]:
 _CIFAR_QUICK = Candidate(8, 96, 4, 4, 192, lr=2e-3)
 _CIFAR_BETTER = Candidate(8, 128, 6, 4, 256, lr=2e-3)
 
+# A person's own pictures: a few dozen a class, so a small model, small batches and many epochs
+# (benchmarks/tiny_data.py); patch 8 of their 64x64 pictures is an 8x8 grid.
+_OWN_SMALL = Candidate(8, 32, 2, 2, 64, batch_size=32, lr=2e-3)
+_OWN_LARGER = Candidate(8, 64, 4, 4, 128, batch_size=32, lr=2e-3)
+
 RECIPES: dict[str, Recipe] = {
     "mnist": Recipe(
         shape=PATCH7[2].shape,
@@ -130,10 +135,21 @@ RECIPES: dict[str, Recipe] = {
             Preset("better", _CIFAR_BETTER, 10, "patch 8, 6 blocks, dim 128: wider and deeper, for a GPU or patience"),
         ),
     ),
+    "own": Recipe(
+        shape=_OWN_SMALL.shape,
+        training={**_TRAINING, "batch_size": 32, "lr": 2e-3},
+        epochs=20,
+        candidates=(_OWN_SMALL, _OWN_LARGER),
+        presets=(
+            Preset("small", _OWN_SMALL, 20, "a small ViT: with few pictures a big one only learns them by heart"),
+            Preset("larger", _OWN_LARGER, 20, "4 blocks of dim 64: see how much more it memorises"),
+        ),
+    ),
 }
 
 
 def recipe_for(dataset: str) -> Recipe:
-    from .data import get_spec
+    """The recipe of a bundled dataset, or of anyone's own pictures."""
+    from .data import OWN_PREFIX, get_spec
 
-    return RECIPES[get_spec(dataset).key]
+    return RECIPES["own" if str(dataset).startswith(OWN_PREFIX) else get_spec(dataset).key]

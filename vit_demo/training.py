@@ -42,6 +42,9 @@ STARTING_POINT_IMAGES = 1000  # images of each split scored before the first ste
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: str = "mnist"
+    # The pictures' size and channels (None: the dataset's own): the dataset is prepared so.
+    image_size: int | None = None
+    channels: int | None = None
     # How long: a number of epochs, a wall-clock budget in seconds (the learning-rate
     # schedule then stretches over the budget), or a number of steps. At most one of them;
     # with none, one epoch. Steps make a run repeatable: the same settings on the same
@@ -78,7 +81,10 @@ class TrainConfig:
     device: str | None = None  # None: CUDA, else Apple MPS, else CPU
 
     def __post_init__(self) -> None:
-        get_spec(self.dataset)
+        if self.channels not in (None, 1, 3):
+            raise ValueError(f"channels must be 1 (grey) or 3 (colour), got {self.channels!r}")
+        if self.image_size is not None and not (isinstance(self.image_size, int) and self.image_size >= 1):
+            raise ValueError(f"image_size must be a whole number of pixels, got {self.image_size!r}")
         lengths = [name for name in ("epochs", "time_budget", "steps") if getattr(self, name) is not None]
         if len(lengths) > 1:
             raise ValueError(f"give one of epochs, time_budget or steps, not {' and '.join(lengths)}")
@@ -98,15 +104,26 @@ class TrainConfig:
             raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        largest_shift = get_spec(self.dataset).image_size // 2 - 1
+        largest_shift = self.spec.image_size // 2 - 1
         if self.augment_shift is not None and not 0 <= self.augment_shift <= largest_shift:
             raise ValueError(
                 f"augment_shift must be 0 to {largest_shift} pixels (2 is typical), got {self.augment_shift}"
             )
 
+    @property
+    def spec(self) -> DatasetSpec:
+        """The dataset as this run sees it: at its image_size and channels."""
+        return get_spec(self.dataset).at(self.image_size, self.channels)
+
+    def split(self, train: bool, limit: int | None = None) -> Split:
+        """The run's training or test pictures, prepared as `spec` says; `limit` caps them further."""
+        cap = self.train_limit if train else self.test_limit
+        limits = [n for n in (cap, limit) if n is not None]
+        return load_split(self.spec, train=train, data_dir=self.data_dir, limit=min(limits) if limits else None)
+
     def augmentation(self) -> DatasetSpec:
         """The dataset's spec with this run's augmentation settings in it."""
-        spec = get_spec(self.dataset)
+        spec = self.spec
         return replace(
             spec,
             augment_shift=spec.augment_shift if self.augment_shift is None else self.augment_shift,
@@ -176,23 +193,24 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def config_for(dataset: str, shape: dict) -> ViTConfig:
-    """The ViTConfig of a model of `shape` (`SHAPE_FIELDS`) for `dataset`, which fixes the rest;
-    a ValueError (the model's own message) when the shape cannot be built."""
+def config_for(dataset: str | DatasetSpec, shape: dict) -> ViTConfig:
+    """The ViTConfig of a model of `shape` (`SHAPE_FIELDS`) for `dataset` (a name, or a spec at
+    its image_size and channels), which fixes the rest; a ValueError (the model's own message)
+    when the shape cannot be built."""
     spec = get_spec(dataset)
     return ViTConfig(image_size=spec.image_size, num_classes=spec.num_classes, channels=spec.channels, **shape)
 
 
-def create_model(dataset: str, seed: int = 0, **hyperparameters) -> ViT:
-    """A fresh ViT shaped for `dataset` (image size, channels and classes come from it)."""
-    spec = get_spec(dataset)
-    channels = hyperparameters.pop("channels", spec.channels)
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 (grey) or 3 (RGB) for the bundled datasets, got {channels}")
-    hyperparameters.setdefault("image_size", spec.image_size)
+def create_model(dataset: str | DatasetSpec, seed: int = 0, **hyperparameters) -> ViT:
+    """A fresh ViT shaped for `dataset` (classes come from it; image size and channels too,
+    unless given: the dataset is then prepared at them)."""
+    channels = hyperparameters.pop("channels", None)
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
+    spec = get_spec(dataset).at(hyperparameters.pop("image_size", None), channels)
     hyperparameters.setdefault("num_classes", spec.num_classes)
     with seeded(seed):
-        model = ViT(ViTConfig(channels=channels, **hyperparameters))
+        model = ViT(ViTConfig(image_size=spec.image_size, channels=spec.channels, **hyperparameters))
     check_model_fits_dataset(model, spec)
     return model
 
@@ -269,13 +287,12 @@ class _Run:
     """The state of one training run; `train` drives it."""
 
     def __init__(self, model: ViT, config: TrainConfig):
-        spec = get_spec(config.dataset)
+        spec = config.spec
         check_model_fits_dataset(model, spec)
         self.model, self.config, self.spec = model, config, spec
         self.augmentation = config.augmentation()
         self.device = pick_device(config.device)
-        train_split = load_split(spec.key, train=True, data_dir=config.data_dir, limit=config.train_limit)
-        self.test_split = load_split(spec.key, train=False, data_dir=config.data_dir, limit=config.test_limit)
+        train_split, self.test_split = config.split(train=True), config.split(train=False)
         if len(train_split) == 0 or len(self.test_split) == 0:
             raise ValueError("the training and test sets must each hold at least one image")
         self.evaluation_split = evaluation_slice(self.test_split, config.seed, config.eval_subset)
@@ -466,7 +483,7 @@ def checkpoint_info(config: TrainConfig, final: TrainProgress, **overrides) -> d
     """What a checkpoint records (`checkpoints.save`'s `info`): the dataset's class names and
     normalisation, the test score, and how the run went; `overrides` replace or add entries
     of the training record (the CLI's whole-process seconds and command line)."""
-    info = checkpoints.default_info(config.dataset)
+    info = checkpoints.default_info(config.spec)
     info["test_accuracy"] = final.test_accuracy
     info["training"] = {
         **{k: v for k, v in vars(config).items() if k not in ("data_dir", "device")},

@@ -52,7 +52,7 @@ def estimate(knobs: Knobs, settings: AppSettings, meter: ThroughputMeter, lease=
     test_images = images_in_split(knobs.dataset, False, settings.test_limit)
     candidate = matching_candidate(knobs)
     expected = None
-    if candidate is not None and not settings.train_limit:
+    if candidate is not None and not settings.train_limit and knobs.spec.native:
         expected = default_table().expect(knobs.dataset, candidate, knobs.epochs * train_images)
     gpu_seconds = lease_seconds = None
     lease_source = ""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import DatasetSpec, get_spec, load_split, normalize
+from ..data import DatasetSpec, normalize, register_own
 from ..explain import position_similarity
 from ..model import ViT
 from ..timeline import Snapshot, Timeline, take_snapshot
@@ -71,6 +71,8 @@ class TrainingJob:
     watched: torch.Tensor  # uint8 (N, C, H, W): the test pictures whose guesses the page shows
     stop: StopFlag | None = None
     max_seconds: float | None = None  # the server's cap on the run's own time
+    # A person's own pictures (data.own_pictures): the process that trains may not hold them.
+    own_pictures: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -117,16 +119,10 @@ def guesses(model: ViT, images: torch.Tensor, spec: DatasetSpec) -> torch.Tensor
 
 
 def starting_point(model: ViT, config: TrainConfig) -> StartingPoint:
-    spec = get_spec(config.dataset)
+    def score(train: bool) -> tuple[float, float, None]:
+        return evaluate(model, config.split(train, STARTING_POINT_IMAGES), config.spec)
 
-    def score(train: bool, limit: int | None) -> tuple[float, float, None]:
-        split = load_split(spec.key, train=train, data_dir=config.data_dir, limit=limit)
-        return evaluate(model, split.subset(STARTING_POINT_IMAGES), spec)
-
-    (train_loss, train_accuracy, _), (_, test_accuracy, _) = (
-        score(True, config.train_limit),
-        score(False, config.test_limit),
-    )
+    (train_loss, train_accuracy, _), (_, test_accuracy, _) = score(True), score(False)
     return StartingPoint(train_loss, train_accuracy, test_accuracy)
 
 
@@ -155,8 +151,10 @@ def run_training(job: TrainingJob) -> Iterator[TrainingUpdate]:
     is the timeline's: a snapshot at the start and at regular points (see `Timeline`).
     """
     config = job.config
-    spec = get_spec(config.dataset)
-    model = create_model(spec.key, seed=config.seed, **job.shape)
+    if job.own_pictures is not None:
+        register_own(*job.own_pictures)
+    spec = config.spec
+    model = create_model(spec, seed=config.seed, **job.shape)
     # The cap counts this run's own time: the time it waits at a yield while the training
     # process serves other runs (worker.py) is not spent by it.
     clock = _OwnTime()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import checkpoints
-from ..data import DATASETS, DatasetSpec, get_spec
+from ..data import DATASETS, DatasetSpec, get_spec, own_pictures, spec_of, to_picture
 from ..model import ViT, num_parameters
 
 MINE = "mine"
@@ -34,7 +34,7 @@ class LoadedModel:
 
     @property
     def spec(self) -> DatasetSpec:
-        return get_spec(self.info["dataset"])
+        return spec_of(self.info)
 
     def cached(self, key: str, build: Callable):
         """`build()` once per model: figures of the weights do not change with the input."""
@@ -138,13 +138,30 @@ class ModelLibrary:
         return self.models[name]
 
 
+def held_out_examples(loaded: LoadedModel, count: int = 12) -> list[tuple[str, str]]:
+    """(path, caption) of a person's own held-out pictures, as files in their page's folder (the
+    examples gallery shows files); none for a model of another page's pictures or none held."""
+    own = own_pictures(loaded.spec.key)
+    if own is None or loaded.files is None:
+        return []
+    _, _, class_names, _, test = own
+    folder = loaded.files / "examples"
+    folder.mkdir(parents=True, exist_ok=True)
+    examples = []
+    for index in range(min(count, len(test))):
+        path = folder / f"{index}.png"
+        to_picture(test.images[index]).save(path)
+        examples.append((str(path), class_names[int(test.labels[index])]))
+    return examples
+
+
 def example_images(examples_dir: Path, dataset: str) -> list[tuple[str, str]]:
     """(path, caption) of the example pictures shipped for `dataset`, named by
     tools/make_examples.py as `<class index>-<class name>-<test index>.png`."""
-    spec = get_spec(dataset)
-    folder = examples_dir / spec.key
+    folder = examples_dir / dataset  # none for a person's own pictures
     if not folder.is_dir():
         return []
+    spec = get_spec(dataset)
     examples = []
     for path in sorted(folder.glob("*.png")):
         class_index = int(path.name.split("-", 1)[0])

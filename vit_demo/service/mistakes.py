@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data import Split, get_spec, load_split, normalize, to_picture
+from ..data import Split, load_split, normalize, to_picture
 from ..explain import attention_rollout
 from ..training import EVAL_SUBSET, batched_logits, evaluation_slice
 from .library import LoadedModel
@@ -29,7 +29,7 @@ def final_test_split(loaded: LoadedModel, data_dir, test_limit: int | None) -> S
     """The test images the trained model's final score used (see `training.train`)."""
     run = loaded.info.get("training", {})
     spec = loaded.spec
-    test = load_split(spec.key, train=False, data_dir=data_dir, limit=run.get("test_limit", test_limit))
+    test = load_split(spec, train=False, data_dir=data_dir, limit=run.get("test_limit", test_limit))
     if not run.get("stopped_early"):
         return test
     return evaluation_slice(test, int(run.get("seed", 0)), int(run.get("eval_subset", EVAL_SUBSET)))
@@ -73,7 +73,7 @@ def gallery(
     """[(tile, caption)] of test images of class `true_name` the model took for `guessed_name`."""
     if mine is None:
         return [], "Train a model first: its mistakes on the test images appear here."
-    spec = get_spec(mine.info["dataset"])
+    spec = mine.spec
     names = list(spec.class_names)
     if true_name not in names or guessed_name not in names:
         return [], "Choose a true class and a guess."

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .. import checkpoints, run_record, summaries
-from ..data import Split, display_pixels, get_spec
+from ..data import Split, display_pixels, own_pictures
 from ..model import ViTConfig
 from ..speed import ThroughputMeter
 from ..timeline import Timeline
@@ -200,7 +200,7 @@ class _Training:
 
     def __init__(self, producer: Producer, run: SharedRun, plan: Plan, ticket, positions: BackgroundRenderer):
         self.producer, self.run_, self.plan, self.ticket, self.positions = producer, run, plan, ticket, positions
-        spec = get_spec(plan.training.dataset)
+        spec = plan.training.spec
         self.spec = spec
         self.record = TimelineRecord(Timeline(), display_pixels(plan.watched.images[0]), plan.config, spec.class_names)
         self.curves = Curves()
@@ -216,6 +216,7 @@ class _Training:
             self.plan.watched.images,
             stop=self.run_.stop,
             max_seconds=self.plan.max_seconds,
+            own_pictures=own_pictures(self.plan.training.dataset),
         )
         complete = False
         for update in self.producer._train(job, share=self.run_.share):
@@ -349,7 +350,7 @@ class _Training:
                 plan.config, plan.training.batch_size, p.step * plan.training.batch_size / p.step_seconds
             )
         info = checkpoint_info(plan.training, p)
-        model = create_model(plan.training.dataset, seed=plan.training.seed, **plan.knobs.shape)
+        model = create_model(plan.training.spec, seed=plan.training.seed, **plan.knobs.shape)
         model.load_state_dict(update.state_dict)
         name = f"my-vit-{plan.training.dataset}"
         saved = checkpoints.save(model, self.run_.folder / name, info)

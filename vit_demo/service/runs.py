@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import checkpoints, run_record
-from ..data import Split, get_spec, load_split
+from ..data import Split, get_spec
 from ..model import num_parameters
 from ..settings import AppSettings
 from ..speed import ThroughputMeter
 from ..training import TrainConfig
 from . import compare
+from .classroom import Classroom
 from .frames import Curves, TimelineRecord, draw_position_similarity
 from .jobs import StopFlag
 from .knobs import APP_REPORT_SECONDS, Knobs
@@ -114,6 +115,8 @@ class Runs:
         # The most curve points a run of this server can report: one a second, and its evaluations.
         self.max_rows = 2 * (int(settings.max_train_seconds / APP_REPORT_SECONDS) + TrainConfig().evaluations) + 8
         self._live: dict[str, LiveRun] = {}  # page -> its run
+        self.classroom = Classroom()  # the lesson's pages and their runs, for the teacher's view
+        self._class_seen: dict[str, str] = {}  # page -> the folder of the last class run it followed
         self.gone_hooks: list = []  # called with each page whose files the sweep removed (the UI's state goes too)
         self._live_lock = threading.Lock()
 
@@ -145,11 +148,11 @@ class Runs:
         config = knobs.model_config()
         check_fits_server(config, knobs.batch_size, s.max_train_memory_mb, s.max_train_seconds, self.meter)
         training = knobs.train_config(s.data_dir, s.train_limit, s.test_limit)
-        spec = get_spec(knobs.dataset)
-        train_images = len(load_split(spec.key, train=True, data_dir=s.data_dir, limit=s.train_limit))
+        knobs.check_pictures_fit(s.train_limit)
+        train_images = len(training.split(train=True))
         # A copy, not a view of the cached test set: a ZeroGPU lease pickles the job with
         # multiprocessing's pickler, which moves a tensor's whole storage into shared memory.
-        watched = load_split(spec.key, train=False, data_dir=s.data_dir, limit=WATCHED)
+        watched = training.split(train=False, limit=WATCHED)
         watched = Split(watched.images.clone(), watched.labels.clone())
         return Plan(knobs, config, training, watched, train_images, s.max_train_seconds)
 
@@ -178,9 +181,11 @@ class Runs:
         run, shared = self.hub.join(key, lambda run: self.producer.start(run, plan))
         if class_lesson:
             self.hub.class_run = run
+        self.classroom.started(page, knobs.values, run)
         try:
             yield from self._follow(run, SHARING if shared else "", plan, previous, stop, page)
         finally:
+            self.classroom.ended(page)
             self.hub.leave(run)
             stop.clear()
 
@@ -211,6 +216,7 @@ class Runs:
                 stopping = True
             if item is None:
                 continue
+            self.classroom.report(page, item.progress)  # recorded only for a lesson page's own run
             changes = dict(item.changes)
             if heading and "status" in changes:
                 changes["status"] = heading + changes["status"]
@@ -281,16 +287,21 @@ class Runs:
         self.stop_flag(page).request()
         with self._live_lock:
             self._live.pop(page, None)
+            self._class_seen.pop(page, None)
         self.work.left(page)
 
     def watch_class_run(self, page: str, previous=None) -> bool:
-        """A class run's page, every few seconds until it follows one: once the lesson's run has
+        """A class run's page, every few seconds: once the lesson's run has
         started (on any page of it), follow it like a run of its own. False while there is none
-        to follow, or the page's own run is running."""
+        to follow (or only the one it followed already), or the page's own run is running."""
         run = self.hub.class_run
-        if run is None or self.training(page) or not self.hub.attach(run):
+        # Each class run once: the next one (the teacher's choice) once the last has ended here.
+        if run is None or self._class_seen.get(page) == run.folder.name or self.training(page):
+            return False
+        if not self.hub.attach(run):
             return False
         with self._live_lock:
+            self._class_seen[page] = run.folder.name
             self._live[page] = LiveRun(self._watch(run, run.details, previous, page))
         return True
 
@@ -325,7 +336,7 @@ class Runs:
             raise checkpoints.CheckpointError(
                 f"{name}/{run_record.RECORD_NAME}: its settings describe another model than its checkpoint"
             )
-        config, spec, outcome = model.config, get_spec(info["dataset"]), record.result
+        config, spec, outcome = model.config, knobs.spec, record.result
         folder = self.page_folder(page)
         archive = Path(shutil.copy(path, folder / Path(path).name))
         timeline = TimelineRecord(record.timeline(), record.picture, config, spec.class_names)
@@ -381,7 +392,7 @@ def paced(changes: Iterator[dict], pace: float, clock=time.monotonic) -> Iterato
 def create_model_from(knobs: Knobs, state_dict: dict):
     from ..training import create_model
 
-    model = create_model(knobs.dataset, seed=knobs.seed, **knobs.shape)
+    model = create_model(knobs.spec, seed=knobs.seed, **knobs.shape)
     model.load_state_dict(state_dict)
     return model.eval()
 

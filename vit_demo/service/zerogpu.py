@@ -66,7 +66,7 @@ class GpuLease:
         c = job.config
         train = images_in_split(c.dataset, True, c.train_limit)
         test = images_in_split(c.dataset, False, c.test_limit)
-        return self.setup_seconds + self.meter.run_seconds(config_for(c.dataset, job.shape), c, train, test)
+        return self.setup_seconds + self.meter.run_seconds(config_for(c.spec, job.shape), c, train, test)
 
     def seconds(self, job: TrainingJob) -> int:
         """The lease to ask for: a little more than the run needs, capped by the server's time cap."""
@@ -122,7 +122,7 @@ class ZeroGpuTrainer:
     def sentence(self, refusal: Exception, job: TrainingJob) -> str:
         c = job.config
         cpu = self.cpu_meter.run_seconds(
-            config_for(c.dataset, job.shape),
+            config_for(c.spec, job.shape),
             c,
             images_in_split(c.dataset, True, c.train_limit),
             images_in_split(c.dataset, False, c.test_limit),

@@ -8,12 +8,13 @@ the summary; the Start button refuses it the same way. What a run will take is t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import gradio as gr
 
 from ..data import DATASETS, get_spec
-from ..model import divisors, num_parameters
+from ..model import SHAPE_FIELDS, divisors, num_parameters
 from ..recipes import recipe_for
 from ..service.estimates import Estimate
 from ..service.knobs import KNOBS, RANGES, Knobs
@@ -21,8 +22,10 @@ from ..service.zerogpu import quota_words
 from ..summaries import format_duration
 from .endpoints import named
 from .learn import lesson
+from .own_panel import OwnPanel, added, opened, render_own_panel
 
 BATCH_SIZES = [16, 32, 64, 128, 256, 512]
+IMAGE_SIZES = [14, 16, 24, 28, 32, 48, 56, 64]  # offered; any size in RANGES may be typed
 DATASET_CHOICES = [
     ("MNIST digits", "mnist"),
     ("Fashion-MNIST clothes", "fashion_mnist"),
@@ -30,12 +33,12 @@ DATASET_CHOICES = [
 ]
 
 
-def patch_sizes(dataset: str) -> list[int]:
-    """Every patch size that divides the dataset's images, except 1 (a pixel is no patch)."""
-    return [d for d in divisors(get_spec(dataset).image_size) if d > 1]
+def patch_sizes(image_size: int) -> list[int]:
+    """Every patch size that divides the pictures, except 1 (a pixel is no patch)."""
+    return [d for d in divisors(int(image_size)) if d > 1]
 
 
-def knob_control(name: str, value, dataset: str):
+def knob_control(name: str, value, image_size: int):
     """The control of one knob (not the dataset), its range from `RANGES`."""
     r = RANGES[name]
     elem = {"elem_id": f"build-{name.replace('_', '-')}"}
@@ -43,13 +46,19 @@ def knob_control(name: str, value, dataset: str):
         # Custom values are let through (typed, or from the API): the knobs check them and say
         # what would fit, where Gradio would only say "not in the list".
         return gr.Dropdown(
-            patch_sizes(dataset),
+            patch_sizes(image_size),
             value=value,
             allow_custom_value=True,
             label=r.label,
             info="only sizes that divide the image",
             **elem,
         )
+    if name == "image_size":
+        return gr.Dropdown(
+            IMAGE_SIZES, value=value, allow_custom_value=True, label=r.label, info="the pictures are resized", **elem
+        )
+    if name == "channels":
+        return gr.Radio([("1 grey", 1), ("3 colour", 3)], value=value, label=r.label, **elem)
     if name == "batch_size":
         return gr.Dropdown(BATCH_SIZES, value=value, allow_custom_value=True, label=r.label, **elem)
     if name == "seed":
@@ -65,14 +74,16 @@ class BuildTab:
     knobs: dict  # knob name (`KNOBS`) -> its control; "dataset" is `dataset`
     summary: gr.Markdown
     start: gr.Button
+    own: OwnPanel
 
 
 def fixed_by_dataset(dataset: str) -> str:
     """The model group's heading, with what the dataset decides."""
     spec = get_spec(dataset)
     return (
-        f"**The model** · set by the dataset: `image_size` {spec.image_size}, `channels` {spec.channels}, "
-        f"`num_classes` {spec.num_classes}"
+        f"**The model** · set by the dataset: `num_classes` {spec.num_classes}. Its pictures are "
+        f"{spec.image_size}×{spec.image_size} in {'grey' if spec.channels == 1 else 'colour'}: change "
+        "`image_size` or `channels` and they are resized or recoloured for the run."
     )
 
 
@@ -88,20 +99,23 @@ def render_build_tab() -> BuildTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             dataset = gr.Radio(DATASET_CHOICES, value=first, label="Dataset", elem_id="build-dataset")
+            own = render_own_panel()
             preset_radio = gr.Radio(
                 preset_choices(first), value=preset.name, info=preset.blurb, label="Preset", elem_id="build-preset"
             )
             fixed = gr.Markdown(fixed_by_dataset(first))
             controls = {"dataset": dataset}
-            model_knobs = [n for n in KNOBS if n in ("patch_size", "dim", "depth", "heads", "mlp_dim")]
+            model_knobs = [n for n in KNOBS if n in ("image_size", "channels", *SHAPE_FIELDS)]
             with gr.Row():
                 for group in (model_knobs, [n for n in KNOBS if n not in model_knobs and n != "dataset"]):
                     with gr.Column(min_width=240):
-                        controls.update({name: knob_control(name, values[name], first) for name in group})
+                        controls.update(
+                            {name: knob_control(name, values[name], values["image_size"]) for name in group}
+                        )
         with gr.Column(scale=2):
             summary = gr.Markdown(elem_id="build-summary")
             start = gr.Button("Train this model →", variant="primary", elem_id="build-start")
-    return BuildTab(dataset, preset_radio, fixed, controls, summary, start)
+    return BuildTab(dataset, preset_radio, fixed, controls, summary, start, own)
 
 
 class BuildHandlers:
@@ -125,8 +139,40 @@ class BuildHandlers:
             **self.preset_knobs(dataset, preset.name),
             tab.preset: gr.Radio(choices=preset_choices(dataset), value=preset.name, info=preset.blurb),
             tab.fixed_by_dataset: fixed_by_dataset(dataset),
-            tab.knobs["patch_size"]: gr.Dropdown(choices=patch_sizes(dataset), value=preset.candidate.patch_size),
+            tab.knobs["patch_size"]: gr.Dropdown(
+                choices=patch_sizes(get_spec(dataset).image_size), value=preset.candidate.patch_size
+            ),
         }
+
+    def choose_image_size(self, values: dict) -> dict:
+        """New image_size: the patch sizes that divide it (a typed size that is not a number offers none)."""
+        try:
+            return {
+                self.tab.knobs["patch_size"]: gr.Dropdown(choices=patch_sizes(values[self.tab.knobs["image_size"]]))
+            }
+        except (TypeError, ValueError):
+            return {}
+
+    def use_own(self, values: dict, source) -> dict:
+        """A zip or the page's collection as the Dataset: offered beside the bundled sets (on
+        this page only) and chosen, as a person's choice of dataset would be; or why not."""
+        choice, said = opened(source)
+        own = self.tab.own
+        if choice is None:
+            return {own.status: said}
+        chosen = self.choose_dataset({self.tab.dataset: choice[1]})
+        return {
+            **chosen,
+            self.tab.dataset: gr.Radio(choices=[*DATASET_CHOICES, choice], value=choice[1]),
+            own.status: said,
+        }
+
+    def use_archive(self, values: dict) -> dict:
+        """The zip read (or refused) and let go: the box is ready for the next one."""
+        return {**self.use_own(values, values[self.tab.own.archive]), self.tab.own.archive: None}
+
+    def use_collected(self, values: dict) -> dict:
+        return self.use_own(values, values[self.tab.own.collected])
 
     def choose_preset(self, values: dict) -> dict:
         dataset, name = values[self.tab.dataset], values[self.tab.preset]
@@ -144,7 +190,7 @@ class BuildHandlers:
             return {self.tab.summary: f"### ⚠️ This model cannot be trained here\n\n{error}"}
         sections = lesson(
             estimate.config,
-            get_spec(estimate.knobs.dataset),
+            estimate.knobs.spec,
             estimate.knobs.batch_size,
             estimate.knobs.lr,
             estimate.train_images,
@@ -204,6 +250,20 @@ def expected_accuracy(e: Estimate) -> str:
     )
 
 
+def wire_own_panel(handlers: BuildHandlers, knob_outputs: set, private: dict) -> None:
+    """A zip dropped or a collection used becomes the Dataset; each picture taken is collected."""
+    tab, own = handlers.tab, handlers.tab.own
+    chosen = {tab.dataset, tab.preset, tab.fixed_by_dataset, own.status, *knob_outputs}
+    own.archive.upload(handlers.use_archive, {own.archive}, {*chosen, own.archive}, **private)
+    own.use.click(handlers.use_collected, {own.collected}, chosen, **private)
+    own.add.click(
+        functools.partial(added, own),
+        {own.collected, own.class_name, own.camera},
+        {own.collected, own.counts, own.status, own.camera},
+        **private,
+    )
+
+
 def wire_build_tab(handlers: BuildHandlers, demo: gr.Blocks) -> None:
     """A person's dataset or preset choice sets the knobs; any change of a knob (and the page's
     load) redraws the summary and the Learn tab's lessons: the public "describe" endpoint."""
@@ -215,6 +275,10 @@ def wire_build_tab(handlers: BuildHandlers, demo: gr.Blocks) -> None:
     tab.dataset.input(
         handlers.choose_dataset, {tab.dataset}, {tab.preset, tab.fixed_by_dataset, *knob_outputs}, **private
     )
+    tab.knobs["image_size"].change(
+        handlers.choose_image_size, {tab.knobs["image_size"]}, {tab.knobs["patch_size"]}, **private
+    )
+    wire_own_panel(handlers, knob_outputs, private)
     tab.preset.input(handlers.choose_preset, {tab.dataset, tab.preset}, {tab.preset, *knob_outputs}, **private)
     controls = [tab.knobs[n] for n in KNOBS]
     gr.on(

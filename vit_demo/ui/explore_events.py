@@ -13,7 +13,7 @@ import gradio as gr
 from .. import checkpoints, explain
 from ..images import open_image
 from ..patch_maths import patch_at
-from ..service.library import MINE, UPLOADED, LoadedModel, ModelLibrary, example_images
+from ..service.library import MINE, UPLOADED, LoadedModel, ModelLibrary, example_images, held_out_examples
 from ..views import (
     ALL_HEADS,
     PREDICTED,
@@ -63,7 +63,9 @@ class ExploreHandlers:
         self._shown = RecentlyShown()
 
     def examples(self, loaded: LoadedModel) -> list[tuple[str, str]]:
-        return example_images(self.examples_dir, loaded.spec.key)
+        """The shipped examples of the model's dataset, or a person's own held-out pictures."""
+        shipped = example_images(self.examples_dir, loaded.spec.key)
+        return shipped or loaded.cached("examples", lambda: held_out_examples(loaded))
 
     def _model(self, values: dict) -> LoadedModel:
         return self.library.resolve(values["model"], values.get("mine"), values.get("uploaded"))

@@ -38,7 +38,7 @@ class TeacherHandlers:
         values = {**Knobs.of_preset(dataset, preset).values, "preset": preset.name, **lesson.values}
         updates = {name: {"value": values[name]} for name in CONTROLS if name in values}
         updates["preset"]["choices"] = preset_choices(dataset)
-        updates["patch_size"]["choices"] = patch_sizes(dataset)
+        updates["patch_size"]["choices"] = patch_sizes(values["image_size"])
         for name in lesson.lock:
             updates.setdefault(name, {})["interactive"] = False
         for name in lesson.hide:

@@ -1,0 +1,62 @@
+"""A person's own pictures on this server: read safely (own_data.py), kept in memory under a key
+made from their content (no page can list another's, and none can guess the key), and offered
+on the Build tab of the page that brought them only.
+
+Pictures taken or drawn in the page are collected one by one, each prepared at once (64x64), so
+a page holds a few kilobytes a picture, never a camera's full frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from PIL import Image
+
+from ..data import OWN_PREFIX, register_own
+from ..own_data import MAX_NAME_CHARS, MAX_PICTURES, SOURCE_SIZE, OwnDataError, OwnDataset, from_pictures
+from ..pictures import prepare
+
+MAX_COLLECTED = 400  # pictures one page may take or draw before it turns them into a dataset
+MAX_CLASSES = 20
+
+# What a handful of pictures can teach, measured (benchmarks/tiny_data.py, benchmarks/RESULTS.md).
+TINY_DATA = (
+    "**What a handful of pictures can teach.** A ViT trained from scratch on a few dozen pictures a class "
+    "learns those pictures by heart long before it learns what makes a class: watch the training accuracy "
+    "run ahead of the test accuracy. A smaller model and pictures shifted a little at every step "
+    "(the app does this) narrow the gap; more pictures narrow it most."
+)
+
+
+def keep(own: OwnDataset) -> str:
+    """Hold `own` in this server's memory; its dataset key for the knobs."""
+    key = OWN_PREFIX + own.digest
+    register_own(key, own.title, own.class_names, own.train, own.test)
+    return key
+
+
+def collect(collected: Mapping[str, list], class_name: str, picture: Image.Image | None) -> dict:
+    """`collected` (class name -> prepared pictures) with `picture` added to `class_name`'s; an
+    OwnDataError says what to do when the picture, the name or the count does not fit."""
+    name = (class_name or "").strip()
+    if picture is None:
+        raise OwnDataError("Take a picture (or draw or upload one) first, then press Add")
+    if not name or len(name) > MAX_NAME_CHARS or not name.isprintable() or name.startswith("."):
+        raise OwnDataError(f"Name the picture's class: 1 to {MAX_NAME_CHARS} letters, digits or spaces")
+    if name not in collected and len(collected) >= MAX_CLASSES:
+        raise OwnDataError(f"You have {MAX_CLASSES} classes already, the most a dataset may have")
+    if sum(len(p) for p in collected.values()) >= min(MAX_COLLECTED, MAX_PICTURES):
+        raise OwnDataError(f"You have {MAX_COLLECTED} pictures already: train on them, or start again")
+    prepared = Image.fromarray(prepare(picture, "natural", SOURCE_SIZE, 3))
+    return {**collected, name: [*collected.get(name, []), prepared]}
+
+
+def counted(collected: Mapping[str, list]) -> str:
+    """What has been collected, in a line."""
+    if not collected:
+        return "No pictures yet: take one, name its class, press **Add**."
+    return " · ".join(f"**{name}** {len(pictures)}" for name, pictures in sorted(collected.items()))
+
+
+def from_collected(collected: Mapping[str, list]) -> OwnDataset:
+    return from_pictures(collected, title="your pictures")
