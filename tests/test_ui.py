@@ -108,6 +108,19 @@ def test_a_model_that_cannot_be_built_or_trained_here_says_why(service, demo):
     )
 
 
+def test_image_size_and_channels_change_the_shapes_on_build_and_learn(service, demo):
+    build = handlers_of(demo, "choose_dataset")
+    quick = Knobs.of_preset("mnist", recipe_for("mnist").presets[0]).values
+    shown = build.describe({**quick, "image_size": 14, "channels": 3})
+    text = shown[build.tab.summary]
+    assert "(3, 14, 14) → 4 patches of 7×7×3 = 147 values → 5 tokens of 64" in text
+    learn = " ".join(shown[section] for section in build.lessons)
+    assert "147" in learn and "colour (red, green and blue per pixel)" in learn
+    assert "not measured for these settings" in text  # the measured table is of 28x28 grey MNIST
+    sizes = build.choose_image_size({build.tab.knobs["image_size"]: 32})
+    assert [value for _, value in sizes[build.tab.knobs["patch_size"]].choices] == [2, 4, 8, 16, 32]
+
+
 def test_datasets_offer_only_patch_sizes_that_divide_their_images(demo):
     build = handlers_of(demo, "choose_dataset")
     assert patch_sizes(28) == [2, 4, 7, 14, 28] and patch_sizes(32) == [2, 4, 8, 16, 32]
