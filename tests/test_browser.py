@@ -252,3 +252,51 @@ def test_choosing_a_dataset_brings_its_presets_and_patch_sizes(page):
     page.locator("#build-preset").get_by_text(recipe_for("cifar10").presets[0].label).wait_for(timeout=30_000)
     page.wait_for_function("() => document.querySelector('#build-patch-size input').value === '8'", timeout=30_000)
     page.locator("#build-summary").get_by_text("16 patches", exact=False).wait_for(timeout=30_000)
+
+
+def test_the_teacher_view_shows_the_class_live_and_makes_a_run_the_class_run(served, shots, monkeypatch):
+    """Two students with nicknames (one guesses first) train tiny runs; the teacher's page, opened
+    with the key, lists both with the knob-versus-accuracy figure, and a click on a row makes that
+    run the class run. A page with a wrong key shows no teacher's view."""
+    url, service = served
+    monkeypatch.setenv("VIT_DEMO_TEACHER_KEY", "class-view-key")
+    lesson = "?predict=accuracy&dataset=mnist&patch_size=7&dim=32&heads=4&mlp_dim=64&epochs=1&seed=21"
+    with sync_api.sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        students = {}
+        for name, depth, guess in (("Ada", 1, "80"), ("Bo", 2, None)):
+            page = students[name] = browser.new_page(viewport=VIEWPORT)
+            page.goto(f"{url}{lesson}&depth={depth}", wait_until="domcontentloaded")
+            page.get_by_role("tab", name="② Train").click()
+            page.locator("#class-question").get_by_text("what test accuracy").wait_for(timeout=30_000)
+            page.locator("#class-nickname textarea, #class-nickname input").first.fill(name)
+            if guess:
+                page.locator("#class-guess textarea, #class-guess input").first.fill(guess)
+            page.locator("#train-start").click()
+        for page in students.values():
+            page.locator("#train-status").get_by_text("Test accuracy:").wait_for(timeout=120_000)
+        ada = students["Ada"]
+        ada.locator("#class-outcome").get_by_text("Your guess:").wait_for(timeout=30_000)
+        assert "80 %" in ada.locator("#class-outcome").inner_text()
+        ada.screenshot(path=str(shots / "class-student-guess.png"), full_page=True)
+
+        teacher = browser.new_page(viewport=VIEWPORT)
+        teacher.goto(url + "?teacher=class-view-key", wait_until="domcontentloaded")
+        table = teacher.locator("#class-table")
+        for name in students:
+            table.locator("[data-testid^=cell-]").get_by_text(name, exact=True).wait_for(timeout=30_000)
+        teacher.locator("#class-figure img").wait_for(timeout=30_000)
+        # Only Ada guessed: Bo's untouched field is no guess of 0 %.
+        teacher.locator("#class-guesses").get_by_text("1 guess, ").wait_for(timeout=30_000)
+        assert "guessed 80 %" in teacher.locator("#class-guesses").inner_text()
+        teacher.screenshot(path=str(shots / "class-teacher.png"), full_page=True)
+        table.locator("[data-testid^=cell-]").get_by_text("Bo", exact=True).click()
+        teacher.locator("#class-chosen").get_by_text("Bo's run is now the class run").wait_for(timeout=30_000)
+        assert service.runs.hub.class_run is not None
+
+        intruder = browser.new_page(viewport=VIEWPORT)
+        intruder.goto(url + "?teacher=class-view-kez", wait_until="domcontentloaded")
+        intruder.get_by_text("Your ViT").wait_for(timeout=30_000)
+        assert intruder.get_by_role("tab", name="The class").count() == 0
+        assert intruder.locator("#class-table").count() == 0
+        browser.close()

@@ -23,7 +23,7 @@ class SettingError(ValueError):
 @dataclass(frozen=True)
 class Variable:
     name: str
-    kind: type  # int, float, bool, Path
+    kind: type  # int, float, bool, Path, str
     default: object  # what an unset or empty variable means; None: nothing set
     meaning: str
 
@@ -33,6 +33,8 @@ class Variable:
             return self.default
         if self.kind is Path:
             return Path(raw).expanduser()
+        if self.kind is str:
+            return raw
         if self.kind is bool:
             if raw.lower() in ("1", "true", "yes"):
                 return True
@@ -76,6 +78,12 @@ VARIABLES = {
         ),
         Variable("VIT_DEMO_MAX_CHECKPOINT_MB", float, 100.0, "the largest checkpoint upload"),
         Variable("VIT_DEMO_LESSON", Path, None, "a lesson file every visitor starts from (see Teaching with it)"),
+        Variable(
+            "VIT_DEMO_TEACHER_KEY",
+            str,
+            None,
+            "the secret that opens the teacher's view (`/?teacher=KEY`); else the lesson file's `teacher_key`",
+        ),
         Variable("VIT_DEMO_WORK_DIR", Path, None, "the app's own folder: runs, downloads, stop flags"),
         Variable(
             "VIT_DEMO_MAX_WORK_MB", float, 2048.0, "the most the app's own folder may hold; the oldest files go first"

@@ -136,10 +136,11 @@ def plot_class_knob(points: Sequence[tuple], knob: str) -> Figure:
     for value in values:
         mean = float(np.mean([a for v, a, *_ in points if v == value]))
         ax.hlines(mean, position[value] - 0.3, position[value] + 0.3, color="black", linewidth=2.5)
-        ax.annotate(f"{mean:.1f}%  n={counts[value]}", (position[value], mean), (0, -16), textcoords="offset points",
-                    ha="center", fontsize=NOTE_SIZE)  # fmt: skip
+        # Beside the bar's end, clear of the dots and their names.
+        ax.annotate(f"{mean:.1f}% (n={counts[value]})", (position[value] + 0.3, mean), (4, 0),
+                    textcoords="offset points", va="center", fontsize=NOTE_SIZE)  # fmt: skip
     ax.set_xticks(range(len(values)), [f"{v:g}" for v in values])
-    ax.set_xlim(-0.6, len(values) - 0.4)
+    ax.set_xlim(-0.6, len(values) - 0.05)
     accuracies = [a for _, a, *_ in points] + [g for *_, g in points if g is not None]
     ax.set_ylim(max(0.0, min(accuracies) - 8), min(100.0, max(accuracies) + 4))
     ax.grid(axis="y", alpha=0.3)

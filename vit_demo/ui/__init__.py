@@ -24,6 +24,7 @@ from ..machine import configure_threads, server_threads
 from ..service.server import Service
 from ..settings import AppSettings
 from .build_tab import BuildHandlers, render_build_tab, wire_build_tab
+from .class_view import ClassHandlers, render_class_tab, render_signing, wire_class_view
 from .explore_events import ExploreHandlers, wire_explore_tab
 from .explore_tab import render_explore_tab
 from .gradio_patches import calm_queue, make_gradio_image_cache_atomic, skip_unchanged_outputs
@@ -95,15 +96,18 @@ def build_demo(service: Service) -> gr.Blocks:
                 with gr.Accordion("For teachers: these settings as a link to hand out", open=False):
                     share_link = gr.Textbox(show_label=False, interactive=False, buttons=["copy"], elem_id="share-link")
             with gr.Tab("② Train", id="train"):
+                signing = render_signing()  # a lesson's nickname and guess
                 train = render_train_tab(state)
             with gr.Tab("③ Explore", id="explore") as explore_tab:
                 exploring = ExploreHandlers(service.library, settings.examples_dir)
                 explore = render_explore_tab(exploring, service.library, state.my_model)
             with gr.Tab("④ Learn", id="learn"):
                 lessons = render_learn_tab()
+            class_tab = render_class_tab()  # the teacher's view, only with the teacher key
         wire_build_tab(BuildHandlers(service, build, lessons), demo)
         wire_teacher(TeacherHandlers(build, banner, share_link, train.class_lesson, train.class_watch), demo)
-        new_model = wire_train_tab(TrainHandlers(service, train, build), demo, steps)
+        new_model = wire_train_tab(TrainHandlers(service, train, build, signing), demo, steps)
+        wire_class_view(ClassHandlers(service, class_tab, signing, steps), demo, train.finished)
         wire_explore_tab(exploring, explore, explore_tab, state, new_model, settings.max_explores)
         demo.unload(ClosedPages(demo, service.runs).closed)
     demo.queue(max_size=128, default_concurrency_limit=settings.max_explores)

@@ -24,11 +24,12 @@ from .train_tab import TrainTab
 class TrainHandlers:
     """The tab's events, each a thin call to the service's runs."""
 
-    def __init__(self, service, tab: TrainTab, build: BuildTab):
+    def __init__(self, service, tab: TrainTab, build: BuildTab, signing=None):
         self.runs = service.runs
         self.settings = service.settings
         self.tab = tab
         self.build = build
+        self.signing = signing  # a lesson's nickname and guess (class_view.Signing), kept at Start
 
     def _knobs(self, values: dict) -> Knobs:
         return Knobs.read({name: values[control] for name, control in self.build.knobs.items()})
@@ -39,6 +40,8 @@ class TrainHandlers:
         on a thread this page polls. The first changes, and the poll turned on."""
         tab = self.tab
         previous, class_lesson = values[tab.state.my_runs], values[tab.class_lesson]
+        if self.signing is not None:  # the guess as it stands when Start is pressed
+            self.runs.classroom.sign(page_key(request), values[self.signing.nickname], self.signing.guess(values))
         first = self.runs.start_live(self._knobs(values), page_key(request), previous, class_lesson)
         # A page that starts a run of its own stops looking for the class run (the teacher's
         # page would otherwise follow its own run again once it ended).
@@ -59,6 +62,10 @@ class TrainHandlers:
             updates[tab.finished] = f"{time.time():.6f}"
         return updates
 
+    def signing_inputs(self) -> list:
+        s = self.signing
+        return [] if s is None else [s.nickname, s.guess_accuracy, s.guess_which]
+
     def stream(self, values: dict, *, request: gr.Request = None):
         """The scripting API's "/train": the knobs by name, the run's changes streamed."""
         try:
@@ -77,7 +84,8 @@ class TrainHandlers:
             return {tab.class_watch: gr.Timer(active=False)}
         if not self.runs.watch_class_run(page_key(request), values[tab.state.my_runs]):
             return gr.skip()
-        return {tab.live: gr.Timer(active=True), tab.class_watch: gr.Timer(active=False)}
+        # It keeps looking: the teacher may make another run the class run.
+        return {tab.live: gr.Timer(active=True)}
 
     @user_errors
     def restore(self, values: dict, request: gr.Request) -> dict:
@@ -166,7 +174,7 @@ def wire_train_tab(handlers: TrainHandlers, demo: gr.Blocks, steps: gr.Tabs) -> 
     # The page starts a run, then polls it (runs.LiveRun); when it ends, `finished` changes.
     starting = gr.on([build.start.click, tab.start.click], handlers.lock, None, buttons, queue=False, **private).then(
         handlers.start,
-        {*knobs, tab.state.my_runs, tab.class_lesson},
+        {*knobs, tab.state.my_runs, tab.class_lesson, *handlers.signing_inputs()},
         {*tab.outputs(), tab.live, tab.class_watch},
         concurrency_id="train-start",
         concurrency_limit=None,
