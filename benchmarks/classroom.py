@@ -17,20 +17,28 @@ starts the app, hands out the link and introduces the lesson while the class ope
 app times this machine's speed again while it is idle, and plans runs on those readings:
 `--arrive 5` is a class that starts as soon as the server does.)
 
+The server runs a lesson (VIT_DEMO_LESSON) that asks for a guess of the test accuracy: each
+student joins it with a nickname and a guess ("/join_lesson") before Start, and a teacher's
+client polls the teacher's view ("/class_view") with the lesson's teacher key every
+TEACHER_POLL seconds while the class trains, after one poll without the key (refused).
+
 Printed: for the last student, the seconds from "go" until the first live report of a
 training step (a curve point) and until the finished model; every student's; the explore
-latency p50/p95 meanwhile; failed requests; the distinct runs the server trained; the
-server's peak RSS (VmHWM); the CPU seconds of the server, its training processes and the
-simulated students (whose clients share the server's two cores here, where a real class's
-browsers run on their own machines). Bounded: students still without a model at
+latency p50/p95 meanwhile; the student runs the teacher's view showed (started, training,
+finished) at the midpoint and at the end, and its poll latency p50/p95; failed requests; the
+distinct runs the server trained; the server's peak RSS (VmHWM); the CPU seconds of the
+server, its training processes and the simulated students (whose clients share the server's
+two cores here, where a real class's browsers run on their own machines). Bounded: students still without a model at
 `--deadline` seconds are reported as such, and the benchmark ends.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -58,12 +66,15 @@ LESSON = dict(
 # One knob changed each: what students try after the lesson's run.
 VARIATIONS = (dict(depth=3), dict(dim=48), dict(heads=2), dict(mlp_dim=64), dict(lr=0.002), dict(seed=1))
 EXPLORE_EVERY = 8.0  # seconds between a waiting student's explore requests: a look at each figure
+TEACHER_KEY = "benchmark-teacher-key"
+TEACHER_POLL = 2.0  # seconds between the teacher's view's polls, as its page polls
 
 
 @dataclass
 class Student:
     number: int
     knobs: dict
+    guess: int = 90  # the test accuracy (%) the student guesses
     first_step: float | None = None  # seconds after "go": a live report of a step
     finished: float | None = None  # seconds after "go": the finished model
     accuracy: str = ""
@@ -80,8 +91,58 @@ def status_of(output) -> str:
     return str(output[0]) if output else ""
 
 
+@dataclass
+class Teacher:
+    """What the teacher's client saw: (seconds after "go", runs started, training, finished)."""
+
+    polls: list[tuple[float, int, int, int]] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    refused_without_key: bool = False
+    failures: list[str] = field(default_factory=list)
+
+
+def teach(teacher: Teacher, client: Client, go: float, deadline: float, done: threading.Event) -> None:
+    try:
+        client.predict(key="", knob="depth", api_name="/class_view")
+    except Exception:  # noqa: BLE001 - the refusal is what is expected
+        teacher.refused_without_key = True
+    while not done.is_set() and time.monotonic() < deadline:
+        started = time.perf_counter()
+        try:
+            view = client.predict(key=TEACHER_KEY, knob="depth", api_name="/class_view")
+        except Exception as error:  # noqa: BLE001
+            teacher.failures.append(f"class_view: {type(error).__name__}: {str(error)[:150]}")
+        else:
+            teacher.seconds.append(time.perf_counter() - started)
+            states = [row[-1] for row in view["rows"]]
+            finished = sum("finished" in state for state in states)
+            teacher.polls.append((time.monotonic() - go, len(states), view["live"], finished))
+        done.wait(TEACHER_POLL)
+
+
+def print_teacher(teacher: Teacher, wall: float) -> None:
+    """The runs the teacher's view showed at the midpoint and at the end, and its latency."""
+    print(f"teacher's view without the key: {'refused' if teacher.refused_without_key else 'ANSWERED'}")
+    for label, moment in (("midpoint", wall / 2), ("end", wall)):
+        seen = min(teacher.polls, key=lambda poll: abs(poll[0] - moment), default=None)
+        if seen is not None:
+            print(
+                f"teacher's view at the {label} ({seen[0]:.0f} s): {seen[1]} student runs started, "
+                f"{seen[2]} training live, {seen[3]} finished"
+            )
+    print(f"teacher's view: most runs training live at once {max((p[2] for p in teacher.polls), default=0)}")
+    print(
+        f"teacher's view polls: {len(teacher.seconds)}, p50 {1000 * percentile(teacher.seconds, 0.5):.0f} ms, "
+        f"p95 {1000 * percentile(teacher.seconds, 0.95):.0f} ms, failed {len(teacher.failures)}"
+    )
+    for failure in teacher.failures[:5]:
+        print(f"  {failure}")
+
+
 def attend(student: Student, client: Client, go: float, deadline: float) -> None:
     try:
+        # What a student types on the page before Start: a nickname and a guess.
+        client.predict(nickname=f"student {student.number}", guess=str(student.guess), api_name="/join_lesson")
         job = client.submit(**student.knobs, api_name="/train")
     except Exception as error:  # noqa: BLE001 - every failure is counted and printed
         student.failures.append(f"train: {type(error).__name__}: {error}")
@@ -156,7 +217,7 @@ def peak_rss(pid: int) -> int:
     return 0
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=30)
     parser.add_argument("--same", type=int, default=24, help="students on the lesson's settings")
@@ -165,31 +226,50 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=420, help="seconds after 'go' when the benchmark ends")
     parser.add_argument("--app", type=Path, default=REPO / "app.py", help="the app.py to serve (another checkout's)")
     parser.add_argument("--seed", type=int, default=0, help="of the order the students press Start in")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def make_class(args: argparse.Namespace) -> tuple[dict, list[Student], Path]:
+    """The lesson's settings, the students in the order they press Start with their guesses,
+    and the server's lesson file (a guess asked for, the teacher key)."""
     lesson = {**LESSON, "epochs": args.epochs}
     students = [Student(i, dict(lesson)) for i in range(args.same)]
     students += [
         Student(args.same + i, {**lesson, **VARIATIONS[i % len(VARIATIONS)]}) for i in range(args.students - args.same)
     ]
-    random.Random(args.seed).shuffle(students)
+    order = random.Random(args.seed)
+    order.shuffle(students)
+    for student in students:
+        student.guess = order.randint(80, 99)
+    lesson_file = Path(tempfile.mkdtemp()) / "lesson.json"
+    lesson_file.write_text(json.dumps({"teacher_key": TEACHER_KEY, "predict": "accuracy"}))
+    return lesson, students, lesson_file
+
+
+def main() -> None:
+    args = arguments()
+    lesson, students, lesson_file = make_class(args)
     print(Machine.detect().describe())
     print(
         f"serving {args.app}; {args.students} students, {args.same} on the lesson's settings; "
         f'"go" {args.arrive:g} s after the server answers'
     )
-    with AppProcess(env={"VIT_DEMO_DOWNLOAD": "0"}, app=args.app) as server:
+    with AppProcess(env={"VIT_DEMO_DOWNLOAD": "0", "VIT_DEMO_LESSON": str(lesson_file)}, app=args.app) as server:
         answering = time.monotonic()
         # The class opens the page. A page fetches the pictures it shows and keeps none: no
         # gradio_client downloads into files, which cost this benchmark's clients twice the CPU.
         # Loopback HTTP has no certificates to check: left on, gradio_client loads the CA
         # bundle afresh for every request, 32 ms of these shared cores each.
         clients = [Client(server.url, verbose=False, download_files=False, ssl_verify=False) for _ in students]
+        teacher, class_done = Teacher(), threading.Event()
+        teacher_client = Client(server.url, verbose=False, ssl_verify=False)
         time.sleep(max(answering + args.arrive - time.monotonic(), 0))
         server_process = psutil.Process(server.pid)
         cpu_before = cpu_seconds(server_process)
         go = time.monotonic()
         deadline = go + args.deadline
+        watching = threading.Thread(target=teach, args=(teacher, teacher_client, go, deadline, class_done), daemon=True)
+        watching.start()
         threads = []
         for student, client in zip(students, clients):
             thread = threading.Thread(target=attend, args=(student, client, go, deadline), daemon=True)
@@ -198,6 +278,9 @@ def main() -> None:
             time.sleep(2.0 / args.students)  # everyone presses Start within two seconds of "go"
         for thread in threads:
             thread.join(max(deadline - time.monotonic(), 0) + 30)
+        watching.join(TEACHER_POLL)  # one last poll: the class as it ended
+        class_done.set()
+        watching.join(30)
         peak = server.peak_rss()
         cpu_after = cpu_seconds(server_process)
         wall = time.monotonic() - go
@@ -229,6 +312,7 @@ def main() -> None:
         f"explore while training: {len(explores)} requests, p50 {1000 * percentile(explores, 0.5):.0f} ms, "
         f"p95 {1000 * percentile(explores, 0.95):.0f} ms"
     )
+    print_teacher(teacher, wall)
     print(f"distinct settings with a finished model: {len(runs)}")
     print(f"failed requests: {len(failures)}")
     for failure in failures[:10]:
