@@ -471,9 +471,10 @@ def test_natural_photo_is_resized_on_its_short_side_and_centre_cropped():
     photo[:, :25] = (0, 255, 0)  # cropped away: 25 of 100 columns become 16 of 64
     shown = pictures.preprocess(Image.fromarray(photo), CIFAR_INFO).display
     assert shown.shape == (32, 32, 3)
-    # Away from the colour edges (where the resize blends neighbours) the colours are exact.
-    np.testing.assert_array_equal(shown[:, 2:14], np.broadcast_to([255, 0, 0], (32, 12, 3)))
-    np.testing.assert_array_equal(shown[:, 18:30], np.broadcast_to([0, 0, 255], (32, 12, 3)))
+    # Away from the colour edges (where the resize blends neighbours) the colours are exact
+    # but for a grey level of Lanczos ringing.
+    np.testing.assert_allclose(shown[:, 2:14], np.broadcast_to([255, 0, 0], (32, 12, 3)), atol=1)
+    np.testing.assert_allclose(shown[:, 18:30], np.broadcast_to([0, 0, 255], (32, 12, 3)), atol=1)
     assert pictures.preprocess(Image.fromarray(photo), CIFAR_INFO).tensor.shape == (1, 3, 32, 32)
 
 

@@ -32,7 +32,7 @@ MIN_INK_CONTRAST = 16
 # Halfway between black (0) and white (255): which side a picture's background is on.
 MID_GREY = 127.5
 # How every picture is shrunk or enlarged (benchmarks/picture_preparation.py compares filters).
-RESAMPLING = Image.Resampling.BILINEAR
+RESAMPLING = Image.Resampling.LANCZOS
 # Paper plus most of its noise: paper is at least this share of a page (or of its border).
 PAPER_PERCENTILE = 75
 # Handwriting's paper is judged on a copy this small, opened (a min then a max filter) with
