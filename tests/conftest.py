@@ -129,3 +129,11 @@ def shipped_explore():
     from vit_demo.ui.explore_events import ExploreHandlers
 
     return ExploreHandlers(ModelLibrary(REPO / "checkpoints"), REPO / "examples")
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where the screenshots go: $VIT_DEMO_SCREENSHOTS to look at them, else the test's own folder."""
+    folder = Path(os.environ.get("VIT_DEMO_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

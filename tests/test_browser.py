@@ -2,7 +2,6 @@
 training runs from the Build tab's button to the confusion matrix, Explore answers, and
 a screenshot of each is saved. Uses Debian's chromium (never `playwright install`)."""
 
-import os
 from pathlib import Path
 
 import pytest
@@ -30,14 +29,6 @@ def served(data_dir, tiny_checkpoints, tmp_path_factory):
         settings_for(tmp_path_factory.mktemp("app"), tiny_checkpoints, data_dir, train_limit=1024)
     ) as both:
         yield both
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    """Where the screenshots go: $VIT_DEMO_SCREENSHOTS to look at them, else the test's own folder."""
-    folder = Path(os.environ.get("VIT_DEMO_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def click_at(page, selector: str, x: float, y: float) -> None:

@@ -2,7 +2,6 @@
 the (fake) webcam one by one, each trained from the Build tab and explored with their class
 names; a hostile zip gets its sentence and leaves the page as it was."""
 
-import os
 import time
 from pathlib import Path
 
@@ -25,13 +24,6 @@ FAKE_CAMERA = ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-st
 def served(data_dir, tiny_checkpoints, tmp_path_factory):
     with serving_app(settings_for(tmp_path_factory.mktemp("app"), tiny_checkpoints, data_dir)) as both:
         yield both
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("VIT_DEMO_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture

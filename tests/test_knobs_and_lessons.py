@@ -65,7 +65,7 @@ def test_pictures_that_would_not_fit_in_memory_are_refused_with_what_to_change()
         ("depth", 2.5, "depth must be a whole number from 1 to 12, got 2.5"),
         ("lr", math.nan, "lr must be a number from 0.0001 to 0.01, got nan"),
         ("lr", math.inf, "got inf"),
-        ("epochs", -1, "epochs must be a number from 0.5 to 30, got -1"),
+        ("epochs", -1, "epochs must be a number from 0.5 to 300, got -1"),
         ("batch_size", 0, "batch_size must be a whole number from 1 to 1,024, got 0"),
         ("seed", 2**64, "seed must be a whole number from 0 to 2,147,483,647"),
         ("dim", True, "dim must be a whole number"),
@@ -98,7 +98,7 @@ def test_a_lesson_file_and_a_link_set_the_controls_and_the_link_wins(tmp_path):
     [
         ({"seed": str(2**70)}, "seed must be a whole number from 0 to 2,147,483,647"),
         ({"lr": "nan"}, "lr must be a number from 0.0001 to 0.01, got 'nan'"),
-        ({"epochs": "inf"}, "epochs must be a number from 0.5 to 30, got 'inf'"),
+        ({"epochs": "inf"}, "epochs must be a number from 0.5 to 300, got 'inf'"),
         ({"batch_size": "0"}, "batch_size must be a whole number from 1 to 1,024, got '0'"),
         ({"preset": "turbo"}, "preset must be one of mnist's presets (quick, standard, finer), got 'turbo'"),
         ({"lock": "everything"}, "lock: no control called everything"),

@@ -392,7 +392,7 @@ def _dataset(title: str, prepared: Mapping[str, list[np.ndarray]]) -> OwnDataset
             images.append(pixels.transpose(2, 0, 1))
             labels.append(label)
     splits = {
-        which: Split(torch.from_numpy(np.ascontiguousarray(np.stack(images))), torch.tensor(labels, dtype=torch.int64))
+        which: Split(torch.from_numpy(np.ascontiguousarray(np.stack(images))), torch.tensor(labels, dtype=torch.long))
         for which, (images, labels) in parts.items()
     }
     digest = hashlib.sha256("\n".join(class_names).encode())

@@ -105,10 +105,11 @@ def _grey_presets() -> tuple[Preset, ...]:
 _CIFAR_QUICK = Candidate(8, 96, 4, 4, 192, lr=2e-3)
 _CIFAR_BETTER = Candidate(8, 128, 6, 4, 256, lr=2e-3)
 
-# A person's own pictures: a few dozen a class, so a small model, small batches and many epochs
-# (benchmarks/tiny_data.py); patch 8 of their 64x64 pictures is an 8x8 grid.
-_OWN_SMALL = Candidate(8, 32, 2, 2, 64, batch_size=32, lr=2e-3)
-_OWN_LARGER = Candidate(8, 64, 4, 4, 128, batch_size=32, lr=2e-3)
+# A person's own pictures: a few dozen a class. Measured on 10 MNIST digits a class with shifts
+# (benchmarks/tiny_data.py): the small model at 300 epochs 80 %, the usual one at 100 epochs 72 % in
+# the same time; at equal epochs the usual one is no better for being 7x bigger.
+_OWN_SMALL = Candidate(8, 32, 2, 2, 64, batch_size=32)
+_OWN_LARGER = Candidate(8, 64, 4, 4, 128, batch_size=32)
 
 RECIPES: dict[str, Recipe] = {
     "mnist": Recipe(
@@ -137,12 +138,12 @@ RECIPES: dict[str, Recipe] = {
     ),
     "own": Recipe(
         shape=_OWN_SMALL.shape,
-        training={**_TRAINING, "batch_size": 32, "lr": 2e-3},
-        epochs=20,
+        training={**_TRAINING, "batch_size": 32, "lr": 3e-3},
+        epochs=300,
         candidates=(_OWN_SMALL, _OWN_LARGER),
         presets=(
-            Preset("small", _OWN_SMALL, 20, "a small ViT: with few pictures a big one only learns them by heart"),
-            Preset("larger", _OWN_LARGER, 20, "4 blocks of dim 64: see how much more it memorises"),
+            Preset("small", _OWN_SMALL, 300, "a small ViT, many passes over few pictures: the most it learns"),
+            Preset("larger", _OWN_LARGER, 100, "7x the numbers for a third of the passes: no better, and slower"),
         ),
     ),
 }

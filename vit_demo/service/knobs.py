@@ -43,7 +43,8 @@ RANGES = {
     "mlp_dim": Range(16, 2048, 16, True, "mlp_dim (MLP width)"),
     "lr": Range(0.0001, 0.01, 0.0001, False, "lr (learning rate)"),
     "batch_size": Range(1, 1024, 1, True, "batch_size (images per step)"),
-    "epochs": Range(0.5, 30, 0.5, False, "epochs (passes over the training images)"),
+    # Up to 300: a few dozen pictures of one's own need hundreds of passes (benchmarks/tiny_data.py).
+    "epochs": Range(0.5, 300, 0.5, False, "epochs (passes over the training images)"),
     "seed": Range(0, 2**31 - 1, 1, True, "seed (same seed → same start)"),
 }
 

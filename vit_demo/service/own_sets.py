@@ -21,10 +21,11 @@ MAX_CLASSES = 20
 
 # What a handful of pictures can teach, measured (benchmarks/tiny_data.py, benchmarks/RESULTS.md).
 TINY_DATA = (
-    "**What a handful of pictures can teach.** A ViT trained from scratch on a few dozen pictures a class "
-    "learns those pictures by heart long before it learns what makes a class: watch the training accuracy "
-    "run ahead of the test accuracy. A smaller model and pictures shifted a little at every step "
-    "(the app does this) narrow the gap; more pictures narrow it most."
+    "**What a handful of pictures can teach.** With 10 pictures of each digit, a small ViT scored 100 % on its "
+    "own pictures but only 64 % on digits it had never seen: it memorised its pictures instead of learning what "
+    "a digit looks like. Shifting each picture by a couple of pixels at every step (this app does) and training "
+    "three times as long (300 epochs) raised that to 80 %. More pictures help most of all: with 40 of each digit "
+    "it reached 92 %. A model seven times bigger did no better (83 % against 80 %) and took three times as long."
 )
 
 

@@ -39,7 +39,11 @@ def render_own_panel() -> OwnPanel:
                 archive = gr.File(file_types=[".zip"], label="Your dataset (.zip)", elem_id="own-archive")
             with gr.Tab("Take or draw pictures"):
                 camera = gr.Image(
-                    sources=["webcam", "upload", "clipboard"], type="pil", label="A picture", elem_id="own-camera"
+                    sources=["webcam", "upload", "clipboard"],
+                    type="pil",
+                    label="A picture",
+                    height=260,
+                    elem_id="own-camera",
                 )
                 with gr.Row():
                     class_name = gr.Textbox(label="Its class", placeholder="e.g. thumbs up", elem_id="own-class")
