@@ -164,21 +164,15 @@ def register_own(key: str, title: str, class_names: tuple[str, ...], train: Spli
     """Keep a person's own pictures (uint8 (N, 3, S, S), `own_data.py`) in this process under
     `key` (OWN_PREFIX + their digest), so a run names them as it names a bundled set."""
     pictures = train.images.float() / 255.0
-    spec = DatasetSpec(
-        key=key,
-        title=title,
-        class_names=tuple(class_names),
-        channels=train.images.shape[1],
+    spec = _own_spec(
+        key,
+        title,
+        class_names,
         image_size=train.images.shape[-1],
-        mean=tuple(pictures.mean(dim=(0, 2, 3)).tolist()),
-        std=tuple(pictures.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist()),
-        folder="",
-        files=(),
-        style="natural",
+        mean=pictures.mean(dim=(0, 2, 3)).tolist(),
+        std=pictures.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist(),
         augment_shift=SOURCE_SHIFT,
-        augment_flip=False,  # drawn letters and digits read differently mirrored
-        train_images=len(train),
-        test_images=len(test),
+        counts=(len(train), len(test)),
     )
     with _cache_lock:
         _own[key] = (spec, train, test)
@@ -188,11 +182,25 @@ def register_own(key: str, title: str, class_names: tuple[str, ...], train: Spli
     return spec
 
 
+def _own_spec(key, title, class_names, image_size, mean, std, augment_shift, counts) -> DatasetSpec:
+    """A person's own pictures as a dataset: colour photos or drawings, never mirrored (drawn
+    letters and digits read differently so)."""
+    return DatasetSpec(
+        key=key, title=title, class_names=tuple(class_names), channels=len(mean), image_size=image_size,
+        mean=tuple(mean), std=tuple(std), folder="", files=(), style="natural", augment_shift=augment_shift,
+        augment_flip=False, train_images=counts[0], test_images=counts[1],
+    )  # fmt: skip
+
+
+def _held(key: str) -> tuple[DatasetSpec, Split, Split] | None:
+    with _cache_lock:
+        return _own.get(key)
+
+
 def own_pictures(key: str) -> tuple | None:
     """What `register_own` was given for `key` (None for a bundled dataset): a training
     process or a ZeroGPU worker registers it again on its side."""
-    with _cache_lock:
-        own = _own.get(key)
+    own = _held(key)
     if own is None:
         return None
     spec, train, test = own
@@ -204,13 +212,10 @@ def spec_of(info: dict) -> DatasetSpec:
     A person's own dataset that this server does not hold is described from the info alone:
     enough to show pictures to the model, not to train it."""
     key = str(info["dataset"])
-    if key.startswith(OWN_PREFIX) and own_pictures(key) is None:
-        channels = int(info.get("channels", 3))
-        return DatasetSpec(
-            key=key, title=str(info.get("title", "your pictures")), class_names=tuple(info["class_names"]),
-            channels=channels, image_size=int(info.get("image_size", 64)), mean=tuple(info["mean"]),
-            std=tuple(info["std"]), folder="", files=(), style="natural", augment_shift=0, augment_flip=False,
-            train_images=0, test_images=0,
+    if key.startswith(OWN_PREFIX) and _held(key) is None:
+        return _own_spec(
+            key, str(info.get("title", "your pictures")), info["class_names"], int(info.get("image_size", 64)),
+            info["mean"], info["std"], augment_shift=0, counts=(0, 0),
         )  # fmt: skip
     return get_spec(key).at(info.get("image_size"), info.get("channels"))
 
@@ -233,8 +238,7 @@ def get_spec(name: str | DatasetSpec) -> DatasetSpec:
     if isinstance(name, DatasetSpec):
         return name
     if str(name).startswith(OWN_PREFIX):
-        with _cache_lock:
-            own = _own.get(name)
+        own = _held(name)
         if own is None:
             raise ValueError(f"{OWN_GONE} ({name})")
         return own[0]
@@ -420,8 +424,7 @@ def _own_split(spec: DatasetSpec, train: bool) -> Split:
     """A person's pictures at the spec's size: prepared afresh each time (they are few)."""
     from .pictures import resize_split
 
-    with _cache_lock:
-        own = _own.get(spec.key)
+    own = _held(spec.key)
     if own is None:
         raise ValueError(OWN_GONE)
     split = own[1] if train else own[2]

@@ -153,7 +153,7 @@ class BuildHandlers:
         except (TypeError, ValueError):
             return {}
 
-    def use_own(self, values: dict, source) -> dict:
+    def use_own(self, source) -> dict:
         """A zip or the page's collection as the Dataset: offered beside the bundled sets (on
         this page only) and chosen, as a person's choice of dataset would be; or why not."""
         choice, said = opened(source)
@@ -169,10 +169,10 @@ class BuildHandlers:
 
     def use_archive(self, values: dict) -> dict:
         """The zip read (or refused) and let go: the box is ready for the next one."""
-        return {**self.use_own(values, values[self.tab.own.archive]), self.tab.own.archive: None}
+        return {**self.use_own(values[self.tab.own.archive]), self.tab.own.archive: None}
 
     def use_collected(self, values: dict) -> dict:
-        return self.use_own(values, values[self.tab.own.collected])
+        return self.use_own(values[self.tab.own.collected])
 
     def choose_preset(self, values: dict) -> dict:
         dataset, name = values[self.tab.dataset], values[self.tab.preset]
