@@ -48,17 +48,17 @@ def train_and_explore(page, shots: Path, name: str, classes) -> None:
     page.screenshot(path=str(shots / f"{name}-train.png"), full_page=True)
     page.get_by_role("tab", name="③ Explore").click()
     page.locator("#explore-model-note").get_by_text("trained here").wait_for(timeout=30_000)
+    seen = "document.querySelector('#explore-seen img')?.src || ''"
+    settled = "!document.querySelector('#explore-label .progress-text, #explore-seen .progress-text')"
+    page.wait_for_function(f"() => ({seen}) && {settled}", timeout=30_000)  # a held-out example, explored
+    example = page.evaluate(f"() => {seen}")
     page.get_by_role("tab", name="Upload", exact=True).click()
     page.locator("#explore-upload input[type=file]").set_input_files(
         files=[{"name": "drawn.png", "mimeType": "image/png", "buffer": shape_picture("squares", 99, size=96)}]
     )
-    label = page.locator("#explore-label")
-    page.wait_for_function(
-        "names => names.some(n => (document.querySelector('#explore-label')?.innerText || '').includes(n))",
-        arg=list(classes),
-        timeout=30_000,
-    )
-    assert any(name in label.inner_text() for name in classes)
+    page.wait_for_function(f"example => ({seen}) !== example && {settled}", arg=example, timeout=30_000)
+    label = page.locator("#explore-label").inner_text()
+    assert any(name in label for name in classes), label
     page.screenshot(path=str(shots / f"{name}-explore.png"), full_page=True)
     assert page.get_by_text("Error").count() == 0
 
@@ -112,3 +112,30 @@ def test_pictures_taken_with_the_webcam_train_and_explore(page, shots):
     page.locator("#own-status").get_by_text("2 classes").wait_for(timeout=30_000)
     assert "Your pictures: your pictures" in page.locator("#build-dataset").inner_text()
     train_and_explore(page, shots, "own-webcam", ("left", "right"))
+
+
+def test_a_lessons_folder_of_pictures_is_every_pages_dataset_and_trains(served, shots, tmp_path, monkeypatch):
+    import zipfile
+
+    with zipfile.ZipFile(dataset_zip(tmp_path, per_class=8)) as archive:
+        archive.extractall(tmp_path)
+    lesson = tmp_path / "lesson.json"
+    lesson.write_text('{"title": "Lesson 5: our shapes", "dataset_folder": "shapes", "lock": ["dataset"]}')
+    monkeypatch.setenv("VIT_DEMO_LESSON", str(lesson))
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=list(CHROMIUM_FLAGS))
+        pages = [browser.new_context(viewport=VIEWPORT).new_page() for _ in range(2)]  # two students
+        for page in pages:
+            page.goto(served[0], wait_until="domcontentloaded")
+            page.locator("#lesson-banner").get_by_text("Lesson 5: our shapes").wait_for(timeout=30_000)
+            chosen = page.locator("#build-dataset input:checked")
+            chosen.wait_for(state="attached", timeout=30_000)
+            page.wait_for_function(
+                "() => document.querySelector('#build-dataset input:checked')?.value.startsWith('own-')",
+                timeout=30_000,
+            )
+            assert "The class's pictures: shapes" in page.locator("#build-dataset").inner_text()
+            assert "Left out" not in page.locator("#lesson-banner").inner_text()
+        assert len({page.locator("#build-dataset input:checked").input_value() for page in pages}) == 1
+        train_and_explore(pages[0], shots, "lesson-folder", CLASSES)
+        browser.close()

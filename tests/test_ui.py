@@ -206,6 +206,7 @@ def test_a_lesson_sets_the_build_tab_on_page_load_and_the_settings_become_a_link
     assert "Lesson 2: patches" in banner and "dim must be a whole number from 8 to 512, got 'lots'" in banner
     finer = recipe_for("fashion_mnist").preset("finer")
     assert updates[tab.preset]["value"] == "finer" and updates[tab.preset]["interactive"] is False
+    assert updates[tab.preset]["info"] == finer.blurb  # the chosen preset's words, not the first's
     assert updates[tab.knobs["patch_size"]]["value"] == finer.candidate.patch_size == 4
     assert updates[tab.knobs["patch_size"]]["interactive"] is False and updates[tab.knobs["lr"]]["visible"] is False
     assert updates[tab.knobs["seed"]]["value"] == 3 and updates[tab.knobs["epochs"]]["value"] == finer.epochs
@@ -224,3 +225,24 @@ def test_a_lesson_sets_the_build_tab_on_page_load_and_the_settings_become_a_link
 
     back = teacher.start(FakeRequest(dict(parse_qsl(urlsplit(link).query))))
     assert back[tab.knobs["seed"]]["value"] == 3 and "Left out" not in back[teacher.banner].value
+
+
+def test_a_lessons_folder_of_pictures_is_every_pages_dataset(demo, tmp_path, monkeypatch):
+    import zipfile
+
+    from tools.hostile_files import dataset_zip
+
+    teacher = handlers_of(demo, "share_link")
+    with zipfile.ZipFile(dataset_zip(tmp_path)) as archive:
+        archive.extractall(tmp_path)
+    lesson_file = tmp_path / "lesson.json"
+    lesson_file.write_text('{"title": "Our shapes", "dataset_folder": "shapes", "lock": ["dataset"]}')
+    monkeypatch.setenv("VIT_DEMO_LESSON", str(lesson_file))
+    for _page in range(2):  # every page of the lesson: the same choice, none of them brought it
+        updates = teacher.start(FakeRequest({}))
+        dataset = updates[teacher.tab.dataset]
+        assert dataset["value"].startswith("own-") and dataset["interactive"] is False
+        assert ("The class's pictures: shapes", dataset["value"]) in dataset["choices"]
+        assert updates[teacher.tab.preset]["value"] == recipe_for(dataset["value"]).presets[0].name
+        assert updates[teacher.tab.knobs["image_size"]]["value"] == get_spec(dataset["value"]).image_size
+        assert "Left out" not in updates[teacher.banner].value

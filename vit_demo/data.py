@@ -160,9 +160,12 @@ OWN_GONE = "these pictures are no longer on this server: add your own pictures a
 MAX_OWN_DATASETS = 16  # the newest kept in memory; a page whose set was let go is asked again
 
 
-def register_own(key: str, title: str, class_names: tuple[str, ...], train: Split, test: Split) -> DatasetSpec:
+def register_own(
+    key: str, title: str, class_names: tuple[str, ...], train: Split, test: Split, lesson: bool = False
+) -> DatasetSpec:
     """Keep a person's own pictures (uint8 (N, 3, S, S), `own_data.py`) in this process under
-    `key` (OWN_PREFIX + their digest), so a run names them as it names a bundled set."""
+    `key` (OWN_PREFIX + their digest), so a run names them as it names a bundled set. The
+    lesson's dataset (one a server) is kept for good: the whole class uses it."""
     pictures = train.images.float() / 255.0
     spec = _own_spec(
         key,
@@ -177,8 +180,11 @@ def register_own(key: str, title: str, class_names: tuple[str, ...], train: Spli
     with _cache_lock:
         _own[key] = (spec, train, test)
         _own.move_to_end(key)
-        while len(_own) > MAX_OWN_DATASETS:
-            _own.popitem(last=False)
+        if lesson:
+            _lesson_own[:] = [key]
+        pages = [k for k in _own if k not in _lesson_own]
+        for old in pages[: max(0, len(pages) - MAX_OWN_DATASETS)]:
+            del _own[old]
     return spec
 
 
@@ -386,6 +392,7 @@ def _read_cifar10(spec: DatasetSpec, root: Path, train: bool) -> Split:
 
 _cache: dict[tuple[str, str, bool], Split] = {}
 _own: collections.OrderedDict[str, tuple[DatasetSpec, Split, Split]] = collections.OrderedDict()
+_lesson_own: list[str] = []  # the key of the lesson's dataset, never let go
 # One prepared variant per split at a time: MNIST at 64x64 in colour alone is 0.7 GB.
 _variants: dict[tuple[str, str, bool], tuple[tuple[int, int], Split]] = {}
 _cache_lock = ForkSafeLock()  # a ZeroGPU worker is forked from the server: see forking.py

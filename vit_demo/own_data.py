@@ -13,6 +13,7 @@ Nothing here imports gradio or touches a model.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -21,7 +22,7 @@ import stat
 import struct
 import zipfile
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -108,10 +109,10 @@ def read_archive(source: str | os.PathLike | bytes, name: str | None = None) -> 
             raise OwnDataError(f"{label} is not a readable zip file ({error}): zip the class folders again") from error
         with archive:
             classes = _layout(*_entries(archive, label), label)
-            _check_classes({c: len(members) for c, members in classes.items()}, label)
+            check_classes({c: len(members) for c, members in classes.items()}, label)
             _check_sizes([info for members in classes.values() for _, info in members], label)
-            prepared = _read_pictures(archive, classes, label)
-    return _dataset(PurePosixPath(label).stem if label != "the zip" else "your dataset", prepared)
+            prepared = read_pictures(classes, label, functools.partial(_read_member, archive))
+    return dataset_of(PurePosixPath(label).stem if label != "the zip" else "your dataset", prepared)
 
 
 def _open_source(source: str | os.PathLike | bytes, name: str | None) -> tuple[BinaryIO, str]:
@@ -238,7 +239,7 @@ def _layout(files: list, folders: list, label: str) -> dict[str, list]:
     return classes
 
 
-def _check_classes(counts: Mapping[str, int], label: str) -> None:
+def check_classes(counts: Mapping[str, int], label: str) -> None:
     """2 to 20 classes with names that fit on a plot, each with at least two pictures."""
     for name in sorted(counts):
         if not name.isprintable() or len(name) > MAX_NAME_CHARS:
@@ -297,21 +298,22 @@ def _check_sizes(infos: list[zipfile.ZipInfo], label: str) -> None:
         )
 
 
-def _read_pictures(archive: zipfile.ZipFile, classes: dict[str, list], label: str) -> dict[str, list[np.ndarray]]:
-    """Each picture inflated with a cap, decoded within the pixel budgets and prepared."""
+def read_pictures(classes: Mapping[str, list], label: str, read: Callable) -> dict[str, list[np.ndarray]]:
+    """Each class's (path, item) pictures read with `read(item, where, budget)` (bytes, never more
+    than `budget`), decoded within the pixel budgets and prepared."""
     unpacked = pixels = 0
     prepared = {}
     for name in sorted(classes):
         prepared[name] = []
-        for path, info in sorted(classes[name], key=lambda member: member[0]):
-            raw = _read_member(archive, info, f"{path} in {label}", MAX_UNPACKED_BYTES - unpacked)
+        for path, item in sorted(classes[name], key=lambda member: member[0]):
+            raw = read(item, f"{path} in {label}", MAX_UNPACKED_BYTES - unpacked)
             unpacked += len(raw)
             image = _image(raw, f"{path} in {label}")
             pixels += image.width * image.height
             if pixels > MAX_TOTAL_PIXELS:
                 raise OwnDataError(
                     f"{label} holds more than {MAX_TOTAL_PIXELS / 1e6:,.0f} megapixels in all (reached at {path}): "
-                    f"shrink the pictures before zipping them (the model sees them at {SOURCE_SIZE}x{SOURCE_SIZE})"
+                    f"use smaller copies of the pictures (the model sees them at {SOURCE_SIZE}x{SOURCE_SIZE})"
                 )
             prepared[name].append(prepare(image, "natural", SOURCE_SIZE, 3))
     return prepared
@@ -353,7 +355,7 @@ def _image(raw: bytes, where: str) -> Image.Image:
 def from_pictures(pictures: Mapping[str, Sequence[Image.Image]], title: str = "your pictures") -> OwnDataset:
     """Class name -> its pictures (from a webcam or a drawing) -> an OwnDataset."""
     counts = {str(name): len(images) for name, images in pictures.items()}
-    _check_classes(counts, title)
+    check_classes(counts, title)
     if sum(counts.values()) > MAX_PICTURES:
         raise OwnDataError(f"{title} has {sum(counts.values()):,} pictures, over the limit of {MAX_PICTURES:,}")
     prepared = {}
@@ -372,13 +374,13 @@ def from_pictures(pictures: Mapping[str, Sequence[Image.Image]], title: str = "y
                     f"{max_image_pixels() / 1e6:.0f} megapixels"
                 )
             prepared[str(name)].append(prepare(image, "natural", SOURCE_SIZE, 3))
-    return _dataset(title, prepared)
+    return dataset_of(title, prepared)
 
 
 # ================================================================== the split
 
 
-def _dataset(title: str, prepared: Mapping[str, list[np.ndarray]]) -> OwnDataset:
+def dataset_of(title: str, prepared: Mapping[str, list[np.ndarray]]) -> OwnDataset:
     """Prepared pictures by class -> an OwnDataset. Each class's pictures are put in the order of
     their own pixels' hashes, and the first fifth held out: the same pictures give the same split
     and digest, whatever their file names or the order they came in."""

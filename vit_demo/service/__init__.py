@@ -11,8 +11,13 @@
     jobs.py         TrainingJob and run_training: what the training process runs
     worker.py       the training process, its runs taking turns on the cores
     zerogpu.py      a ZeroGPU Space: runs on a lent GPU, on the visitor's quota, else on the CPU
+    estimates.py    what a run will take here: time, memory, expected accuracy
+    workfolder.py   the app's own work folder and what pages leave in it
     library.py      the models Explore looks inside
     compare.py, mistakes.py   a page's last two runs side by side; a run's mistakes
+    own_sets.py     a person's own pictures held in memory; the lesson's folder, read once
+    lessons.py      a lesson (link or file): the Build tab's values, locks, guesses, teacher key
+    classroom.py    the lesson's pages and their runs, for the teacher's view
 
 This package imports nothing from vit_demo.ui, and nothing here imports gradio (zerogpu.py
 imports `spaces`, and only on a ZeroGPU Space).

@@ -8,11 +8,12 @@ A lesson file holds the same keys as JSON, lists for `lock` and `hide`, and an o
 `title`. `class_run` makes it a class run: the first page of the lesson to press Start (the
 teacher's) starts the lesson's run, and every page of the lesson shows it. `predict` asks each
 student for a guess before Start (`Prediction`). Only the file may hold `teacher_key`, the
-secret that opens the teacher's view of the class (ui/class_view.py). A link's values win
-over the file's. Every value is checked as the knobs are (`knobs.RANGES`): one that does not
-fit is left out and named in the lesson's banner with what is allowed, never an error. A
-link's title is shown as plain text: only the server owner's file may put Markdown (a link)
-in the banner.
+secret that opens the teacher's view of the class (ui/class_view.py), and `dataset_folder`, a
+folder of class folders on the server (relative to the file) that becomes every page's dataset
+(own_sets.lesson_dataset). A link's values win over the file's. Every value is checked as the
+knobs are (`knobs.RANGES`): one that does not fit is left out and named in the lesson's banner
+with what is allowed, never an error. A link's title is shown as plain text: only the server
+owner's file may put Markdown (a link) in the banner.
 """
 
 from __future__ import annotations
@@ -24,17 +25,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data import DATASETS
+from .. import settings
+from ..data import DATASETS, get_spec
+from ..own_data import OwnDataError
 from ..recipes import recipe_for
 from ..summaries import format_bytes
 from .knobs import KNOBS, RANGES, Range
+from .own_sets import lesson_dataset
 
 CONTROLS = ("dataset", "preset", *KNOBS[1:])  # what a lesson may set, lock or hide
 MAX_LESSON_FILE_BYTES = 64 * 1024
 MAX_TITLE = 120  # characters
 TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no")
 # Every key a lesson may hold.
-KEYS = (*CONTROLS, "lock", "hide", "title", "class_run", "predict", "a", "b", "teacher_key")
+KEYS = (*CONTROLS, "dataset_folder", "lock", "hide", "title", "class_run", "predict", "a", "b", "teacher_key")
 # Keys that are not the lesson's: the file's own report, Gradio's ?view=api, the teacher's ?teacher=KEY.
 IGNORED = ("problems", "view", "teacher")
 GUESS_RANGE = Range(0, 100, 0.1, False, "your guess (test accuracy, %)")
@@ -113,7 +117,14 @@ def read_lesson_file(path: str | os.PathLike | None) -> dict:
         return {"problems": [f"the lesson file {name} could not be read ({error})"]}
     if not isinstance(values, dict):
         return {"problems": [f"the lesson file {name} must hold a JSON object ({{...}}), not {type(values).__name__}"]}
+    if isinstance(values.get("dataset_folder"), str) and values["dataset_folder"].strip():
+        values["dataset_folder"] = str(Path(path).parent / values["dataset_folder"].strip())  # an absolute one stays
     return values
+
+
+def server_lesson(link: Mapping | None = None) -> Lesson:
+    """The lesson of this server's file (VIT_DEMO_LESSON) and a page's link."""
+    return parse_lesson(read_lesson_file(settings.read("VIT_DEMO_LESSON")), link)
 
 
 def escape_markdown(text: str) -> str:
@@ -147,7 +158,8 @@ def _value(name: str, value, dataset: str):
         names = [p.name for p in recipe_for(dataset).presets]
         word = value.strip().split()[0].lower() if isinstance(value, str) and value.strip() else None
         if word not in names:
-            raise ValueError(f"preset must be one of {dataset}'s presets ({', '.join(names)}), got {value!r}")
+            shown = dataset if dataset in DATASETS else get_spec(dataset).title  # not an own set's key
+            raise ValueError(f"preset must be one of {shown}'s presets ({', '.join(names)}), got {value!r}")
         return word
     return RANGES[name].check(name, value)
 
@@ -167,9 +179,11 @@ def parse_lesson(file: Mapping | None = None, link: Mapping | None = None) -> Le
     sources = (file or {}, link or {})
     for source, trusted in zip(sources, (True, False)):
         _take_framing(lesson, source, trusted)
-    for source in sources:  # the dataset first: a preset is one of its dataset's
+    for source, trusted in zip(sources, (True, False)):  # the dataset first: a preset is one of its dataset's
         if "dataset" in source:
             _take(lesson, "dataset", source["dataset"], None)
+        if "dataset_folder" in source:
+            _take_folder(lesson, source["dataset_folder"], trusted)
     dataset = lesson.values.get("dataset", next(iter(DATASETS)))
     for source in sources:
         for name in CONTROLS[1:]:
@@ -202,6 +216,19 @@ def _take_framing(lesson: Lesson, source: Mapping, trusted: bool) -> None:
         lesson.predict = _prediction(source, lesson.problems) or lesson.predict
     if "teacher_key" in source:
         lesson.teacher_key = _teacher_key(source["teacher_key"], trusted, lesson.problems) or lesson.teacher_key
+
+
+def _take_folder(lesson: Lesson, value, trusted: bool) -> None:
+    """The lesson file's folder of class folders as every page's dataset (over the file's `dataset`)."""
+    if not trusted:
+        lesson.problems.append("dataset_folder can be set only in the server's lesson file, never by a link")
+    elif not isinstance(value, str) or not value.strip():
+        lesson.problems.append(f"dataset_folder must name a folder of class folders, got {value!r}")
+    else:
+        try:
+            lesson.values["dataset"] = lesson_dataset(value)
+        except OwnDataError as error:
+            lesson.problems.append(f"the lesson's dataset_folder cannot be used: {error}")
 
 
 def _teacher_key(value, trusted: bool, problems: list) -> str | None:
@@ -256,7 +283,9 @@ def teacher_key(environment_key: str | None, file: Mapping) -> str | None:
     """The key that opens the teacher's view: VIT_DEMO_TEACHER_KEY, else the lesson file's."""
     if environment_key and len(environment_key.strip()) >= MIN_KEY:
         return environment_key.strip()
-    return parse_lesson(file).teacher_key
+    lesson = Lesson()
+    _take_framing(lesson, file, trusted=True)  # the key alone: not the folder a whole parse would list
+    return lesson.teacher_key
 
 
 def key_opens(given, key: str | None) -> bool:

@@ -1,6 +1,7 @@
 """A person's own pictures on this server: read safely (own_data.py), kept in memory under a key
 made from their content (no page can list another's, and none can guess the key), and offered
-on the Build tab of the page that brought them only.
+on the Build tab of the page that brought them only. A lesson's folder (own_folder.py) is the
+exception: read once for the whole class and offered on every page of the lesson.
 
 Pictures taken or drawn in the page are collected one by one, each prepared at once (64x64), so
 a page holds a few kilobytes a picture, never a camera's full frames.
@@ -8,12 +9,15 @@ a page holds a few kilobytes a picture, never a camera's full frames.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Mapping
 
 from PIL import Image
 
-from ..data import OWN_PREFIX, register_own
+from ..data import OWN_PREFIX, own_pictures, register_own
 from ..own_data import MAX_NAME_CHARS, MAX_PICTURES, SOURCE_SIZE, OwnDataError, OwnDataset, from_pictures
+from ..own_folder import list_folder, read_folder
 from ..pictures import prepare
 
 MAX_COLLECTED = 400  # pictures one page may take or draw before it turns them into a dataset
@@ -29,11 +33,33 @@ TINY_DATA = (
 )
 
 
-def keep(own: OwnDataset) -> str:
-    """Hold `own` in this server's memory; its dataset key for the knobs."""
+def keep(own: OwnDataset, lesson: bool = False) -> str:
+    """Hold `own` in this server's memory (for good if it is the lesson's); its dataset key for the knobs."""
     key = OWN_PREFIX + own.digest
-    register_own(key, own.title, own.class_names, own.train, own.test)
+    register_own(key, own.title, own.class_names, own.train, own.test, lesson=lesson)
     return key
+
+
+_folder_lock = threading.Lock()
+_folders: dict[str, tuple[tuple, str | OwnDataError]] = {}  # folder -> (its signature, its key or why not)
+
+
+def lesson_dataset(path: str | os.PathLike) -> str:
+    """The dataset key of a lesson's folder of class folders, read once for the whole class (and
+    again when its files change); an OwnDataError says why it cannot be used."""
+    folder = list_folder(path)
+    with _folder_lock:  # thirty pages opening the lesson at once: one reads, the others wait for it
+        signature, outcome = _folders.get(str(path), ((), None))
+        held = isinstance(outcome, str) and own_pictures(outcome) is not None
+        if signature != folder.signature or not (held or isinstance(outcome, OwnDataError)):
+            try:
+                outcome = keep(read_folder(folder), lesson=True)
+            except OwnDataError as error:  # kept too: a broken folder is not read again for every page
+                outcome = error
+            _folders[str(path)] = (folder.signature, outcome)
+    if isinstance(outcome, OwnDataError):
+        raise outcome
+    return outcome
 
 
 def collect(collected: Mapping[str, list], class_name: str, picture: Image.Image | None) -> dict:

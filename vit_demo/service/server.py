@@ -20,6 +20,7 @@ from ..speed import ThroughputMeter, measure_speeds
 from .estimates import Estimate, estimate
 from .jobs import run_training
 from .knobs import Knobs
+from .lessons import server_lesson
 from .library import ModelLibrary
 from .queue import TrainingQueue
 from .runs import Runs
@@ -86,9 +87,11 @@ class Service:
         return estimate(knobs, self.settings, self.meter, self.lease)
 
     def start(self) -> None:
-        """Start the training process (torch imported, ready to train before the first Start) and
-        time this machine in the background; estimates rest on the shipped prior meanwhile."""
+        """Start the training process (torch imported, ready to train before the first Start),
+        time this machine in the background (estimates rest on the shipped prior meanwhile), and
+        read the lesson's folder of pictures before the first page asks for it."""
         self.process.start()
+        threading.Thread(target=server_lesson, name="vit-demo-lesson", daemon=True).start()
         threading.Thread(target=self._time_machine, name="vit-demo-timing", daemon=True).start()
         threading.Thread(target=self._sweep, name="vit-demo-sweep", daemon=True).start()
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import plots, settings, training_plots
 from ..service.knobs import RANGES
-from ..service.lessons import escape_markdown, key_opens, parse_lesson, read_lesson_file, teacher_key
+from ..service.lessons import escape_markdown, key_opens, read_lesson_file, server_lesson, teacher_key
 from .endpoints import named
 from .figures import figure_slot
 from .state import page_key
@@ -126,7 +126,7 @@ class ClassHandlers:
             tab = self.tab
             return {tab.tab: gr.Tab(visible=True), self.steps: gr.Tabs(selected="class"), tab.key: query["teacher"],
                     tab.timer: gr.Timer(active=True)}  # fmt: skip
-        lesson = parse_lesson(read_lesson_file(settings.read("VIT_DEMO_LESSON")), query)
+        lesson = server_lesson(query)
         if not lesson.active:
             return gr.skip()
         self.classroom.join(page_key(request), lesson.predict)
@@ -187,7 +187,7 @@ class ClassHandlers:
     def join(self, values: dict, *, request: gr.Request = None) -> str:
         """The scripting API's "/join_lesson": a script's session joins the server's lesson
         (VIT_DEMO_LESSON) with a nickname and a guess, as a lesson's page does."""
-        lesson = parse_lesson(read_lesson_file(settings.read("VIT_DEMO_LESSON")))
+        lesson = server_lesson()
         if not lesson.active:
             raise gr.Error("This server has no lesson to join (VIT_DEMO_LESSON).")
         page = page_key(request)

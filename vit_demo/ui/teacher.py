@@ -7,11 +7,11 @@ from urllib.parse import urlencode, urlsplit
 
 import gradio as gr
 
-from .. import settings
+from ..data import OWN_PREFIX, get_spec
 from ..recipes import recipe_for
 from ..service.knobs import Knobs
-from ..service.lessons import CONTROLS, banner_text, parse_lesson, read_lesson_file
-from .build_tab import BuildTab, fixed_by_dataset, patch_sizes, preset_choices
+from ..service.lessons import CONTROLS, banner_text, server_lesson
+from .build_tab import DATASET_CHOICES, BuildTab, fixed_by_dataset, patch_sizes, preset_choices
 
 
 class TeacherHandlers:
@@ -30,14 +30,19 @@ class TeacherHandlers:
         in one step, so nothing the dataset sets can land after the lesson; and a class run's
         page starts watching for the run."""
         query = dict(getattr(request, "query_params", None) or {}) if request is not None else {}
-        lesson = parse_lesson(read_lesson_file(settings.read("VIT_DEMO_LESSON")), query)
+        lesson = server_lesson(query)
         if not (lesson.active or lesson.problems):
             return gr.skip()
         dataset = lesson.values.get("dataset", self.tab.dataset.value)
         preset = recipe_for(dataset).preset(lesson.values.get("preset"))
         values = {**Knobs.of_preset(dataset, preset).values, "preset": preset.name, **lesson.values}
         updates = {name: {"value": values[name]} for name in CONTROLS if name in values}
-        updates["preset"]["choices"] = preset_choices(dataset)
+        updates["preset"].update(choices=preset_choices(dataset), info=preset.blurb)
+        if dataset.startswith(OWN_PREFIX):  # the lesson's folder: offered on every page of the lesson
+            updates["dataset"]["choices"] = [
+                *DATASET_CHOICES,
+                (f"The class's pictures: {get_spec(dataset).title}", dataset),
+            ]
         updates["patch_size"]["choices"] = patch_sizes(values["image_size"])
         for name in lesson.lock:
             updates.setdefault(name, {})["interactive"] = False
@@ -76,16 +81,13 @@ def _page_address(request: gr.Request | None) -> str:
 
 
 def wire_teacher(handlers: TeacherHandlers, demo: gr.Blocks) -> None:
-    """On page load the lesson sets the Build tab; any change of a control rewrites the link."""
+    """On page load the lesson sets the Build tab; any change of a control rewrites the link.
+    The link is written from the values as the page holds them (preprocess=False): a change
+    seen mid-update (a new dataset, the old preset) is not refused as a choice the dataset
+    lacks, and the last change writes the link."""
     private = {"api_visibility": "private", "show_progress": "hidden"}
     controls = {handlers.control(name) for name in CONTROLS}
     outputs = {handlers.banner, handlers.tab.fixed_by_dataset, handlers.class_lesson, handlers.class_watch, *controls}
-    demo.load(handlers.start, None, outputs, **private)
-    gr.on(
-        [demo.load, *(control.change for control in controls)],
-        handlers.share_link,
-        controls,
-        handlers.link,
-        trigger_mode="always_last",
-        **private,
-    )
+    link = {"fn": handlers.share_link, "inputs": controls, "outputs": handlers.link, "preprocess": False, **private}
+    demo.load(handlers.start, None, outputs, **private).then(**link)
+    gr.on([control.change for control in controls], trigger_mode="always_last", **link)
