@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from ..data import DATASETS, get_spec
+from ..data import DATASETS, OWN_PREFIX, get_spec
 from ..model import SHAPE_FIELDS, divisors, num_parameters
 from ..recipes import recipe_for
 from ..service.estimates import Estimate
 from ..service.knobs import KNOBS, RANGES, Knobs
+from ..service.lessons import server_lesson
 from ..service.zerogpu import quota_words
 from ..summaries import format_duration
 from .endpoints import named
@@ -31,6 +32,14 @@ DATASET_CHOICES = [
     ("Fashion-MNIST clothes", "fashion_mnist"),
     ("CIFAR-10 photos", "cifar10"),
 ]
+
+
+def dataset_choices(own: tuple[str, str] | None = None) -> list[tuple[str, str]]:
+    """The bundled sets; the lesson's folder of pictures, on every page when the server's lesson
+    has one; and this page's `own` pictures."""
+    shared = str(server_lesson().values.get("dataset", ""))
+    lesson = [(f"The class's pictures: {get_spec(shared).title}", shared)] if shared.startswith(OWN_PREFIX) else []
+    return [*DATASET_CHOICES, *lesson, *([own] if own else [])]
 
 
 def patch_sizes(image_size: int) -> list[int]:
@@ -163,7 +172,7 @@ class BuildHandlers:
         chosen = self.choose_dataset({self.tab.dataset: choice[1]})
         return {
             **chosen,
-            self.tab.dataset: gr.Radio(choices=[*DATASET_CHOICES, choice], value=choice[1]),
+            self.tab.dataset: gr.Radio(choices=dataset_choices(choice), value=choice[1]),
             own.status: said,
         }
 

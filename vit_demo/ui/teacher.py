@@ -7,11 +7,11 @@ from urllib.parse import urlencode, urlsplit
 
 import gradio as gr
 
-from ..data import OWN_PREFIX, get_spec
+from ..data import OWN_PREFIX
 from ..recipes import recipe_for
 from ..service.knobs import Knobs
 from ..service.lessons import CONTROLS, banner_text, server_lesson
-from .build_tab import DATASET_CHOICES, BuildTab, fixed_by_dataset, patch_sizes, preset_choices
+from .build_tab import BuildTab, dataset_choices, fixed_by_dataset, patch_sizes, preset_choices
 
 
 class TeacherHandlers:
@@ -39,10 +39,7 @@ class TeacherHandlers:
         updates = {name: {"value": values[name]} for name in CONTROLS if name in values}
         updates["preset"].update(choices=preset_choices(dataset), info=preset.blurb)
         if dataset.startswith(OWN_PREFIX):  # the lesson's folder: offered on every page of the lesson
-            updates["dataset"]["choices"] = [
-                *DATASET_CHOICES,
-                (f"The class's pictures: {get_spec(dataset).title}", dataset),
-            ]
+            updates["dataset"]["choices"] = dataset_choices()
         updates["patch_size"]["choices"] = patch_sizes(values["image_size"])
         for name in lesson.lock:
             updates.setdefault(name, {})["interactive"] = False
