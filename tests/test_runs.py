@@ -277,3 +277,30 @@ def test_cifar10_trains_through_the_service_on_files_in_its_real_format(tmp_path
         assert shown["my_model"].model.config.channels == 3 and shown["mistakes"][0][0] == "airplane"
     finally:
         service.close()
+
+
+def test_a_run_on_your_own_pictures_names_its_classes_in_the_mistakes_the_download_and_a_restore(trainer, tmp_path):
+    from tools.hostile_files import DATASET_CLASSES, dataset_zip
+    from vit_demo.own_data import read_archive
+    from vit_demo.service.own_sets import keep
+
+    key = keep(read_archive(dataset_zip(tmp_path)))
+    knobs = tiny_knobs(dataset=key, image_size=32, patch_size=8, batch_size=16, epochs=2)
+    shown = merged(run_all(trainer.runs.open(knobs, "page")))
+    assert shown["status"].startswith("### Test accuracy")
+    class_names, _ = shown["mistakes"]
+    assert tuple(class_names) == DATASET_CLASSES
+    mine = shown["my_model"]
+    split = mistakes.final_test_split(mine, trainer.settings.data_dir, trainer.settings.test_limit)
+    assert len(split) == mine.info["training"]["test_images"] == 6  # the held-out fifth
+    items, note = mistakes.gallery(mine, "circles", "squares", trainer.settings.data_dir, 256)
+    assert "circles" in note and "squares" in note and all(c.startswith("✗ squares: ") for _, c in items)
+    _, info = checkpoints.load(shown["download"])
+    assert info["class_names"] == list(DATASET_CLASSES) and info["title"] == "shapes" and info["dataset"] == key
+    back = trainer.runs.restore(str(shown["download"]), "other page")
+    assert back["status"].startswith("### Restored") and back["my_model"].spec.class_names == DATASET_CLASSES
+    from vit_demo import data
+
+    data._own.pop(key)  # a server that no longer holds the pictures asks for them again, by name
+    with pytest.raises(ValueError, match="these pictures are no longer on this server: add your own pictures again"):
+        trainer.runs.restore(str(shown["download"]), "third page")
