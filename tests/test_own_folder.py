@@ -132,3 +132,22 @@ def test_only_the_servers_file_may_name_a_folder_and_a_broken_one_is_said_in_the
     broken = parse_lesson(read_lesson_file(lesson_in(tmp_path, dataset="mnist")))
     assert broken.values["dataset"] == "mnist"  # the file's other values still hold
     assert "dataset_folder cannot be used: squares/0.png in shapes" in " ".join(broken.problems)
+
+
+def test_the_server_reads_the_lessons_folder_when_it_starts(tmp_path, tiny_checkpoints, monkeypatch):
+    import threading
+
+    from ui_helpers import settings_for
+
+    from vit_demo.service.server import Service
+
+    class_folder(tmp_path)
+    monkeypatch.setenv("VIT_DEMO_LESSON", str(lesson_in(tmp_path)))
+    read = threading.Event()
+    monkeypatch.setattr(own_sets, "read_folder", lambda folder: read.set() or read_folder(folder))
+    service = Service(settings_for(tmp_path, tiny_checkpoints))
+    try:
+        service.start()  # before any page asks for the lesson
+        assert read.wait(timeout=120), "the lesson's folder was not read when the server started"
+    finally:
+        service.close()
