@@ -290,3 +290,33 @@ def test_the_shuffle_verdict_is_about_the_order_even_when_dropping_position_chan
         "Without `pos_embedding`, in order **dog** (60%) → shuffled **dog** (60%): the same guess"
     )
     assert "with `pos_embedding`: **cat** (70%)" in summary
+
+
+def test_an_explore_that_ends_after_a_newer_one_of_the_same_page_is_not_shown(explore, monkeypatch):
+    import threading
+    from types import SimpleNamespace
+
+    from ui_helpers import digit
+
+    older_running, newer_done = threading.Event(), threading.Event()
+    real = explain.explain
+
+    def slow_for_the_first(*args, **kwargs):
+        if not older_running.is_set():  # the example explored as the tab opened: slow on a busy server
+            older_running.set()
+            assert newer_done.wait(timeout=120)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(explain, "explain", slow_for_the_first)
+    page, other = SimpleNamespace(session_hash="page"), SimpleNamespace(session_hash="other")
+    older = {}
+    thread = threading.Thread(target=lambda: older.update(shown=explore.explore(explore_values(), request=page)))
+    thread.start()
+    assert older_running.wait(timeout=120)
+    uploaded = digit()
+    newer = explore.explore(explore_values(image=uploaded), request=page)  # the picture just uploaded
+    elsewhere = explore.explore(explore_values(image=uploaded), request=other)
+    newer_done.set()
+    thread.join(timeout=120)
+    assert newer["image"] is uploaded and elsewhere["image"] is uploaded
+    assert older["shown"] == {}  # nothing: the upload stays on show

@@ -5,6 +5,7 @@ in `views.VIEWS` with its `Drawing`); `ExploreControls.updates` places them on t
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import fields
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from .endpoints import placed as place
 from .errors import user_errors
 from .experiment_tab import wire_experiment_tab
 from .explore_tab import ExploreControls, class_choices, head_choices
-from .state import SessionState
+from .state import SessionState, page_key
 
 # What an explore reads, by name: the public endpoint's parameters first (in this order; the
 # states after them are the page's own and not part of the API).
@@ -61,6 +62,10 @@ class ExploreHandlers:
         self.library = library
         self.examples_dir = examples_dir
         self._shown = RecentlyShown()
+        # Two explores of one page can run at once and end in either order: only the newest
+        # is shown, or an example explored as the tab opened could cover the picture just uploaded.
+        self._newest = RecentlyShown(4096)  # page -> the number of its newest explore
+        self._numbers = itertools.count()
 
     def examples(self, loaded: LoadedModel) -> list[tuple[str, str]]:
         """The shipped examples of the model's dataset, or a person's own held-out pictures."""
@@ -124,10 +129,13 @@ class ExploreHandlers:
     # ------------------------------------------------------------------ explaining and the views
 
     @user_errors
-    def explore(self, values: dict) -> dict:
+    def explore(self, values: dict, *, request: gr.Request = None) -> dict:
         """Predict and explain the picture (the dataset's first example when there is none yet)
         with the chosen model: the picture, the prediction, what the model sees, the explored
-        picture, no patch chosen, and the open view drawn (the others cleared: drawn when opened)."""
+        picture, no patch chosen, and the open view drawn (the others cleared: drawn when opened);
+        nothing if a newer explore of the page began meanwhile."""
+        page, number = page_key(request), next(self._numbers)
+        self._newest.put(page, number)
         loaded, image, open_view = self._model(values), values["image"], values["open_view"]
         if image is None:
             examples = self.examples(loaded)
@@ -151,9 +159,11 @@ class ExploreHandlers:
             }
             if key:
                 self._shown.put(key, shown)
+        if request is not None and self._newest.get(page) != number:
+            return {}
         return {"image": image, **shown}
 
-    def open_tab(self, values: dict) -> dict:
+    def open_tab(self, values: dict, *, request: gr.Request = None) -> dict:
         """Opening the tab: explore (the first example, if no picture is chosen) unless
         something is on show already, or there is no model to show yet (the note under the
         menu says how to get one)."""
@@ -163,7 +173,7 @@ class ExploreHandlers:
             self._model(values)
         except ValueError:
             return {}
-        return self.explore(values)
+        return self.explore(values, request=request)
 
     def view_opener(self, view: str):
         """The handler for `view` opened (or its controls changed): drawn for the explored picture."""
