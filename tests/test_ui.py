@@ -245,7 +245,8 @@ def test_a_lessons_folder_of_pictures_is_every_pages_dataset(demo, tmp_path, mon
         assert ("The class's pictures: shapes", dataset["value"]) in dataset["choices"]
         assert updates[teacher.tab.preset]["value"] == recipe_for(dataset["value"]).presets[0].name
         assert updates[teacher.tab.knobs["image_size"]]["value"] == get_spec(dataset["value"]).image_size
-        assert "Left out" not in updates[teacher.banner].value
+        banner = updates[teacher.banner].value
+        assert "Left out" not in banner and "3 classes (circles, squares, triangles), 18 pictures to learn" in banner
     build = handlers_of(demo, "use_archive")  # a student brings a zip of their own: both are offered
     (tmp_path / "mine").mkdir()
     mine = build.use_archive({build.tab.own.archive: str(dataset_zip(tmp_path / "mine", per_class=5, name="mine.zip"))})

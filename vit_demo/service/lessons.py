@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import settings
-from ..data import DATASETS, get_spec
+from ..data import DATASETS, OWN_PREFIX, get_spec
 from ..own_data import OwnDataError
 from ..recipes import recipe_for
 from ..summaries import format_bytes
@@ -306,6 +306,14 @@ def banner_text(lesson: Lesson) -> str:
     lines = [f"### {lesson.title}" if lesson.title else "### Your teacher set up this lesson"]
     if lesson.lock:
         lines.append(f"Fixed for this lesson: {', '.join(f'`{n}`' for n in sorted(lesson.lock))}.")
+    dataset = str(lesson.values.get("dataset", ""))
+    if dataset.startswith(OWN_PREFIX):
+        spec = get_spec(dataset)
+        lines.append(
+            f"**The class's pictures ({escape_markdown(spec.title)}):** {len(spec.class_names)} classes "
+            f"({escape_markdown(', '.join(spec.class_names))}), {spec.train_images} pictures to learn from and "
+            f"{spec.test_images} held out to test on."
+        )
     if lesson.class_run:
         lines.append(
             "**A class run:** when your teacher starts the lesson's run, your **② Train** tab shows it live, and "
