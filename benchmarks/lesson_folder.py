@@ -1,6 +1,7 @@
 """What a lesson's folder of pictures (`dataset_folder`) costs the server: listing it, reading it
-once (decoding and preparing every picture) and each page's later look (a listing, then the
-kept dataset), for a folder at the limit of 2,000 pictures.
+once (decoding and preparing every picture; against decoding each JPEG whole, in the same run)
+and each page's later look (a listing, then the kept dataset), for a folder at the limit of
+2,000 pictures, or phone photos with `--side 4000`.
 
     python -m benchmarks.lesson_folder [--classes 10] [--per-class 200] [--side 480] [--repeat 3]
 
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from vit_demo import own_data
 from vit_demo.machine import Machine
 from vit_demo.own_folder import list_folder, read_folder
 from vit_demo.service import own_sets
@@ -59,6 +61,19 @@ def timed(step, repeat: int) -> tuple[float, object]:
     return statistics.median(seconds), result
 
 
+def decoded_whole(folder, repeat: int) -> float | None:
+    """Seconds to read the folder with every JPEG decoded at its full size (the peer of the
+    draft decode, same files, same run); None when that is over the pixel budget."""
+    kept = own_data.DECODED_SIDE
+    own_data.DECODED_SIDE = 0
+    try:
+        return timed(lambda: read_folder(folder), repeat)[0]
+    except own_data.OwnDataError:
+        return None
+    finally:
+        own_data.DECODED_SIDE = kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, default=10)
@@ -75,12 +90,17 @@ def main() -> None:
         print(f"folder: {count:,} JPEGs of {args.side}x{args.side * 3 // 4}, {size / 2**20:.1f} MB")
         listing_s, folder = timed(lambda: list_folder(root), args.repeat)
         read_s, own = timed(lambda: read_folder(folder), args.repeat)
+        whole_s = decoded_whole(folder, args.repeat)
         first_s, key = timed(lambda: own_sets.lesson_dataset(root), 1)
         later_s, again = timed(lambda: own_sets.lesson_dataset(root), args.repeat)
         assert again == key
         held = own.train.images.numel() + own.test.images.numel()
         print(f"list the folder (counts, sizes; nothing opened): {listing_s * 1000:.0f} ms")
         print(f"read it (decode and prepare every picture):      {read_s:.1f} s ({count / read_s:,.0f} pictures/s)")
+        if whole_s is None:
+            print("decoded whole instead: over the dataset's pixel budget, refused")
+        else:
+            print(f"decoded whole instead (no JPEG draft):           {whole_s:.1f} s ({whole_s / read_s:.1f}x as long)")
         print(f"first page of the lesson (list, read, keep):      {first_s:.1f} s")
         print(f"every later page (list, then the kept dataset):  {later_s * 1000:.0f} ms")
         print(f"held in memory: {held / 2**20:.1f} MB ({len(own.train):,} to learn from, {len(own.test):,} held out)")

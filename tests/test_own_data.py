@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from tools.hostile_files import DATASET_CLASSES, dataset_zip, hostile_dataset_zips, shape_picture
 from vit_demo import own_data
@@ -261,3 +261,18 @@ def test_reading_a_dataset_does_not_import_gradio():
 
     code = "import sys, vit_demo.own_data; print('gradio' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_phone_photos_decode_small_so_a_class_of_them_fits_the_pixel_budget(tmp_path, monkeypatch):
+    """A JPEG is decoded at a fraction of its size (still sharp at 64x64); a PNG cannot be."""
+    photo = Image.new("RGB", (4000, 3000), (200, 180, 160))  # a 12-megapixel phone photo's size
+    ImageDraw.Draw(photo).ellipse((1000, 500, 3000, 2500), fill=(30, 60, 200))
+    monkeypatch.setattr(own_data, "MAX_TOTAL_PIXELS", 2_000_000)  # under one such photo decoded whole
+    members = {}
+    for kind, format in (("jpg", "JPEG"), ("png", "PNG")):
+        buffer = io.BytesIO()
+        photo.save(buffer, format=format)
+        members[kind] = {f"{name}/{n}.{kind}": buffer.getvalue() for name in ("a", "b") for n in range(2)}
+    dataset = own_data.read_archive(zipped(tmp_path / "photos.zip", members["jpg"]))
+    assert dataset.train.images.shape[-2:] == (SOURCE_SIZE, SOURCE_SIZE) and len(dataset.test) == 2
+    assert "megapixels in all" in refusal(zipped(tmp_path / "pngs.zip", members["png"]))
