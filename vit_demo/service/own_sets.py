@@ -50,8 +50,8 @@ def lesson_dataset(path: str | os.PathLike) -> str:
     folder = list_folder(path)
     with _folder_lock:  # thirty pages opening the lesson at once: one reads, the others wait for it
         signature, outcome = _folders.get(str(path), ((), None))
-        held = isinstance(outcome, str) and own_pictures(outcome) is not None
-        if signature != folder.signature or not (held or isinstance(outcome, OwnDataError)):
+        usable = isinstance(outcome, OwnDataError) or (outcome is not None and own_pictures(outcome) is not None)
+        if signature != folder.signature or not usable:
             try:
                 outcome = keep(read_folder(folder), lesson=True)
             except OwnDataError as error:  # kept too: a broken folder is not read again for every page

@@ -34,12 +34,11 @@ DATASET_CHOICES = [
 ]
 
 
-def dataset_choices(own: tuple[str, str] | None = None) -> list[tuple[str, str]]:
-    """The bundled sets; the lesson's folder of pictures, on every page when the server's lesson
-    has one; and this page's `own` pictures."""
-    shared = str(server_lesson().values.get("dataset", ""))
-    lesson = [(f"The class's pictures: {get_spec(shared).title}", shared)] if shared.startswith(OWN_PREFIX) else []
-    return [*DATASET_CHOICES, *lesson, *([own] if own else [])]
+def dataset_choices(lesson: str, own: tuple[str, str] | None = None) -> list[tuple[str, str]]:
+    """The bundled sets; the lesson's folder of pictures when `lesson` (the lesson's dataset) is
+    one, on every page of the lesson; and this page's `own` pictures."""
+    shared = [(f"The class's pictures: {get_spec(lesson).title}", lesson)] if lesson.startswith(OWN_PREFIX) else []
+    return [*DATASET_CHOICES, *shared, *([own] if own else [])]
 
 
 def patch_sizes(image_size: int) -> list[int]:
@@ -170,9 +169,10 @@ class BuildHandlers:
         if choice is None:
             return {own.status: said}
         chosen = self.choose_dataset({self.tab.dataset: choice[1]})
+        lesson = str(server_lesson().values.get("dataset", ""))  # a folder lesson's choice stays
         return {
             **chosen,
-            self.tab.dataset: gr.Radio(choices=dataset_choices(choice), value=choice[1]),
+            self.tab.dataset: gr.Radio(choices=dataset_choices(lesson, choice), value=choice[1]),
             own.status: said,
         }
 

@@ -7,7 +7,6 @@ from urllib.parse import urlencode, urlsplit
 
 import gradio as gr
 
-from ..data import OWN_PREFIX
 from ..recipes import recipe_for
 from ..service.knobs import Knobs
 from ..service.lessons import CONTROLS, banner_text, server_lesson
@@ -38,8 +37,7 @@ class TeacherHandlers:
         values = {**Knobs.of_preset(dataset, preset).values, "preset": preset.name, **lesson.values}
         updates = {name: {"value": values[name]} for name in CONTROLS if name in values}
         updates["preset"].update(choices=preset_choices(dataset), info=preset.blurb)
-        if dataset.startswith(OWN_PREFIX):  # the lesson's folder: offered on every page of the lesson
-            updates["dataset"]["choices"] = dataset_choices()
+        updates["dataset"]["choices"] = dataset_choices(dataset)  # with the lesson's folder, if it has one
         updates["patch_size"]["choices"] = patch_sizes(values["image_size"])
         for name in lesson.lock:
             updates.setdefault(name, {})["interactive"] = False
